@@ -1,0 +1,505 @@
+//! Snowflake IDs: 63 bits, time-ordered, unique per worker without coordination.
+//!
+//! ```text
+//!  63 62                                     22 21        12 11          0
+//!  +--+----------------------------------------+------------+-------------+
+//!  |0 | milliseconds since 2024-01-01 (41 bits) | worker (10) | sequence (12)|
+//!  +--+----------------------------------------+------------+-------------+
+//! ```
+//!
+//! The generator keeps `(last millisecond, sequence)` packed in one `AtomicU64` and
+//! advances it with a compare-and-swap, so concurrent callers never take a lock and never
+//! get the same ID. It reads its state *before* the clock: a state written by another
+//! thread then always comes from a clock reading no later than ours, so a race between
+//! threads is never mistaken for the clock going backwards.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::clock::{ms_to_datetime, Clock};
+
+/// The custom epoch, 2024-01-01T00:00:00Z, in Unix milliseconds.
+pub const EPOCH_MS: u64 = 1_704_067_200_000;
+/// Bits of the millisecond timestamp (about 69 years).
+pub const TIMESTAMP_BITS: u32 = 41;
+/// Bits of the worker ID.
+pub const WORKER_BITS: u32 = 10;
+/// Bits of the per-millisecond sequence.
+pub const SEQUENCE_BITS: u32 = 12;
+/// The largest worker ID.
+pub const MAX_WORKER_ID: u16 = (1 << WORKER_BITS) - 1;
+const MAX_SEQUENCE: u64 = (1 << SEQUENCE_BITS) - 1;
+const MAX_TIMESTAMP: u64 = (1 << TIMESTAMP_BITS) - 1;
+const TIMESTAMP_SHIFT: u32 = WORKER_BITS + SEQUENCE_BITS;
+/// How long a caller may wait for the clock to reach a fresh millisecond when the
+/// sequence is used up before it concludes the clock has stalled.
+const STALL_LIMIT: Duration = Duration::from_millis(100);
+
+/// A Snowflake ID. Always below 2^63, so it fits PostgreSQL's `BIGINT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Snowflake(u64);
+
+impl Snowflake {
+    /// Wraps a raw value, refusing anything that does not fit in 63 bits.
+    pub fn from_u64(raw: u64) -> Option<Self> {
+        (raw <= i64::MAX as u64).then_some(Self(raw))
+    }
+
+    /// Wraps a value read from a `BIGINT` column.
+    pub fn from_i64(raw: i64) -> Option<Self> {
+        u64::try_from(raw).ok().map(Self)
+    }
+
+    /// Assembles an ID from its parts (each is masked to its width).
+    pub fn from_parts(ms_since_epoch: u64, worker: u16, sequence: u64) -> Self {
+        Self(
+            (ms_since_epoch & MAX_TIMESTAMP) << TIMESTAMP_SHIFT
+                | (u64::from(worker) & u64::from(MAX_WORKER_ID)) << SEQUENCE_BITS
+                | (sequence & MAX_SEQUENCE),
+        )
+    }
+
+    /// The smallest ID minted during the Unix millisecond `unix_ms`: where a shard
+    /// range that starts at that instant begins. Instants before the epoch map to 0.
+    pub fn first_of_ms(unix_ms: u64) -> Self {
+        Self::from_parts(unix_ms.saturating_sub(EPOCH_MS), 0, 0)
+    }
+
+    /// The raw value.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The value as a `BIGINT`.
+    pub fn as_i64(self) -> i64 {
+        // Cannot wrap: every constructor keeps the value below 2^63.
+        self.0 as i64
+    }
+
+    /// Unix milliseconds at which the ID was minted.
+    pub fn unix_ms(self) -> u64 {
+        (self.0 >> TIMESTAMP_SHIFT) + EPOCH_MS
+    }
+
+    /// The instant at which the ID was minted.
+    pub fn timestamp(self) -> DateTime<Utc> {
+        ms_to_datetime(self.unix_ms())
+    }
+
+    /// The worker that minted the ID.
+    pub fn worker(self) -> u16 {
+        ((self.0 >> SEQUENCE_BITS) & u64::from(MAX_WORKER_ID)) as u16
+    }
+
+    /// The position of the ID within its millisecond.
+    pub fn sequence(self) -> u64 {
+        self.0 & MAX_SEQUENCE
+    }
+}
+
+impl fmt::Display for Snowflake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Why no ID could be issued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The clock went back further than the generator is willing to wait out.
+    #[error(
+        "the clock moved backwards by {behind_ms} ms (waiting is allowed up to {limit_ms} ms)"
+    )]
+    ClockMovedBackwards { behind_ms: u64, limit_ms: u64 },
+    /// The clock reads a time outside the 41-bit window that starts at the epoch.
+    #[error("the clock reads {unix_ms} ms since 1970, outside the ID space")]
+    ClockOutOfRange { unix_ms: u64 },
+    /// The sequence is used up and the clock did not reach the next millisecond.
+    #[error("the clock has not advanced for {0:?} with the sequence exhausted")]
+    ClockStalled(Duration),
+}
+
+/// Counters the metrics module exports.
+#[derive(Debug, Default)]
+pub struct IdStats {
+    /// IDs handed out.
+    pub issued: AtomicU64,
+    /// Times a caller waited for a clock that had stepped back a little.
+    pub clock_waits: AtomicU64,
+    /// Requests failed because the clock stepped back too far.
+    pub clock_failures: AtomicU64,
+    /// Times the 4,096 IDs of one millisecond ran out and a caller waited for the next.
+    pub sequence_exhausted: AtomicU64,
+}
+
+enum Attempt {
+    Issued(Snowflake),
+    /// The clock is behind the last issued millisecond by this much (within the limit).
+    Behind(u64),
+    /// All 4,096 sequence numbers of the current millisecond are taken.
+    Exhausted,
+}
+
+/// Issues Snowflake IDs for one worker.
+pub struct SnowflakeGenerator {
+    worker: u16,
+    clock: Arc<dyn Clock>,
+    /// `(ms since epoch) << SEQUENCE_BITS | sequence` of the last issued ID.
+    state: AtomicU64,
+    max_backward_ms: u64,
+    stats: IdStats,
+}
+
+impl fmt::Debug for SnowflakeGenerator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnowflakeGenerator")
+            .field("worker", &self.worker)
+            .field("max_backward_ms", &self.max_backward_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnowflakeGenerator {
+    /// A generator for `worker` (0–1023) that waits out backward clock steps of up to
+    /// `max_backward` and fails on larger ones.
+    ///
+    /// # Panics
+    /// If `worker` exceeds [`MAX_WORKER_ID`]; configuration validation rules that out.
+    pub fn new(worker: u16, clock: Arc<dyn Clock>, max_backward: Duration) -> Self {
+        assert!(worker <= MAX_WORKER_ID, "worker id {worker} out of range");
+        Self {
+            worker,
+            clock,
+            state: AtomicU64::new(0),
+            max_backward_ms: u64::try_from(max_backward.as_millis()).unwrap_or(u64::MAX),
+            stats: IdStats::default(),
+        }
+    }
+
+    /// The worker ID this generator stamps into every ID.
+    pub fn worker(&self) -> u16 {
+        self.worker
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> &IdStats {
+        &self.stats
+    }
+
+    fn attempt(&self) -> Result<Attempt, IdError> {
+        loop {
+            let current = self.state.load(Ordering::Acquire);
+            let now = self.clock.now_ms();
+            let since_epoch = now
+                .checked_sub(EPOCH_MS)
+                .filter(|ms| *ms <= MAX_TIMESTAMP)
+                .ok_or(IdError::ClockOutOfRange { unix_ms: now })?;
+            let last = current >> SEQUENCE_BITS;
+            let next = if since_epoch > last {
+                since_epoch << SEQUENCE_BITS
+            } else if since_epoch == last {
+                if current & MAX_SEQUENCE == MAX_SEQUENCE {
+                    return Ok(Attempt::Exhausted);
+                }
+                current + 1
+            } else {
+                let behind_ms = last - since_epoch;
+                if behind_ms > self.max_backward_ms {
+                    self.stats.clock_failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(IdError::ClockMovedBackwards {
+                        behind_ms,
+                        limit_ms: self.max_backward_ms,
+                    });
+                }
+                return Ok(Attempt::Behind(behind_ms));
+            };
+            if self
+                .state
+                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.stats.issued.fetch_add(1, Ordering::Relaxed);
+                return Ok(Attempt::Issued(Snowflake::from_parts(
+                    next >> SEQUENCE_BITS,
+                    self.worker,
+                    next & MAX_SEQUENCE,
+                )));
+            }
+        }
+    }
+
+    /// Issues the next ID, waiting (asynchronously) for a small backward clock step to
+    /// pass or for the next millisecond when this one's sequence is used up.
+    ///
+    /// # Errors
+    /// [`IdError::ClockMovedBackwards`] when the clock is further behind than allowed,
+    /// or stays behind longer than that in total; [`IdError::ClockOutOfRange`] and
+    /// [`IdError::ClockStalled`] for a clock that cannot be trusted at all.
+    pub async fn next_id(&self) -> Result<Snowflake, IdError> {
+        let mut waited_ms = 0;
+        let mut exhausted_since: Option<Instant> = None;
+        loop {
+            match self.attempt()? {
+                Attempt::Issued(id) => return Ok(id),
+                Attempt::Behind(ms) => {
+                    waited_ms += self.note_wait(ms, waited_ms)?;
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                Attempt::Exhausted => {
+                    self.note_exhausted(&mut exhausted_since)?;
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    }
+
+    /// The same as [`next_id`](Self::next_id) for callers outside an async runtime
+    /// (bulk seeding, benchmarks): it blocks the thread instead of yielding.
+    ///
+    /// # Errors
+    /// As for [`next_id`](Self::next_id).
+    pub fn next_id_blocking(&self) -> Result<Snowflake, IdError> {
+        let mut waited_ms = 0;
+        let mut exhausted_since: Option<Instant> = None;
+        loop {
+            match self.attempt()? {
+                Attempt::Issued(id) => return Ok(id),
+                Attempt::Behind(ms) => {
+                    waited_ms += self.note_wait(ms, waited_ms)?;
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
+                Attempt::Exhausted => {
+                    self.note_exhausted(&mut exhausted_since)?;
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+
+    /// Accounts for one wait of `ms`, failing once the total would pass the limit.
+    fn note_wait(&self, ms: u64, waited_ms: u64) -> Result<u64, IdError> {
+        if waited_ms + ms > self.max_backward_ms {
+            self.stats.clock_failures.fetch_add(1, Ordering::Relaxed);
+            return Err(IdError::ClockMovedBackwards {
+                behind_ms: waited_ms + ms,
+                limit_ms: self.max_backward_ms,
+            });
+        }
+        if waited_ms == 0 {
+            self.stats.clock_waits.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(ms)
+    }
+
+    fn note_exhausted(&self, since: &mut Option<Instant>) -> Result<(), IdError> {
+        match since {
+            None => {
+                self.stats
+                    .sequence_exhausted
+                    .fetch_add(1, Ordering::Relaxed);
+                *since = Some(Instant::now());
+            }
+            Some(start) if start.elapsed() > STALL_LIMIT => {
+                return Err(IdError::ClockStalled(start.elapsed()));
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::clock::{ManualClock, SystemClock};
+    use std::collections::HashSet;
+
+    const T0: u64 = EPOCH_MS + 1_000_000_000;
+
+    fn manual(ms: u64, max_backward_ms: u64) -> (Arc<ManualClock>, SnowflakeGenerator) {
+        let clock = Arc::new(ManualClock::new(ms));
+        let generator =
+            SnowflakeGenerator::new(7, clock.clone(), Duration::from_millis(max_backward_ms));
+        (clock, generator)
+    }
+
+    #[test]
+    fn an_id_carries_its_time_worker_and_sequence() {
+        let (_clock, generator) = manual(T0, 10);
+        let first = generator.next_id_blocking().unwrap();
+        let second = generator.next_id_blocking().unwrap();
+        assert_eq!(first.unix_ms(), T0);
+        assert_eq!(first.worker(), 7);
+        assert_eq!(first.sequence(), 0);
+        assert_eq!(second.sequence(), 1);
+        assert!(second > first);
+    }
+
+    #[test]
+    fn ids_are_ordered_by_time() {
+        let (clock, generator) = manual(T0, 10);
+        let early = generator.next_id_blocking().unwrap();
+        clock.advance_ms(1);
+        let late = generator.next_id_blocking().unwrap();
+        assert!(late > early);
+        assert_eq!(
+            late.sequence(),
+            0,
+            "a new millisecond restarts the sequence"
+        );
+        assert!(Snowflake::first_of_ms(T0 + 1) <= late);
+        assert!(Snowflake::first_of_ms(T0 + 1) > early);
+    }
+
+    #[test]
+    fn a_million_ids_from_eight_threads_are_all_distinct() {
+        let generator = Arc::new(SnowflakeGenerator::new(
+            3,
+            Arc::new(SystemClock),
+            Duration::from_millis(50),
+        ));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let generator = generator.clone();
+                std::thread::spawn(move || {
+                    (0..125_000)
+                        .map(|_| generator.next_id_blocking().unwrap().get())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut seen = HashSet::with_capacity(1_000_000);
+        for thread in threads {
+            for id in thread.join().unwrap() {
+                assert!(seen.insert(id), "duplicate id {id}");
+            }
+        }
+        assert_eq!(seen.len(), 1_000_000);
+        assert_eq!(generator.stats().issued.load(Ordering::Relaxed), 1_000_000);
+    }
+
+    #[test]
+    fn a_small_backward_step_waits_and_then_issues_a_later_id() {
+        let (clock, generator) = manual(T0, 50);
+        let before = generator.next_id_blocking().unwrap();
+        clock.rewind_ms(5);
+        // A helper thread puts the clock right again while the generator waits.
+        let fixer = {
+            let clock = clock.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(2));
+                clock.set_ms(T0 + 1);
+            })
+        };
+        let after = generator.next_id_blocking().unwrap();
+        fixer.join().unwrap();
+        assert!(after > before);
+        assert_eq!(generator.stats().clock_waits.load(Ordering::Relaxed), 1);
+        assert_eq!(generator.stats().clock_failures.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_small_backward_step_that_never_recovers_fails_after_the_limit() {
+        let (clock, generator) = manual(T0, 20);
+        generator.next_id_blocking().unwrap();
+        clock.rewind_ms(5);
+        let err = generator.next_id_blocking().unwrap_err();
+        assert!(matches!(err, IdError::ClockMovedBackwards { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_large_backward_step_fails_at_once_and_is_counted() {
+        let (clock, generator) = manual(T0, 10);
+        generator.next_id_blocking().unwrap();
+        clock.rewind_ms(1_000);
+        let started = Instant::now();
+        let err = generator.next_id_blocking().unwrap_err();
+        assert_eq!(
+            err,
+            IdError::ClockMovedBackwards {
+                behind_ms: 1_000,
+                limit_ms: 10
+            }
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(10),
+            "must not wait"
+        );
+        assert_eq!(generator.stats().clock_failures.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn the_async_path_waits_out_a_small_step_too() {
+        let (clock, generator) = manual(T0, 50);
+        generator.next_id().await.unwrap();
+        clock.rewind_ms(3);
+        let c = clock.clone();
+        let fixer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            c.set_ms(T0 + 2);
+        });
+        let id = generator.next_id().await.unwrap();
+        fixer.await.unwrap();
+        assert!(id.unix_ms() > T0);
+    }
+
+    #[test]
+    fn an_exhausted_sequence_waits_for_the_next_millisecond() {
+        let (clock, generator) = manual(T0, 10);
+        for expected in 0..=MAX_SEQUENCE {
+            assert_eq!(generator.next_id_blocking().unwrap().sequence(), expected);
+        }
+        let ticker = {
+            let clock = clock.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(5));
+                clock.advance_ms(1);
+            })
+        };
+        let next = generator.next_id_blocking().unwrap();
+        ticker.join().unwrap();
+        assert_eq!(next.unix_ms(), T0 + 1);
+        assert_eq!(next.sequence(), 0);
+        assert_eq!(
+            generator.stats().sequence_exhausted.load(Ordering::Relaxed),
+            1
+        );
+    }
+
+    #[test]
+    fn an_exhausted_sequence_on_a_stopped_clock_fails_instead_of_spinning_forever() {
+        let (_clock, generator) = manual(T0, 10);
+        for _ in 0..=MAX_SEQUENCE {
+            generator.next_id_blocking().unwrap();
+        }
+        assert!(matches!(
+            generator.next_id_blocking(),
+            Err(IdError::ClockStalled(_))
+        ));
+    }
+
+    #[test]
+    fn a_clock_before_the_epoch_is_refused() {
+        let (_clock, generator) = manual(EPOCH_MS - 1, 10);
+        assert_eq!(
+            generator.next_id_blocking(),
+            Err(IdError::ClockOutOfRange {
+                unix_ms: EPOCH_MS - 1
+            })
+        );
+    }
+
+    #[test]
+    fn raw_values_above_63_bits_are_not_ids() {
+        assert!(Snowflake::from_u64(u64::MAX).is_none());
+        assert!(Snowflake::from_i64(-1).is_none());
+        assert_eq!(
+            Snowflake::from_u64(i64::MAX as u64).unwrap().as_i64(),
+            i64::MAX
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! The domain: IDs, codes, URLs and links, with no I/O.
+
+pub mod clock;
+pub mod codes;
+pub mod ids;
+pub mod link;
+pub mod target_url;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use codes::{Alias, AliasError, LinkKey};
+pub use ids::{IdError, Snowflake, SnowflakeGenerator};
+pub use link::{Link, LinkState, NewLink, RedirectKind};
+pub use target_url::{TargetUrl, UrlError, UrlPolicy};

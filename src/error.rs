@@ -1,0 +1,198 @@
+//! One error type for the HTTP API. Every error answers JSON,
+//! `{"error": {"code": "invalid_url", "message": "…"}}`, with a stable machine-readable
+//! code and the right status. 5xx bodies reveal nothing internal; the full cause chain
+//! goes to the log.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::domain::{AliasError, IdError, UrlError};
+use crate::store::StoreError;
+
+/// An error as the API reports it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: Cow<'static, str>,
+    retry_after_s: Option<u32>,
+    source: Option<anyhow::Error>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    /// An error with the given status, code and message.
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after_s: None,
+            source: None,
+        }
+    }
+
+    /// 400: the request is not well formed.
+    pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 422: well formed, but a value breaks a rule.
+    pub fn unprocessable(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// 404.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no link has this code")
+    }
+
+    /// 410 for a link that existed.
+    pub fn gone(code: &'static str, message: &'static str) -> Self {
+        Self::new(StatusCode::GONE, code, message)
+    }
+
+    /// 503 with a `Retry-After`, keeping the cause for the log.
+    pub fn unavailable(
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+        source: anyhow::Error,
+    ) -> Self {
+        Self {
+            retry_after_s: Some(1),
+            source: Some(source),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        }
+    }
+
+    /// 500, keeping the cause for the log.
+    pub fn internal(source: anyhow::Error) -> Self {
+        Self {
+            source: Some(source),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "an unexpected error occurred",
+            )
+        }
+    }
+
+    /// The stable error code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source:#}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.status.is_server_error() {
+            tracing::error!(status = self.status.as_u16(), code = self.code, error = %self, "request failed");
+        }
+        let mut response = HttpResponse::build(self.status);
+        if let Some(s) = self.retry_after_s {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(s)));
+        }
+        response.json(Body {
+            error: Detail {
+                code: self.code,
+                message: &self.message,
+            },
+        })
+    }
+}
+
+impl From<UrlError> for ApiError {
+    fn from(e: UrlError) -> Self {
+        let code = match e {
+            UrlError::TooLong { .. } => "url_too_long",
+            UrlError::Invalid(_) => "invalid_url",
+            UrlError::UnsupportedScheme(_) => "unsupported_scheme",
+            UrlError::MissingHost => "url_missing_host",
+            UrlError::Credentials => "url_has_credentials",
+            UrlError::OwnHost(_) => "url_points_to_shortener",
+        };
+        Self::unprocessable(code, e.to_string())
+    }
+}
+
+impl From<AliasError> for ApiError {
+    fn from(e: AliasError) -> Self {
+        let code = match e {
+            AliasError::Length | AliasError::Alphabet => "invalid_alias",
+            AliasError::Reserved(_) => "alias_reserved",
+            AliasError::LooksGenerated => "alias_looks_generated",
+        };
+        Self::unprocessable(code, e.to_string())
+    }
+}
+
+impl From<IdError> for ApiError {
+    fn from(e: IdError) -> Self {
+        Self::unavailable(
+            "clock_unavailable",
+            "the server cannot issue IDs right now; retry shortly",
+            e.into(),
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::AliasTaken(alias) => Self::new(
+                StatusCode::CONFLICT,
+                "alias_taken",
+                format!("the alias {alias:?} is already taken"),
+            ),
+            StoreError::NoShard(_) => Self::unavailable(
+                "no_shard",
+                "no storage is configured for links created now",
+                e.into(),
+            ),
+            StoreError::Unavailable { ref part, .. } | StoreError::Timeout { ref part } => {
+                let message = format!("storage shard {part} is unavailable; retry shortly");
+                Self::unavailable("shard_unavailable", message, e.into())
+            }
+            StoreError::Internal { .. } => Self::internal(e.into()),
+        }
+    }
+}

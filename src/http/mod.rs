@@ -1,0 +1,105 @@
+//! The HTTP API: one file per route group, wired together in [`routes`].
+
+pub mod health;
+pub mod links;
+pub mod redirect;
+
+use actix_web::error::JsonPayloadError;
+use actix_web::http::StatusCode;
+use actix_web::{guard, web, HttpRequest, HttpResponse};
+use serde_json::error::Category;
+
+use crate::error::ApiError;
+use crate::service::LinkService;
+
+/// What every handler shares.
+pub struct AppState {
+    /// Creates, finds and deletes links.
+    pub links: LinkService,
+    /// The public base URL without a trailing slash.
+    pub public_base: String,
+}
+
+/// Registers every route. Fixed paths come before the catch-all `/{code}`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/healthz")
+            .get(health::healthz)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/readyz")
+            .get(health::readyz)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/links")
+            .post(links::create)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/links/{code}")
+            .get(links::get)
+            .delete(links::delete)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/{code}")
+            .route(
+                web::route()
+                    .guard(guard::Any(guard::Get()).or(guard::Head()))
+                    .to(redirect::follow),
+            )
+            .default_service(web::to(method_not_allowed)),
+    )
+    .default_service(web::to(not_found));
+}
+
+/// Body limits and JSON errors for `web::Json` extractors.
+pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(max_body_bytes)
+        .error_handler(|err, _req| json_error(err).into())
+}
+
+fn json_error(err: JsonPayloadError) -> ApiError {
+    match err {
+        JsonPayloadError::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ),
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {limit} bytes"),
+        ),
+        JsonPayloadError::Deserialize(e) if e.classify() == Category::Data => {
+            ApiError::unprocessable(
+                "invalid_body",
+                format!("the body does not describe a link: {e}"),
+            )
+        }
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+        }
+        other => ApiError::bad_request("bad_request", other.to_string()),
+    }
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such resource",
+    ))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed here", req.method()),
+    ))
+}

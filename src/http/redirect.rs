@@ -1,0 +1,44 @@
+//! `GET /{code}`: the hot path. Resolve, answer with `Location`, nothing else.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::AppState;
+use crate::domain::RedirectKind;
+use crate::error::ApiError;
+
+/// How long browsers may cache a `301` (capped by the link's expiry).
+const PERMANENT_MAX_AGE_S: i64 = 86_400;
+
+/// Redirects to the link's URL with its `301` or `302`.
+pub async fn follow(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let code = req.match_info().get("code").unwrap_or_default();
+    let link = state.links.resolve(code).await?;
+    let location = HeaderValue::from_str(&link.url).map_err(|e| {
+        ApiError::internal(anyhow::anyhow!("stored URL is not a header value: {e}"))
+    })?;
+    let (status, cache) = match link.redirect {
+        // A 302 must come back to us on every click, so that clicks can be counted.
+        RedirectKind::Temporary => (
+            StatusCode::FOUND,
+            HeaderValue::from_static("private, no-store"),
+        ),
+        RedirectKind::Permanent => {
+            let mut max_age = PERMANENT_MAX_AGE_S;
+            if let Some(at) = link.expires_at {
+                max_age = max_age.min((at - state.links.now()).num_seconds().max(0));
+            }
+            let value = HeaderValue::from_str(&format!("public, max-age={max_age}"))
+                .unwrap_or_else(|_| HeaderValue::from_static("no-store"));
+            (StatusCode::MOVED_PERMANENTLY, value)
+        }
+    };
+    Ok(HttpResponse::build(status)
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, cache))
+        .finish())
+}

@@ -1,0 +1,70 @@
+//! The `shortener` binary: parse the command line, load settings, call the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use shortener::config::Settings;
+use shortener::startup::Application;
+use shortener::{commands, telemetry};
+
+#[derive(Parser)]
+#[command(name = "shortener", version, about = "A URL shortener")]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, short, env = "SHORTENER_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Create missing shard databases and apply migrations to every shard.
+    Migrate,
+    /// Print the shard map: name, first ID, first time, URL.
+    Shards,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("shortener: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("shortener: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => {
+                let app = Application::build(settings).await?;
+                app.run_until_stopped().await?;
+                tracing::info!("stopped");
+            }
+            Command::Migrate => print!("{}", commands::migrate(&settings).await?),
+            Command::Shards => print!("{}", commands::shard_table(&settings)),
+        }
+        anyhow::Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shortener: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The link service: what shortening, resolving and deleting mean, independent of HTTP.
+//! Handlers parse input and shape output; everything in between happens here.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::clock::ms_to_datetime;
+use crate::domain::{
+    Alias, Clock, Link, LinkKey, LinkState, NewLink, RedirectKind, SnowflakeGenerator, TargetUrl,
+    UrlPolicy,
+};
+use crate::error::ApiError;
+use crate::store::LinkStore;
+
+/// A request to shorten, as received (validated by [`LinkService::validate`]).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLink {
+    /// The URL to shorten.
+    pub url: String,
+    /// A custom alias instead of a generated code.
+    #[serde(default)]
+    pub alias: Option<String>,
+    /// When the link stops redirecting (RFC 3339).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// 301 or 302 (default).
+    #[serde(default)]
+    pub redirect: Option<u16>,
+}
+
+/// Creates, finds and deletes links.
+pub struct LinkService {
+    store: Arc<dyn LinkStore>,
+    ids: Arc<SnowflakeGenerator>,
+    clock: Arc<dyn Clock>,
+    policy: UrlPolicy,
+}
+
+impl LinkService {
+    /// A service over `store`, minting IDs with `ids`.
+    pub fn new(
+        store: Arc<dyn LinkStore>,
+        ids: Arc<SnowflakeGenerator>,
+        clock: Arc<dyn Clock>,
+        policy: UrlPolicy,
+    ) -> Self {
+        Self {
+            store,
+            ids,
+            clock,
+            policy,
+        }
+    }
+
+    /// The storage behind the service.
+    pub fn store(&self) -> &Arc<dyn LinkStore> {
+        &self.store
+    }
+
+    /// The ID generator.
+    pub fn ids(&self) -> &Arc<SnowflakeGenerator> {
+        &self.ids
+    }
+
+    /// The current time, from the service's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Turns a request into a [`NewLink`], or says which rule it breaks.
+    ///
+    /// # Errors
+    /// 422 with a specific code for a bad URL, alias, expiry or redirect kind.
+    pub fn validate(&self, request: CreateLink) -> Result<NewLink, ApiError> {
+        let url = TargetUrl::parse(&request.url, &self.policy)?;
+        let alias = request.alias.as_deref().map(Alias::parse).transpose()?;
+        if let Some(at) = request.expires_at {
+            if at <= self.clock.now() {
+                return Err(ApiError::unprocessable(
+                    "expires_in_past",
+                    "expires_at must be in the future",
+                ));
+            }
+        }
+        let redirect = match request.redirect {
+            None => RedirectKind::Temporary,
+            Some(status) => RedirectKind::try_from(status)
+                .map_err(|m| ApiError::unprocessable("invalid_redirect", m))?,
+        };
+        Ok(NewLink {
+            url,
+            alias,
+            expires_at: request.expires_at,
+            redirect,
+        })
+    }
+
+    /// Mints an ID and stores the link; returns only once the row is committed, so a
+    /// code that is handed out always resolves.
+    ///
+    /// # Errors
+    /// 409 for a taken alias, 503 when the ID clock or the shard is unavailable.
+    pub async fn create(&self, new: NewLink) -> Result<Link, ApiError> {
+        let id = self.ids.next_id().await?;
+        let link = new.into_link(id, ms_to_datetime(id.unix_ms()));
+        self.store.insert(&link).await?;
+        Ok(link)
+    }
+
+    /// The link a code names, in any state.
+    ///
+    /// # Errors
+    /// 404 when no link has the code; 503 when its shard is unavailable.
+    pub async fn find(&self, code: &str) -> Result<Link, ApiError> {
+        let link = match LinkKey::parse(code) {
+            None => None,
+            Some(LinkKey::Generated(id)) => self
+                .store
+                .get(id)
+                .await?
+                // A link created with an alias is reached by its alias only.
+                .filter(|l| l.alias.is_none()),
+            Some(LinkKey::Alias(alias)) => self.store.get_by_alias(alias.as_ref()).await?,
+        };
+        link.ok_or_else(ApiError::not_found)
+    }
+
+    /// The link a code names, if it may redirect now.
+    ///
+    /// # Errors
+    /// 404 unknown, 410 expired or deleted, 503 shard unavailable.
+    pub async fn resolve(&self, code: &str) -> Result<Link, ApiError> {
+        let link = self.find(code).await?;
+        check_state(&link, self.clock.now())?;
+        Ok(link)
+    }
+
+    /// Deletes the link a code names; it answers 410 from then on.
+    ///
+    /// # Errors
+    /// 404 unknown, 410 already deleted, 503 shard unavailable.
+    pub async fn delete(&self, code: &str) -> Result<(), ApiError> {
+        let link = self.find(code).await?;
+        if link.deleted_at.is_some() || !self.store.mark_deleted(link.id, self.clock.now()).await? {
+            return Err(deleted());
+        }
+        Ok(())
+    }
+}
+
+fn deleted() -> ApiError {
+    ApiError::gone("link_deleted", "this link has been deleted")
+}
+
+/// 410 for a link that may not redirect at `now`.
+///
+/// # Errors
+/// When the link is expired or deleted.
+pub fn check_state(link: &Link, now: DateTime<Utc>) -> Result<(), ApiError> {
+    match link.state(now) {
+        LinkState::Active => Ok(()),
+        LinkState::Expired => Err(ApiError::gone("link_expired", "this link has expired")),
+        LinkState::Deleted => Err(deleted()),
+    }
+}

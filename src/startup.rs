@@ -1,0 +1,127 @@
+//! Building the application from settings, for `main` and for tests alike.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+
+use crate::config::{redact_url, Settings};
+use crate::domain::{Clock, SnowflakeGenerator, SystemClock, UrlPolicy};
+use crate::http::{self, AppState};
+use crate::service::LinkService;
+use crate::store::postgres::ShardedPostgres;
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Builds the service on the system clock.
+    ///
+    /// # Errors
+    /// When storage cannot be set up, a reachable shard has an unknown schema, or the
+    /// listen address cannot be bound.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Builds the service on a given clock (tests step it to cross shard boundaries and
+    /// expiry times without sleeping).
+    ///
+    /// # Errors
+    /// As for [`build`](Self::build).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        log_decisions(&settings);
+        let store = ShardedPostgres::connect(&settings)?;
+        store.check_schema().await?;
+        let ids = Arc::new(SnowflakeGenerator::new(
+            settings.worker_id,
+            clock.clone(),
+            Duration::from_millis(settings.ids.max_clock_wait_ms),
+        ));
+        let policy = UrlPolicy {
+            max_length: settings.links.max_url_length,
+            own_hosts: settings.own_hosts(),
+        };
+        let links = LinkService::new(Arc::new(store), ids, clock, policy);
+        let state = web::Data::new(AppState {
+            links,
+            public_base: settings.public_base().to_owned(),
+        });
+
+        let listener = TcpListener::bind(&settings.listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let json = http::json_config(settings.http.max_body_bytes);
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(json.clone())
+                .configure(http::routes)
+        })
+        .listen(listener)?
+        .shutdown_timeout(settings.http.shutdown_timeout_s);
+        if settings.http.workers > 0 {
+            server = server.workers(settings.http.workers);
+        }
+        tracing::info!(listen = %settings.listen, port, "listening");
+        Ok(Self {
+            port,
+            server: server.run(),
+            state,
+        })
+    }
+
+    /// The port bound (useful with `listen = "127.0.0.1:0"`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// The shared state (tests inspect the ID counters through it).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM or a stop through the handle; in-flight requests
+    /// get `http.shutdown_timeout_s` to finish.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Logs, once, what the service decided at startup (without secrets).
+fn log_decisions(settings: &Settings) {
+    tracing::info!(
+        mode = "distributed",
+        worker_id = settings.worker_id,
+        public_url = %settings.public_url,
+        directory = settings.directory_name(),
+        "starting"
+    );
+    for shard in &settings.shards {
+        tracing::info!(
+            shard = %shard.name,
+            from = %shard.from,
+            first_id = shard.first_id().get(),
+            url = %redact_url(&shard.url),
+            "shard range"
+        );
+    }
+}

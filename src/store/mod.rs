@@ -1,0 +1,75 @@
+//! Where links are kept. One trait, [`LinkStore`], with the range-sharded PostgreSQL
+//! implementation in [`postgres`]; the embedded SQLite one implements the same trait,
+//! and the contract tests in `tests/` run the same functions against each.
+
+pub mod postgres;
+pub mod shard_map;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::{Link, Snowflake};
+
+/// What can go wrong in storage, sorted by what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The alias belongs to another link.
+    #[error("alias {0:?} is already taken")]
+    AliasTaken(String),
+    /// No configured range holds this ID (a time before the first shard's `from`).
+    #[error("no shard covers id {0}")]
+    NoShard(Snowflake),
+    /// A part (shard) cannot be reached or is shutting down: retry later.
+    #[error("storage part {part} is unavailable")]
+    Unavailable {
+        part: String,
+        #[source]
+        source: anyhow::Error,
+    },
+    /// A query ran past its timeout.
+    #[error("storage part {part} timed out")]
+    Timeout { part: String },
+    /// Anything else: a bug or a schema problem.
+    #[error("storage error on {part}")]
+    Internal {
+        part: String,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+/// Whether one part of storage (a shard, the SQLite file) answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartHealth {
+    /// The part's name (`s0`).
+    pub name: String,
+    /// Whether it answered a trivial query in time.
+    pub ok: bool,
+    /// Round trip of that query, in milliseconds.
+    pub latency_ms: f64,
+    /// Why not, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Durable storage of links. Every method returns only after its change is committed.
+#[async_trait]
+pub trait LinkStore: Send + Sync + 'static {
+    /// Stores a new link. When the link has an alias, the alias is reserved first and
+    /// [`StoreError::AliasTaken`] is returned if another link holds it.
+    async fn insert(&self, link: &Link) -> Result<(), StoreError>;
+
+    /// The link with this ID, in whatever state it is.
+    async fn get(&self, id: Snowflake) -> Result<Option<Link>, StoreError>;
+
+    /// The link an alias names, in whatever state it is.
+    async fn get_by_alias(&self, alias: &str) -> Result<Option<Link>, StoreError>;
+
+    /// Marks a link deleted at `at`. Returns false when it was already deleted or does
+    /// not exist.
+    async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Asks every part for a trivial answer, for `/readyz`.
+    async fn health(&self) -> Vec<PartHealth>;
+}

@@ -1,0 +1,271 @@
+//! One shard: a pool, its timeouts, and the repository queries that run on it.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+use crate::config::{redact_url, DatabaseSettings, ShardSettings};
+use crate::domain::{Link, RedirectKind, Snowflake};
+use crate::store::{PartHealth, StoreError};
+
+const INSERT_LINK: &str = "INSERT INTO links (id, alias, url, redirect, created_at, expires_at) \
+                           VALUES ($1, $2, $3, $4, $5, $6)";
+const SELECT_LINK: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at \
+                           FROM links WHERE id = $1";
+const MARK_DELETED: &str = "UPDATE links SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
+const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES ($1, $2, $3) \
+                             ON CONFLICT (alias) DO NOTHING";
+const RELEASE_ALIAS: &str = "DELETE FROM aliases WHERE alias = $1 AND link_id = $2";
+const ALIAS_TARGET: &str = "SELECT link_id FROM aliases WHERE alias = $1";
+
+/// A PostgreSQL database holding one range of the ID space.
+pub struct Shard {
+    name: String,
+    display_url: String,
+    first_id: Snowflake,
+    pool: Pool,
+    query_timeout: Duration,
+}
+
+impl Shard {
+    /// A shard with a lazily connecting pool.
+    ///
+    /// # Errors
+    /// When the URL does not parse or the pool cannot be built.
+    pub fn new(settings: &ShardSettings, db: &DatabaseSettings) -> anyhow::Result<Self> {
+        let mut config: tokio_postgres::Config = settings.url.parse()?;
+        config
+            .connect_timeout(Duration::from_millis(db.connect_timeout_ms))
+            .application_name("shortener")
+            .options(format!("-c statement_timeout={}", db.query_timeout_ms));
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(db.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_millis(db.pool_wait_timeout_ms)))
+            .create_timeout(Some(Duration::from_millis(db.connect_timeout_ms)))
+            .recycle_timeout(Some(Duration::from_millis(db.connect_timeout_ms)))
+            .build()?;
+        Ok(Self {
+            name: settings.name.clone(),
+            display_url: redact_url(&settings.url),
+            first_id: settings.first_id(),
+            pool,
+            query_timeout: Duration::from_millis(db.query_timeout_ms),
+        })
+    }
+
+    /// The shard's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The connection URL with any password hidden.
+    pub fn display_url(&self) -> &str {
+        &self.display_url
+    }
+
+    /// The first ID of the shard's range.
+    pub fn first_id(&self) -> Snowflake {
+        self.first_id
+    }
+
+    /// The connection pool (for tooling such as bulk seeding).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Runs `work` on a pooled connection under the shard's query timeout, turning every
+    /// failure into a [`StoreError`] that names this shard.
+    async fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Object) -> Fut,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let attempt = async {
+            let client = self.pool.get().await.map_err(|e| self.pool_error(e))?;
+            work(client).await.map_err(|e| self.query_error(e))
+        };
+        tokio::time::timeout(self.query_timeout, attempt)
+            .await
+            .map_err(|_| StoreError::Timeout {
+                part: self.name.clone(),
+            })?
+    }
+
+    fn pool_error(&self, e: PoolError) -> StoreError {
+        match e {
+            PoolError::Backend(e) => self.query_error(e),
+            other => StoreError::Unavailable {
+                part: self.name.clone(),
+                source: other.into(),
+            },
+        }
+    }
+
+    fn query_error(&self, e: tokio_postgres::Error) -> StoreError {
+        let part = self.name.clone();
+        let Some(db) = e.as_db_error() else {
+            // No server error: the connection failed or closed under us.
+            return StoreError::Unavailable {
+                part,
+                source: e.into(),
+            };
+        };
+        let code = db.code();
+        if *code == SqlState::QUERY_CANCELED {
+            StoreError::Timeout { part }
+        } else if code.code().starts_with("08")
+            || code.code().starts_with("57P")
+            || *code == SqlState::INVALID_CATALOG_NAME
+            || *code == SqlState::TOO_MANY_CONNECTIONS
+        {
+            StoreError::Unavailable {
+                part,
+                source: e.into(),
+            }
+        } else {
+            StoreError::Internal {
+                part,
+                source: e.into(),
+            }
+        }
+    }
+
+    pub(super) async fn insert_link(&self, link: &Link) -> Result<(), StoreError> {
+        let redirect = link.redirect.status() as i16;
+        self.run(|c| async move {
+            let stmt = c.prepare_cached(INSERT_LINK).await?;
+            c.execute(
+                &stmt,
+                &[
+                    &link.id.as_i64(),
+                    &link.alias,
+                    &link.url,
+                    &redirect,
+                    &link.created_at,
+                    &link.expires_at,
+                ],
+            )
+            .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn get_link(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
+        let row = self
+            .run(|c| async move {
+                let stmt = c.prepare_cached(SELECT_LINK).await?;
+                c.query_opt(&stmt, &[&id.as_i64()]).await
+            })
+            .await?;
+        row.map(|r| self.link_from_row(&r)).transpose()
+    }
+
+    pub(super) async fn mark_deleted(
+        &self,
+        id: Snowflake,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .run(|c| async move {
+                let stmt = c.prepare_cached(MARK_DELETED).await?;
+                c.execute(&stmt, &[&id.as_i64(), &at]).await
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Reserves `alias` for `id`; false when another link holds it.
+    pub(super) async fn reserve_alias(
+        &self,
+        alias: &str,
+        id: Snowflake,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .run(|c| async move {
+                let stmt = c.prepare_cached(RESERVE_ALIAS).await?;
+                c.execute(&stmt, &[&alias, &id.as_i64(), &at]).await
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub(super) async fn release_alias(&self, alias: &str, id: Snowflake) -> Result<(), StoreError> {
+        self.run(|c| async move {
+            let stmt = c.prepare_cached(RELEASE_ALIAS).await?;
+            c.execute(&stmt, &[&alias, &id.as_i64()]).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn alias_target(&self, alias: &str) -> Result<Option<Snowflake>, StoreError> {
+        let row = self
+            .run(|c| async move {
+                let stmt = c.prepare_cached(ALIAS_TARGET).await?;
+                c.query_opt(&stmt, &[&alias]).await
+            })
+            .await?;
+        Ok(row.and_then(|r| Snowflake::from_i64(r.get(0))))
+    }
+
+    /// The schema version the shard is at (`None` when unmigrated).
+    ///
+    /// # Errors
+    /// When the shard cannot be reached.
+    pub async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
+        self.run(|c| async move { super::migrate::schema_version(&c).await })
+            .await
+    }
+
+    pub(super) async fn health(&self) -> PartHealth {
+        let started = Instant::now();
+        let result = self
+            .run(|c| async move { c.simple_query("SELECT 1").await })
+            .await;
+        PartHealth {
+            name: self.name.clone(),
+            ok: result.is_ok(),
+            latency_ms: started.elapsed().as_secs_f64() * 1e3,
+            error: result.err().map(|e| e.to_string()),
+        }
+    }
+
+    fn link_from_row(&self, row: &Row) -> Result<Link, StoreError> {
+        let internal = |msg: String| StoreError::Internal {
+            part: self.name.clone(),
+            source: anyhow::anyhow!(msg),
+        };
+        let raw_id: i64 = row.get(0);
+        let id = Snowflake::from_i64(raw_id).ok_or_else(|| internal(format!("bad id {raw_id}")))?;
+        let status: i16 = row.get(3);
+        let redirect = u16::try_from(status)
+            .map_err(|e| e.to_string())
+            .and_then(RedirectKind::try_from)
+            .map_err(internal)?;
+        Ok(Link {
+            id,
+            alias: row.get(1),
+            url: row.get(2),
+            redirect,
+            created_at: row.get(4),
+            expires_at: row.get(5),
+            deleted_at: row.get(6),
+        })
+    }
+}
