@@ -370,6 +370,7 @@ pub fn redact_url(raw: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
 
@@ -405,7 +406,8 @@ mod tests {
 
     #[test]
     fn broken_configurations_are_refused_with_a_reason() {
-        let cases: Vec<(Box<dyn Fn(&mut Settings)>, &str)> = vec![
+        type Breaker = Box<dyn Fn(&mut Settings)>;
+        let cases: Vec<(Breaker, &str)> = vec![
             (Box::new(|s| s.shards.swap(0, 1)), "increasing order"),
             (
                 Box::new(|s| s.shards[1].from = s.shards[0].from),

@@ -17,7 +17,7 @@
 //! - [`error`]: the API error type; every error is JSON with a stable code.
 //! - [`startup`]: [`startup::Application`], built by `main` and by tests alike.
 //! - [`commands`]: `migrate` and `shards`.
-//! - [`telemetry`]: logging.
+//! - [`telemetry`]: logging and its setup.
 #![forbid(unsafe_code)]
 
 pub mod commands;

@@ -62,7 +62,7 @@ impl TargetUrl {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(UrlError::Credentials);
         }
-        if policy.own_hosts.iter().any(|own| *own == host) {
+        if policy.own_hosts.contains(&host) {
             return Err(UrlError::OwnHost(host));
         }
         let normalised = String::from(url);
@@ -115,7 +115,8 @@ mod tests {
 
     #[test]
     fn refused_urls_say_why() {
-        let cases: &[(&str, fn(&UrlError) -> bool, &str)] = &[
+        type Check = fn(&UrlError) -> bool;
+        let cases: &[(&str, Check, &str)] = &[
             (
                 "javascript:alert(1)",
                 |e| matches!(e, UrlError::UnsupportedScheme(s) if s == "javascript"),

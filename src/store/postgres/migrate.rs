@@ -26,7 +26,7 @@ pub fn latest_version() -> i64 {
 }
 
 /// A lock key so that concurrent `migrate` runs on one database take turns.
-const MIGRATION_LOCK: i64 = 0x5348_4f52_5445_4e; // "SHORTEN"
+const MIGRATION_LOCK: i64 = 0x0053_484f_5254_454e; // "SHORTEN"
 
 /// The schema version of the database behind `client`; `None` when never migrated.
 ///

@@ -1,0 +1,240 @@
+//! The real `shortener` binary: `migrate`, `shards`, config errors, and serving across a
+//! shard boundary that passes while it runs.
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{header, StatusCode};
+use serde_json::{json, Value};
+use support::{admin, connect, pg_server};
+
+fn binary() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shortener"));
+    // Keep the developer's own SHORTENER_* settings out of the test.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SHORTENER_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn write_config(body: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    file.write_all(body.as_bytes()).unwrap();
+    file
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_until_ready(base: &str) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
+            if r.status() == StatusCode::OK {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server at {base} did not become ready");
+}
+
+fn two_shard_config(port: u16, db0: &str, db1: &str, boundary: &str) -> String {
+    let pg = pg_server();
+    format!(
+        r#"
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+worker_id = 1
+directory = "s0"
+[[shards]]
+name = "s0"
+url  = "{pg}/{db0}"
+from = "2024-01-01T00:00:00Z"
+[[shards]]
+name = "s1"
+url  = "{pg}/{db1}"
+from = "{boundary}"
+"#
+    )
+}
+
+#[tokio::test]
+async fn migrate_then_serve_across_a_boundary_a_few_seconds_in_the_future() {
+    // Arrange: two databases that do not exist yet; s1 starts 3 s from now.
+    let suffix = format!("{:x}", rand::random::<u64>());
+    let (db0, db1) = (
+        format!("shortener_test_b0_{suffix}"),
+        format!("shortener_test_b1_{suffix}"),
+    );
+    let boundary_at = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let boundary = boundary_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let port = free_port();
+    let config = write_config(&two_shard_config(port, &db0, &db1, &boundary));
+
+    // `migrate` creates and migrates both; running it twice is harmless.
+    for _ in 0..2 {
+        let out = binary()
+            .arg("migrate")
+            .arg("--config")
+            .arg(config.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("s0: schema version 1") && stdout.contains("s1: schema version 1"),
+            "{stdout}"
+        );
+    }
+
+    // `shards` prints the map.
+    let out = binary()
+        .arg("shards")
+        .env("SHORTENER_CONFIG", config.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    let s1_first_id =
+        shortener::domain::Snowflake::first_of_ms(boundary_at.timestamp_millis() as u64).get();
+    assert!(table.contains(&s1_first_id.to_string()), "{table}");
+    assert!(table.lines().nth(1).unwrap().starts_with("s0"), "{table}");
+
+    // Act: serve; shorten before and after the boundary.
+    let base = format!("http://127.0.0.1:{port}");
+    let _server = Server(
+        binary()
+            .arg("serve")
+            .arg("--config")
+            .arg(config.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_ready(&base).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let shorten = |url: &'static str| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let r = client
+                .post(format!("{base}/api/v1/links"))
+                .json(&json!({ "url": url }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let before = shorten("https://example.com/before").await;
+    let wait = (boundary_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default()
+        + Duration::from_millis(200);
+    tokio::time::sleep(wait).await;
+    let after = shorten("https://example.com/after").await;
+
+    // Assert: different shards, both redirect.
+    let count = |db: String| async move {
+        let c = connect(&format!("{}/{db}", pg_server())).await;
+        c.query_one("SELECT count(*) FROM links", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert_eq!(count(db0.clone()).await, 1, "the early link is on s0");
+    assert_eq!(count(db1.clone()).await, 1, "the late link is on s1");
+    for (link, target) in [
+        (before, "https://example.com/before"),
+        (after, "https://example.com/after"),
+    ] {
+        let r = client
+            .get(link["short_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(r.headers()[header::LOCATION], target);
+    }
+    drop(_server);
+    let admin = admin().await;
+    for db in [db0, db1] {
+        let _ = admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .await;
+    }
+}
+
+#[test]
+fn a_bad_configuration_stops_startup_with_a_clear_message() {
+    let cases = [
+        (
+            two_shard_config(1, "a", "b", "2023-01-01T00:00:00Z"),
+            "before the ID epoch",
+        ),
+        (
+            two_shard_config(1, "a", "b", "2024-01-01T00:00:00Z"),
+            "must not overlap",
+        ),
+        (
+            two_shard_config(1, "a", "b", "2027-01-01T00:00:00Z")
+                .replace("directory = \"s0\"", "directory = \"s9\""),
+            "names no configured shard",
+        ),
+        (
+            two_shard_config(1, "a", "b", "2027-01-01T00:00:00Z")
+                .replace("postgres://", "mysql://"),
+            "must start with postgres://",
+        ),
+    ];
+    for (body, expected) in cases {
+        let config = write_config(&body);
+        let out = binary()
+            .arg("serve")
+            .arg("--config")
+            .arg(config.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{expected}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in {stderr}"
+        );
+    }
+    let out = binary()
+        .args(["serve", "--config", "/nonexistent/shortener.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}

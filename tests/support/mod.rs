@@ -1,0 +1,265 @@
+//! Test helpers: per-test PostgreSQL databases cloned from a template that is migrated
+//! once, and an in-process app on a free port driven over real HTTP.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use reqwest::{Method, Response};
+use serde_json::Value;
+use shortener::config::{Settings, ShardSettings};
+use shortener::domain::ManualClock;
+use shortener::startup::Application;
+use shortener::store::postgres::migrate_url;
+use tokio::sync::OnceCell;
+use tokio_postgres::NoTls;
+
+/// The PostgreSQL server tests use: `SHORTENER_TEST_PG` or the local one.
+pub fn pg_server() -> String {
+    std::env::var("SHORTENER_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// An admin connection to the server's `postgres` database.
+pub async fn admin() -> tokio_postgres::Client {
+    connect(&format!("{}/postgres", pg_server())).await
+}
+
+/// A connection to `url`, its driver spawned on the current runtime.
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    tokio::spawn(conn);
+    client
+}
+
+fn migrations_fingerprint() -> u64 {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut hasher = DefaultHasher::new();
+    for f in files {
+        f.file_name().hash(&mut hasher);
+        std::fs::read(&f).unwrap().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+/// The migrated template database, built once per schema (shared across test binaries,
+/// guarded by an advisory lock so concurrent binaries do not race).
+async fn template() -> &'static str {
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = format!("shortener_tpl_{:016x}", migrations_fingerprint());
+            // A private thread and runtime: the template outlives any one test's runtime.
+            let n = name.clone();
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(build_template(&n))
+            })
+            .join()
+            .unwrap();
+            name
+        })
+        .await
+}
+
+async fn build_template(name: &str) {
+    let admin = admin().await;
+    admin
+        .execute("SELECT pg_advisory_lock(7421)", &[])
+        .await
+        .unwrap();
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .unwrap()
+        .is_some();
+    if !exists {
+        migrate_url(&format!("{}/{name}", pg_server()))
+            .await
+            .unwrap();
+    }
+    // Nobody may stay connected to a template, or cloning it fails.
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&name],
+        )
+        .await
+        .unwrap();
+    admin
+        .execute("SELECT pg_advisory_unlock(7421)", &[])
+        .await
+        .unwrap();
+}
+
+/// A fresh, migrated database of its own; returns its URL.
+pub async fn fresh_database() -> String {
+    let template = template().await;
+    let name = format!("shortener_test_{:016x}", rand::random::<u64>());
+    let admin = admin().await;
+    let mut attempt = 0;
+    loop {
+        match admin
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .await
+        {
+            Ok(()) => break,
+            // Another clone of the same template is in progress: retry.
+            Err(e)
+                if attempt < 50
+                    && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) =>
+            {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("create {name}: {e}"),
+        }
+    }
+    format!("{}/{name}", pg_server())
+}
+
+/// An empty (unmigrated) database of its own; returns its URL.
+pub async fn empty_database() -> String {
+    let name = format!("shortener_test_{:016x}", rand::random::<u64>());
+    admin()
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    format!("{}/{name}", pg_server())
+}
+
+/// The instant test clocks start at.
+pub fn t0() -> DateTime<Utc> {
+    "2026-06-01T12:00:00Z".parse().unwrap()
+}
+
+/// Settings for a test app: a free port, `http://sho.rt` as the public URL, one worker.
+pub fn settings(shards: Vec<ShardSettings>) -> Settings {
+    let mut s = Settings {
+        listen: "127.0.0.1:0".into(),
+        public_url: "http://sho.rt".into(),
+        shards,
+        ..Settings::default()
+    };
+    s.http.workers = 1;
+    s.database.pool_size = 4;
+    s.database.connect_timeout_ms = 1_000;
+    s
+}
+
+/// A shard spec.
+pub fn shard(name: &str, url: &str, from: DateTime<Utc>) -> ShardSettings {
+    ShardSettings {
+        name: name.into(),
+        url: url.into(),
+        from,
+    }
+}
+
+/// A running app and a client with redirects off.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub settings: Settings,
+    pub app: actix_web::web::Data<shortener::http::AppState>,
+}
+
+impl TestApp {
+    /// One shard on a fresh database, the clock at [`t0`].
+    pub async fn single() -> Self {
+        let url = fresh_database().await;
+        Self::spawn(
+            settings(vec![shard(
+                "s0",
+                &url,
+                "2024-01-01T00:00:00Z".parse().unwrap(),
+            )]),
+            Arc::new(ManualClock::at(t0())),
+        )
+        .await
+    }
+
+    /// Builds and starts an app with these settings and clock.
+    pub async fn spawn(settings: Settings, clock: Arc<ManualClock>) -> Self {
+        Self::try_spawn(settings, clock).await.expect("app builds")
+    }
+
+    /// Like [`spawn`](Self::spawn), returning the build error instead of panicking.
+    pub async fn try_spawn(settings: Settings, clock: Arc<ManualClock>) -> anyhow::Result<Self> {
+        if std::env::var_os("TEST_LOG").is_some() {
+            shortener::telemetry::init(&settings.log);
+        }
+        let app = Application::build_with_clock(settings.clone(), clock.clone()).await?;
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state();
+        tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Ok(Self {
+            address,
+            client,
+            clock,
+            settings,
+            app: state,
+        })
+    }
+
+    /// `POST /api/v1/links` with a JSON body.
+    pub async fn shorten(&self, body: Value) -> Response {
+        self.client
+            .post(format!("{}/api/v1/links", self.address))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Shortens `url` and returns the created link, asserting `201`.
+    pub async fn shorten_ok(&self, body: Value) -> Value {
+        let response = self.shorten(body).await;
+        let status = response.status();
+        let json: Value = response.json().await.unwrap();
+        assert_eq!(status, 201, "shorten failed: {json}");
+        json
+    }
+
+    /// `GET /{code}` without following the redirect.
+    pub async fn follow(&self, code: &str) -> Response {
+        self.request(Method::GET, &format!("/{code}")).await
+    }
+
+    /// Any request to a path.
+    pub async fn request(&self, method: Method, path: &str) -> Response {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The `error.code` of a JSON error response, asserting the body is one.
+pub async fn error_code(response: Response) -> String {
+    let body: Value = response.json().await.expect("error bodies are JSON");
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code in {body}"))
+        .to_owned()
+}
