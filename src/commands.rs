@@ -2,12 +2,24 @@
 
 use std::fmt::Write as _;
 
-use crate::config::{redact_url, Settings};
+use crate::config::{redact_url, Mode, Settings};
 use crate::store::postgres::migrate_all;
+use crate::store::sqlite::SqliteStore;
 
 /// The shard map as a table: name, first ID, first time, URL; the directory is marked.
 pub fn shard_table(settings: &Settings) -> String {
     let mut out = String::new();
+    if settings.mode() == Mode::Embedded {
+        let _ = writeln!(
+            out,
+            "embedded mode: no shards; links live in {}",
+            settings
+                .data_dir
+                .join(crate::store::sqlite::DB_FILE)
+                .display()
+        );
+        return out;
+    }
     let _ = writeln!(
         out,
         "{:<12} {:>20}  {:<25} {:<9} URL",
@@ -39,8 +51,20 @@ pub fn shard_table(settings: &Settings) -> String {
 /// # Errors
 /// Naming the first shard that could not be migrated.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<String> {
-    let done = migrate_all(settings).await?;
     let mut out = String::new();
+    if settings.mode() == Mode::Embedded {
+        let (dir, sqlite) = (settings.data_dir.clone(), settings.sqlite.clone());
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir, &sqlite)).await??;
+        let _ = writeln!(
+            out,
+            "sqlite: schema version {} in {}",
+            SqliteStore::latest_version(),
+            store.path().display()
+        );
+        store.close().await;
+        return Ok(out);
+    }
+    let done = migrate_all(settings).await?;
     for (name, version) in done {
         let _ = writeln!(out, "{name}: schema version {version}");
     }

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::domain::ids::{Snowflake, EPOCH_MS, MAX_WORKER_ID};
+use crate::store::sqlite::SqliteSettings;
 
 /// Prefix of the environment variables that override the file.
 pub const ENV_PREFIX: &str = "SHORTENER_";
@@ -26,15 +27,20 @@ pub struct Settings {
     /// Address the HTTP server binds (`127.0.0.1:0` picks a free port).
     pub listen: String,
     /// The public base URL short links are built on (`{public_url}/{code}`). Its host is
-    /// also refused as a link target.
-    pub public_url: String,
+    /// also refused as a link target. Default: `http://{listen}`.
+    pub public_url: Option<String>,
+    /// Embedded mode: the directory of the SQLite file (created when missing).
+    pub data_dir: PathBuf,
+    /// Embedded mode: the SQLite store.
+    pub sqlite: SqliteSettings,
     /// This instance's Snowflake worker ID, 0–1023. Two running instances must never
     /// share one, or they could mint the same ID.
     pub worker_id: u16,
     /// Name of the shard that holds the directory: aliases (later API keys, tenants).
     /// Defaults to the first shard.
     pub directory: Option<String>,
-    /// The range-sharded PostgreSQL databases, ordered by `from`.
+    /// The range-sharded PostgreSQL databases, ordered by `from`. None configured means
+    /// the embedded mode.
     pub shards: Vec<ShardSettings>,
     /// Database pools and timeouts, applied to every shard.
     pub database: DatabaseSettings,
@@ -129,7 +135,9 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
-            public_url: "http://127.0.0.1:8080".into(),
+            public_url: None,
+            data_dir: PathBuf::from("data"),
+            sqlite: SqliteSettings::default(),
             worker_id: 1,
             directory: None,
             shards: Vec::new(),
@@ -204,12 +212,38 @@ fn invalid(msg: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(msg.into())
 }
 
+/// Where links are kept, decided by the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// No shards configured: one SQLite file under `data_dir`.
+    Embedded,
+    /// PostgreSQL shards.
+    Distributed,
+}
+
+/// Command-line flags that override the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
 impl Settings {
     /// Loads defaults, then `file` if given, then the environment, and validates.
     ///
     /// # Errors
     /// A [`ConfigError`] saying what is missing, unreadable or inconsistent.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with(file, &Overrides::default())
+    }
+
+    /// Like [`load`](Self::load), with command-line flags applied last.
+    ///
+    /// # Errors
+    /// As for [`load`](Self::load).
+    pub fn load_with(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = file {
             if !path.exists() {
@@ -218,6 +252,12 @@ impl Settings {
             figment = figment.merge(Toml::file(path));
         }
         figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]));
+        if let Some(listen) = &overrides.listen {
+            figment = figment.merge(Serialized::default("listen", listen));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", dir));
+        }
         let settings: Settings = figment.extract().map_err(Box::new)?;
         settings.validate()?;
         Ok(settings)
@@ -231,8 +271,9 @@ impl Settings {
         self.listen
             .parse::<SocketAddr>()
             .map_err(|e| invalid(format!("listen = {:?}: {e}", self.listen)))?;
-        let public = Url::parse(&self.public_url)
-            .map_err(|e| invalid(format!("public_url = {:?}: {e}", self.public_url)))?;
+        let public_url = self.public_url();
+        let public = Url::parse(&public_url)
+            .map_err(|e| invalid(format!("public_url = {public_url:?}: {e}")))?;
         if !matches!(public.scheme(), "http" | "https") || public.host_str().is_none() {
             return Err(invalid("public_url must be an http(s) URL with a host"));
         }
@@ -242,10 +283,8 @@ impl Settings {
                 self.worker_id
             )));
         }
-        if self.shards.is_empty() {
-            return Err(invalid(
-                "no [[shards]] configured: name at least one PostgreSQL database",
-            ));
+        if self.sqlite.readers == 0 {
+            return Err(invalid("sqlite.readers must be at least 1"));
         }
         let mut names = HashSet::new();
         for (i, shard) in self.shards.iter().enumerate() {
@@ -315,16 +354,33 @@ impl Settings {
         Ok(())
     }
 
-    /// The name of the directory shard.
+    /// Embedded without shards, distributed with them.
+    pub fn mode(&self) -> Mode {
+        if self.shards.is_empty() {
+            Mode::Embedded
+        } else {
+            Mode::Distributed
+        }
+    }
+
+    /// The name of the directory shard (empty in the embedded mode).
     pub fn directory_name(&self) -> &str {
         self.directory
             .as_deref()
-            .unwrap_or_else(|| self.shards[0].name.as_str())
+            .or_else(|| self.shards.first().map(|s| s.name.as_str()))
+            .unwrap_or_default()
+    }
+
+    /// The public base URL as configured, or `http://{listen}`.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
     /// The public base URL without a trailing slash.
-    pub fn public_base(&self) -> &str {
-        self.public_url.trim_end_matches('/')
+    pub fn public_base(&self) -> String {
+        self.public_url().trim_end_matches('/').to_owned()
     }
 
     /// Host names a link may not point at: the public URL's and `links.own_hosts`.
@@ -335,7 +391,7 @@ impl Settings {
             .iter()
             .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
             .collect();
-        if let Some(host) = Url::parse(&self.public_url)
+        if let Some(host) = Url::parse(&self.public_url())
             .ok()
             .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
         {
@@ -426,14 +482,17 @@ mod tests {
                 "bad url",
             ),
             (Box::new(|s| s.shards[1].name = "s0".into()), "used twice"),
-            (Box::new(|s| s.shards.clear()), "no [[shards]]"),
+            (Box::new(|s| s.sqlite.readers = 0), "sqlite.readers"),
             (
                 Box::new(|s| s.shards[0].from = "2023-06-01T00:00:00Z".parse().unwrap()),
                 "before the ID epoch",
             ),
             (Box::new(|s| s.worker_id = 1024), "worker_id"),
             (Box::new(|s| s.listen = "localhost".into()), "listen"),
-            (Box::new(|s| s.public_url = "ftp://x".into()), "public_url"),
+            (
+                Box::new(|s| s.public_url = Some("ftp://x".into())),
+                "public_url",
+            ),
             (
                 Box::new(|s| s.database.query_timeout_ms = 0),
                 "query_timeout_ms",
@@ -478,6 +537,37 @@ mod tests {
             jail.create_file("c.toml", "lisen = \"127.0.0.1:1\"\n")?;
             let err = Settings::load(Some(Path::new("c.toml"))).unwrap_err();
             assert!(err.to_string().contains("lisen"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn no_shards_means_embedded_and_the_public_url_follows_listen() {
+        let s = Settings {
+            listen: "127.0.0.1:9001".into(),
+            ..Settings::default()
+        };
+        s.validate().unwrap();
+        assert_eq!(s.mode(), Mode::Embedded);
+        assert_eq!(s.public_base(), "http://127.0.0.1:9001");
+        assert_eq!(two_shards().mode(), Mode::Distributed);
+    }
+
+    #[test]
+    fn command_line_flags_win_over_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SHORTENER_LISTEN", "127.0.0.1:7000");
+            jail.set_env("SHORTENER_DATA_DIR", "/tmp/from-env");
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.listen, "127.0.0.1:7000");
+            assert_eq!(s.data_dir, PathBuf::from("/tmp/from-env"));
+            let flags = Overrides {
+                listen: Some("127.0.0.1:7001".into()),
+                data_dir: Some("/tmp/from-flag".into()),
+            };
+            let s = Settings::load_with(None, &flags).unwrap();
+            assert_eq!(s.listen, "127.0.0.1:7001");
+            assert_eq!(s.data_dir, PathBuf::from("/tmp/from-flag"));
             Ok(())
         });
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use shortener::config::Settings;
+use shortener::config::{Overrides, Settings};
 use shortener::startup::Application;
 use shortener::{commands, telemetry};
 
@@ -14,15 +14,24 @@ struct Cli {
     /// TOML configuration file.
     #[arg(long, short, env = "SHORTENER_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// Address to listen on (overrides `listen`; also SHORTENER_LISTEN).
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    /// Embedded mode: directory of the SQLite file (overrides `data_dir`; also
+    /// SHORTENER_DATA_DIR).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API (the default).
+    /// Serve the HTTP API (the default). Without [[shards]] in the configuration it
+    /// runs embedded, on a SQLite file under ./data.
     Serve,
-    /// Create missing shard databases and apply migrations to every shard.
+    /// Apply migrations: to every shard (creating missing databases), or to the
+    /// embedded SQLite file.
     Migrate,
     /// Print the shard map: name, first ID, first time, URL.
     Shards,
@@ -30,7 +39,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let overrides = Overrides {
+        listen: cli.listen.clone(),
+        data_dir: cli.data_dir.clone(),
+    };
+    let settings = match Settings::load_with(cli.config.as_deref(), &overrides) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("shortener: {e}");

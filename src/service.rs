@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::domain::clock::ms_to_datetime;
 use crate::domain::{
@@ -92,7 +92,9 @@ impl LinkService {
         Ok(NewLink {
             url,
             alias,
-            expires_at: request.expires_at,
+            // Both stores keep milliseconds; truncating here makes every backend read
+            // back exactly what was accepted.
+            expires_at: request.expires_at.map(|t| t.trunc_subsecs(3)),
             redirect,
         })
     }

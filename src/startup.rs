@@ -7,11 +7,13 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 
-use crate::config::{redact_url, Settings};
+use crate::config::{redact_url, Mode, Settings};
 use crate::domain::{Clock, SnowflakeGenerator, SystemClock, UrlPolicy};
 use crate::http::{self, AppState};
 use crate::service::LinkService;
 use crate::store::postgres::ShardedPostgres;
+use crate::store::sqlite::SqliteStore;
+use crate::store::LinkStore;
 
 /// A built, bound, not yet running service.
 pub struct Application {
@@ -40,8 +42,7 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         log_decisions(&settings);
-        let store = ShardedPostgres::connect(&settings)?;
-        store.check_schema().await?;
+        let store = open_store(&settings).await?;
         let ids = Arc::new(SnowflakeGenerator::new(
             settings.worker_id,
             clock.clone(),
@@ -51,10 +52,10 @@ impl Application {
             max_length: settings.links.max_url_length,
             own_hosts: settings.own_hosts(),
         };
-        let links = LinkService::new(Arc::new(store), ids, clock, policy);
+        let links = LinkService::new(store, ids, clock, policy);
         let state = web::Data::new(AppState {
             links,
-            public_base: settings.public_base().to_owned(),
+            public_base: settings.public_base(),
         });
 
         let listener = TcpListener::bind(&settings.listen)
@@ -97,21 +98,58 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM or a stop through the handle; in-flight requests
-    /// get `http.shutdown_timeout_s` to finish.
+    /// get `http.shutdown_timeout_s` to finish. Then storage is closed: pending writes
+    /// are committed and the embedded database is checkpointed.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.state.links.store().close().await;
+        served
     }
+}
+
+/// Opens the storage the configuration asks for.
+///
+/// # Errors
+/// When the SQLite file cannot be opened or migrated, or a reachable shard has an
+/// unknown schema.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn LinkStore>> {
+    Ok(match settings.mode() {
+        Mode::Embedded => {
+            let dir = settings.data_dir.clone();
+            let sqlite = settings.sqlite.clone();
+            let store =
+                tokio::task::spawn_blocking(move || SqliteStore::open(&dir, &sqlite)).await??;
+            tracing::info!(file = %store.path().display(), "embedded storage ready");
+            Arc::new(store)
+        }
+        Mode::Distributed => {
+            let store = ShardedPostgres::connect(settings)?;
+            store.check_schema().await?;
+            Arc::new(store)
+        }
+    })
 }
 
 /// Logs, once, what the service decided at startup (without secrets).
 fn log_decisions(settings: &Settings) {
+    if settings.mode() == Mode::Embedded {
+        tracing::info!(
+            mode = "embedded",
+            worker_id = settings.worker_id,
+            public_url = %settings.public_url(),
+            data_dir = %settings.data_dir.display(),
+            synchronous = ?settings.sqlite.synchronous,
+            "starting: SQLite storage (configure [[shards]] for the distributed mode)"
+        );
+        return;
+    }
     tracing::info!(
         mode = "distributed",
         worker_id = settings.worker_id,
-        public_url = %settings.public_url,
+        public_url = %settings.public_url(),
         directory = settings.directory_name(),
         "starting"
     );

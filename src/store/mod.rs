@@ -1,9 +1,11 @@
-//! Where links are kept. One trait, [`LinkStore`], with the range-sharded PostgreSQL
-//! implementation in [`postgres`]; the embedded SQLite one implements the same trait,
-//! and the contract tests in `tests/` run the same functions against each.
+//! Where links are kept. One trait, [`LinkStore`], with two implementations: the
+//! range-sharded PostgreSQL of the distributed mode ([`postgres`]) and the single SQLite
+//! file of the embedded mode ([`sqlite`]). The contract tests in `tests/contract.rs` run
+//! the same functions against each.
 
 pub mod postgres;
 pub mod shard_map;
+pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -72,4 +74,7 @@ pub trait LinkStore: Send + Sync + 'static {
 
     /// Asks every part for a trivial answer, for `/readyz`.
     async fn health(&self) -> Vec<PartHealth>;
+
+    /// Finishes pending writes and releases resources, at shutdown. Idempotent.
+    async fn close(&self) {}
 }

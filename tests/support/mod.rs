@@ -151,7 +151,7 @@ pub fn t0() -> DateTime<Utc> {
 pub fn settings(shards: Vec<ShardSettings>) -> Settings {
     let mut s = Settings {
         listen: "127.0.0.1:0".into(),
-        public_url: "http://sho.rt".into(),
+        public_url: Some("http://sho.rt".into()),
         shards,
         ..Settings::default()
     };

@@ -1,0 +1,452 @@
+//! The embedded store: one SQLite file, set up for a server.
+//!
+//! - **WAL** journal, so readers never block the writer or each other.
+//! - **One writer thread** owns the only writing connection. Writes arrive over a
+//!   channel; the thread takes every write that is waiting (up to [`MAX_BATCH`]) and
+//!   commits them in one transaction, each inside its own savepoint so that one failure
+//!   (a taken alias) does not undo the others. With `synchronous = FULL` that is one
+//!   fsync per batch instead of per link: group commit. There is never a second writer,
+//!   so `SQLITE_BUSY` cannot reach a client.
+//! - **Several read-only connections** in a small free list, used on tokio's blocking
+//!   threads, for lookups.
+//!
+//! Each caller gets its answer only after the commit, so a code handed out always
+//! resolves. [`SqliteStore::close`] stops the writer after the writes already queued,
+//! checkpoints the WAL into the main file and closes every connection.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::{LinkStore, PartHealth, StoreError};
+use crate::domain::clock::ms_to_datetime;
+use crate::domain::{Link, RedirectKind, Snowflake};
+
+mod embedded {
+    refinery::embed_migrations!("migrations/sqlite");
+}
+
+/// Most writes committed in one transaction.
+pub const MAX_BATCH: usize = 512;
+/// Writes that may wait for the writer before callers queue up in the channel.
+const WRITE_QUEUE: usize = 4_096;
+/// How long a connection waits on a lock held by another process before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The file inside the data directory.
+pub const DB_FILE: &str = "shortener.db";
+const PART: &str = "sqlite";
+
+const INSERT_LINK: &str = "INSERT INTO links (id, alias, url, redirect, created_at, expires_at) \
+                           VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const SELECT_LINK: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at \
+                           FROM links WHERE id = ?1";
+const SELECT_BY_ALIAS: &str =
+    "SELECT l.id, l.alias, l.url, l.redirect, l.created_at, l.expires_at, \
+                               l.deleted_at FROM aliases a JOIN links l ON l.id = a.link_id \
+                               WHERE a.alias = ?1";
+const MARK_DELETED: &str = "UPDATE links SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL";
+const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES (?1, ?2, ?3) \
+                             ON CONFLICT (alias) DO NOTHING";
+
+/// How hard SQLite pushes commits to the disk.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync at every commit: a committed link survives power loss (the default).
+    Full,
+    /// fsync at checkpoints only: survives a crash of the process, not of the machine.
+    Normal,
+}
+
+/// Settings of the embedded store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqliteSettings {
+    /// Read-only connections for lookups.
+    pub readers: usize,
+    /// `full` (default) or `normal`.
+    pub synchronous: Synchronous,
+}
+
+impl Default for SqliteSettings {
+    fn default() -> Self {
+        Self {
+            readers: 4,
+            synchronous: Synchronous::Full,
+        }
+    }
+}
+
+enum Write {
+    Insert(Link, oneshot::Sender<Result<(), StoreError>>),
+    Delete(
+        Snowflake,
+        DateTime<Utc>,
+        oneshot::Sender<Result<bool, StoreError>>,
+    ),
+}
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    path: PathBuf,
+    writes: Mutex<Option<mpsc::Sender<Write>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    reader_permits: Arc<Semaphore>,
+}
+
+fn internal(e: impl Into<anyhow::Error>) -> StoreError {
+    StoreError::Internal {
+        part: PART.into(),
+        source: e.into(),
+    }
+}
+
+fn unavailable(msg: &str) -> StoreError {
+    StoreError::Unavailable {
+        part: PART.into(),
+        source: anyhow::anyhow!(msg.to_owned()),
+    }
+}
+
+fn open_connection(
+    path: &Path,
+    synchronous: Synchronous,
+    read_only: bool,
+) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let sync = match synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;"
+    ))?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating when needed) `dir/shortener.db`, switches it to WAL, applies
+    /// `migrations/sqlite`, and starts the writer.
+    ///
+    /// # Errors
+    /// When the directory or file cannot be created or migrated.
+    pub fn open(dir: &Path, settings: &SqliteSettings) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
+        let path = dir.join(DB_FILE);
+        let mut writer = open_connection(&path, settings.synchronous, false)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        anyhow::ensure!(
+            mode.eq_ignore_ascii_case("wal"),
+            "{} refused WAL mode ({mode})",
+            path.display()
+        );
+        let report = embedded::migrations::runner().run(&mut writer)?;
+        for m in report.applied_migrations() {
+            tracing::info!(file = %path.display(), version = m.version(), name = m.name(), "applied migration");
+        }
+        let readers = (0..settings.readers.max(1))
+            .map(|_| open_connection(&path, settings.synchronous, true))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(writer, rx))?;
+        Ok(Self {
+            path,
+            reader_permits: Arc::new(Semaphore::new(readers.len())),
+            readers: Arc::new(Mutex::new(readers)),
+            writes: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The latest schema version this binary carries for SQLite.
+    pub fn latest_version() -> i64 {
+        embedded::migrations::runner()
+            .get_migrations()
+            .iter()
+            .map(|m| i64::from(m.version()))
+            .max()
+            .unwrap_or(0)
+    }
+
+    async fn write<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Write,
+    ) -> Result<T, StoreError> {
+        let sender = self
+            .writes
+            .lock()
+            .map_err(|_| unavailable("writer lock poisoned"))?
+            .clone()
+            .ok_or_else(|| unavailable("the store is closed"))?;
+        let (tx, rx) = oneshot::channel();
+        sender
+            .send(make(tx))
+            .await
+            .map_err(|_| unavailable("the writer has stopped"))?;
+        rx.await
+            .map_err(|_| unavailable("the writer has stopped"))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let _permit = self
+            .reader_permits
+            .acquire()
+            .await
+            .map_err(|_| unavailable("the store is closed"))?;
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers
+                .lock()
+                .map_err(|_| unavailable("reader lock poisoned"))?
+                .pop()
+                .ok_or_else(|| unavailable("no reader connection free"))?;
+            let result = work(&conn).map_err(internal);
+            if let Ok(mut free) = readers.lock() {
+                free.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// Stops taking writes, lets the writer commit what is queued, checkpoints the WAL
+    /// into the database file and closes every connection. Idempotent.
+    pub async fn close(&self) {
+        let sender = self.writes.lock().ok().and_then(|mut w| w.take());
+        drop(sender);
+        let thread = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        self.reader_permits.close();
+        if let Ok(mut readers) = self.readers.lock() {
+            readers.clear();
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Without an explicit close, still let the writer finish and checkpoint.
+        if let Ok(mut w) = self.writes.lock() {
+            w.take();
+        }
+        if let Some(thread) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Write>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, &mut batch);
+    }
+    // The channel is closed and drained: fold the WAL into the main file.
+    let started = Instant::now();
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(0) => tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "sqlite checkpointed and closed"
+        ),
+        Ok(busy) => tracing::warn!(busy, "sqlite checkpoint incomplete"),
+        Err(e) => tracing::warn!(error = %e, "sqlite checkpoint failed"),
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing sqlite failed");
+    }
+}
+
+/// The outcome of one write inside the batch, held until the commit decides.
+enum Outcome {
+    Inserted(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    ),
+    Deleted(
+        oneshot::Sender<Result<bool, StoreError>>,
+        Result<bool, StoreError>,
+    ),
+}
+
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Write>) {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let result = (|| -> rusqlite::Result<()> {
+        let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for write in batch.drain(..) {
+            outcomes.push(match write {
+                Write::Insert(link, reply) => {
+                    let r = apply_insert(&mut tx, &link);
+                    Outcome::Inserted(reply, r)
+                }
+                Write::Delete(id, at, reply) => {
+                    let r = tx
+                        .prepare_cached(MARK_DELETED)
+                        .and_then(|mut s| s.execute(params![id.as_i64(), at.timestamp_millis()]))
+                        .map(|n| n == 1)
+                        .map_err(internal);
+                    Outcome::Deleted(reply, r)
+                }
+            });
+        }
+        tx.commit()
+    })();
+    for outcome in outcomes {
+        match (outcome, &result) {
+            (Outcome::Inserted(reply, r), Ok(())) => {
+                let _ = reply.send(r);
+            }
+            (Outcome::Deleted(reply, r), Ok(())) => {
+                let _ = reply.send(r);
+            }
+            (Outcome::Inserted(reply, _), Err(e)) => {
+                let _ = reply.send(Err(internal(anyhow::anyhow!("commit failed: {e}"))));
+            }
+            (Outcome::Deleted(reply, _), Err(e)) => {
+                let _ = reply.send(Err(internal(anyhow::anyhow!("commit failed: {e}"))));
+            }
+        }
+    }
+    if let Err(e) = result {
+        tracing::error!(error = %e, "sqlite batch commit failed");
+    }
+}
+
+/// Inserts one link (and its alias) inside a savepoint, so a taken alias undoes only
+/// this link.
+fn apply_insert(tx: &mut rusqlite::Transaction<'_>, link: &Link) -> Result<(), StoreError> {
+    let mut sp = tx.savepoint_with_name("link").map_err(internal)?;
+    if let Some(alias) = &link.alias {
+        let reserved = sp
+            .prepare_cached(RESERVE_ALIAS)
+            .and_then(|mut s| {
+                s.execute(params![
+                    alias,
+                    link.id.as_i64(),
+                    link.created_at.timestamp_millis()
+                ])
+            })
+            .map_err(internal)?;
+        if reserved == 0 {
+            sp.set_drop_behavior(rusqlite::DropBehavior::Rollback);
+            return Err(StoreError::AliasTaken(alias.clone()));
+        }
+    }
+    sp.prepare_cached(INSERT_LINK)
+        .and_then(|mut s| {
+            s.execute(params![
+                link.id.as_i64(),
+                link.alias,
+                link.url,
+                link.redirect.status(),
+                link.created_at.timestamp_millis(),
+                link.expires_at.map(|t| t.timestamp_millis()),
+            ])
+        })
+        .map_err(internal)?;
+    sp.commit().map_err(internal)
+}
+
+fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
+    let bad = |i: usize, msg: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Integer, msg.into())
+    };
+    let raw_id: i64 = row.get(0)?;
+    let status: u16 = row.get(3)?;
+    let ms = |v: i64| ms_to_datetime(u64::try_from(v).unwrap_or(0));
+    Ok(Link {
+        id: Snowflake::from_i64(raw_id).ok_or_else(|| bad(0, format!("bad id {raw_id}")))?,
+        alias: row.get(1)?,
+        url: row.get(2)?,
+        redirect: RedirectKind::try_from(status).map_err(|m| bad(3, m))?,
+        created_at: ms(row.get(4)?),
+        expires_at: row.get::<_, Option<i64>>(5)?.map(ms),
+        deleted_at: row.get::<_, Option<i64>>(6)?.map(ms),
+    })
+}
+
+#[async_trait]
+impl LinkStore for SqliteStore {
+    async fn insert(&self, link: &Link) -> Result<(), StoreError> {
+        let link = link.clone();
+        self.write(|reply| Write::Insert(link, reply)).await
+    }
+
+    async fn get(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(SELECT_LINK)?
+                .query_row([id.as_i64()], link_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn get_by_alias(&self, alias: &str) -> Result<Option<Link>, StoreError> {
+        let alias = alias.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(SELECT_BY_ALIAS)?
+                .query_row([alias], link_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.write(|reply| Write::Delete(id, at, reply)).await
+    }
+
+    async fn health(&self) -> Vec<PartHealth> {
+        let started = Instant::now();
+        let result = self
+            .read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+            .await;
+        vec![PartHealth {
+            name: PART.into(),
+            ok: result.is_ok(),
+            latency_ms: started.elapsed().as_secs_f64() * 1e3,
+            error: result.err().map(|e| e.to_string()),
+        }]
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
+}
