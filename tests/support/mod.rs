@@ -177,6 +177,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub settings: Settings,
     pub app: actix_web::web::Data<shortener::http::AppState>,
+    /// The embedded mode's data directory, removed with the app.
+    pub data_dir: Option<tempfile::TempDir>,
 }
 
 impl TestApp {
@@ -194,6 +196,28 @@ impl TestApp {
         .await
     }
 
+    /// The embedded mode (no shards) on a SQLite file in a temporary directory.
+    pub async fn embedded() -> Self {
+        Self::embedded_on(None).await
+    }
+
+    /// The embedded mode on the system clock, for tests that mint more than the 4,096
+    /// IDs one stopped millisecond allows. `clock` is then not the app's clock.
+    pub async fn embedded_real_time() -> Self {
+        Self::embedded_on(Some(Arc::new(shortener::domain::SystemClock))).await
+    }
+
+    async fn embedded_on(clock: Option<Arc<dyn shortener::domain::Clock>>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(Vec::new());
+        s.data_dir = dir.path().to_owned();
+        let manual = Arc::new(ManualClock::at(t0()));
+        let clock = clock.unwrap_or_else(|| manual.clone());
+        let mut app = Self::try_spawn_on(s, manual, clock).await.unwrap();
+        app.data_dir = Some(dir);
+        app
+    }
+
     /// Builds and starts an app with these settings and clock.
     pub async fn spawn(settings: Settings, clock: Arc<ManualClock>) -> Self {
         Self::try_spawn(settings, clock).await.expect("app builds")
@@ -201,10 +225,18 @@ impl TestApp {
 
     /// Like [`spawn`](Self::spawn), returning the build error instead of panicking.
     pub async fn try_spawn(settings: Settings, clock: Arc<ManualClock>) -> anyhow::Result<Self> {
+        Self::try_spawn_on(settings, clock.clone(), clock).await
+    }
+
+    async fn try_spawn_on(
+        settings: Settings,
+        manual: Arc<ManualClock>,
+        clock: Arc<dyn shortener::domain::Clock>,
+    ) -> anyhow::Result<Self> {
         if std::env::var_os("TEST_LOG").is_some() {
             shortener::telemetry::init(&settings.log);
         }
-        let app = Application::build_with_clock(settings.clone(), clock.clone()).await?;
+        let app = Application::build_with_clock(settings.clone(), clock).await?;
         let address = format!("http://127.0.0.1:{}", app.port());
         let state = app.state();
         tokio::spawn(app.run_until_stopped());
@@ -215,9 +247,10 @@ impl TestApp {
         Ok(Self {
             address,
             client,
-            clock,
+            clock: manual,
             settings,
             app: state,
+            data_dir: None,
         })
     }
 

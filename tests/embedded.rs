@@ -1,0 +1,215 @@
+//! The embedded mode: no configuration, a SQLite file, and a clean stop.
+
+mod support;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{header, Method, StatusCode};
+use serde_json::{json, Value};
+use support::TestApp;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The binary with no configuration at all: no file, no SHORTENER_* variables.
+fn bare_binary(cwd: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shortener"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SHORTENER_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Server {
+    fn sigterm_and_wait(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let started = Instant::now();
+        loop {
+            if let Some(exit) = self.0.try_wait().unwrap() {
+                return exit;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+async fn wait_ready(base: &str) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
+            if r.status() == StatusCode::OK {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{base} never became ready");
+}
+
+#[tokio::test]
+async fn with_no_setup_the_binary_serves_from_data_and_keeps_every_link_across_a_sigterm() {
+    // Arrange: an empty working directory, no configuration.
+    let cwd = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let start = || {
+        Server(
+            bare_binary(cwd.path())
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let mut server = start();
+    wait_ready(&base).await;
+    let mut links = Vec::new();
+    for i in 0..50 {
+        let mut body = json!({ "url": format!("https://example.com/{i}") });
+        if i % 10 == 0 {
+            body["alias"] = json!(format!("kept-{i}"));
+        }
+        let r = client
+            .post(format!("{base}/api/v1/links"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let link: Value = r.json().await.unwrap();
+        assert!(
+            link["short_url"].as_str().unwrap().starts_with(&base),
+            "public_url follows --listen"
+        );
+        links.push((
+            link["code"].as_str().unwrap().to_owned(),
+            format!("https://example.com/{i}"),
+        ));
+    }
+
+    // Act: stop with SIGTERM, start again.
+    let exit = server.sigterm_and_wait();
+    assert!(exit.success(), "clean exit, got {exit:?}");
+    let db = cwd.path().join("data/shortener.db");
+    assert!(db.exists(), "the database lives under ./data");
+    let wal = cwd.path().join("data/shortener.db-wal");
+    assert!(
+        !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
+        "the WAL was checkpointed into the database on shutdown"
+    );
+    let _server = start();
+    wait_ready(&base).await;
+
+    // Assert: every link created before still redirects.
+    for (code, target) in links {
+        let r = client.get(format!("{base}/{code}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND, "{code}");
+        assert_eq!(r.headers()[header::LOCATION], target.as_str());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_clients_shortening_for_ten_seconds_get_no_5xx() {
+    let app = Arc::new(TestApp::embedded_real_time().await);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let created = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..64)
+        .map(|client| {
+            let app = app.clone();
+            let created = created.clone();
+            tokio::spawn(async move {
+                let mut failures = Vec::new();
+                let mut last = None;
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    n += 1;
+                    let r = app
+                        .shorten(json!({ "url": format!("https://example.com/{client}/{n}") }))
+                        .await;
+                    if r.status() == StatusCode::CREATED {
+                        created.fetch_add(1, Ordering::Relaxed);
+                        last = Some(
+                            r.json::<Value>().await.unwrap()["code"]
+                                .as_str()
+                                .unwrap()
+                                .to_owned(),
+                        );
+                    } else {
+                        failures.push(r.status());
+                    }
+                }
+                (failures, last)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (failures, last) = task.await.unwrap();
+        assert!(failures.is_empty(), "non-201 answers: {failures:?}");
+        // The last link each client got resolves.
+        let code = last.expect("every client created links");
+        assert_eq!(app.follow(&code).await.status(), StatusCode::FOUND);
+    }
+    assert!(created.load(Ordering::Relaxed) > 64);
+    let ready = app.request(Method::GET, "/readyz").await;
+    assert_eq!(ready.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_embedded_api_behaves_like_the_distributed_one() {
+    let app = TestApp::embedded().await;
+    let link = app
+        .shorten_ok(json!({"url": "https://example.com/e", "alias": "emb-alias", "redirect": 301}))
+        .await;
+    let r = app.follow("emb-alias").await;
+    assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.headers()[header::LOCATION], "https://example.com/e");
+    assert_eq!(link["short_url"], "http://sho.rt/emb-alias");
+    let taken = app
+        .shorten(json!({"url": "https://example.com/", "alias": "emb-alias"}))
+        .await;
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
+    let deleted = app.request(Method::DELETE, "/api/v1/links/emb-alias").await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.follow("emb-alias").await.status(), StatusCode::GONE);
+    let body: Value = app
+        .request(Method::GET, "/readyz")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["parts"][0]["name"], "sqlite");
+}
