@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Shorten and redirect throughput and latency with no cache, embedded (SQLite) and
+# distributed (two PostgreSQL shards) measured in one run, load from oha on loopback.
+#
+#   loadtest/baseline.sh            # 30 s per scenario, 64 connections
+#   DURATION=10 CONNS=32 loadtest/baseline.sh
+#
+# Each mode: start the release binary, shorten for DURATION (closed loop, CONNS
+# connections: the rate it sustains), then redirect for DURATION over 10,000 random codes
+# of the links just created. Prints one table. Everything binds 127.0.0.1 and stops by
+# itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-30}
+CONNS=${CONNS:-64}
+PORT=${PORT:-18080}
+PG=${PG:-postgres://postgres@127.0.0.1:5432}
+
+scripts/services.sh
+command -v oha >/dev/null || cargo install oha --locked
+cargo build --release --quiet
+BIN=$PWD/target/release/shortener
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+base="http://127.0.0.1:$PORT"
+
+start_server() {
+    "$BIN" serve --listen "127.0.0.1:$PORT" "$@" >"$work/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 100); do
+        curl -sf "$base/readyz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    cat "$work/server.log" >&2
+    echo "server did not become ready" >&2
+    exit 1
+}
+
+stop_server() {
+    kill "$server_pid"
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+
+peak_rss_mb() {
+    awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$server_pid/status"
+}
+
+# oha's JSON → "rps p50_ms p99_ms errors statuses". Errors are transport errors and 5xx;
+# "aborted due to deadline" (the requests in flight when -z runs out, one per
+# connection) are not the server's and are left out.
+summarise() {
+    python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s, p = r["summary"], r["latencyPercentiles"]
+codes = r.get("statusCodeDistribution", {})
+errors = sum(v for k, v in r.get("errorDistribution", {}).items() if k != "aborted due to deadline") + sum(v for k, v in codes.items() if k.startswith("5"))
+print(f'{s["requestsPerSec"]:.0f} {p["p50"]*1e3:.2f} {p["p99"]*1e3:.2f} {errors} {"/".join(f"{k}:{v}" for k, v in sorted(codes.items()))}')
+PY
+}
+
+rows=()
+measure() { # mode
+    local mode=$1
+    oha -z "${DURATION}s" -c "$CONNS" --no-tui --output-format json -m POST \
+        -H 'content-type: application/json' \
+        -d '{"url":"https://example.com/landing?utm_source=loadtest"}' \
+        "$base/api/v1/links" >"$work/shorten.json"
+    rows+=("$mode shorten $(summarise "$work/shorten.json")")
+    if [ "$mode" = embedded ]; then
+        python3 loadtest/codes.py sqlite "$work/data/shortener.db" "$base" 10000 "$work/urls.txt"
+    else
+        python3 loadtest/codes.py postgres "$PG/shortener_bench_s0,$PG/shortener_bench_s1" "$base" 10000 "$work/urls.txt"
+    fi
+    oha -z "${DURATION}s" -c "$CONNS" --no-tui --output-format json --redirect 0 \
+        --urls-from-file "$work/urls.txt" >"$work/redirect.json"
+    rows+=("$mode redirect $(summarise "$work/redirect.json")")
+    rows[-1]+=" rss=$(peak_rss_mb)MiB"
+}
+
+echo "== embedded (SQLite, synchronous=full)" >&2
+start_server --data-dir "$work/data"
+measure embedded
+stop_server
+
+echo "== distributed (2 PostgreSQL shards)" >&2
+for db in shortener_bench_s0 shortener_bench_s1; do
+    psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+done
+cat >"$work/pg.toml" <<TOML
+public_url = "$base"
+[[shards]]
+name = "s0"
+url = "$PG/shortener_bench_s0"
+from = "2024-01-01T00:00:00Z"
+[[shards]]
+name = "s1"
+url = "$PG/shortener_bench_s1"
+from = "2027-01-01T00:00:00Z"
+TOML
+"$BIN" migrate --config "$work/pg.toml" >/dev/null
+start_server --config "$work/pg.toml"
+measure distributed
+stop_server
+
+printf '\nduration %ss per scenario, %s connections, oha closed loop, %s cores, no cache\n' "$DURATION" "$CONNS" "$(nproc)"
+printf '%-12s %-9s %9s %9s %9s %7s  %s\n' mode scenario req/s p50_ms p99_ms errors statuses
+for row in "${rows[@]}"; do
+    # shellcheck disable=SC2086
+    printf '%-12s %-9s %9s %9s %9s %7s  %s %s\n' $row
+done
