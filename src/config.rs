@@ -14,6 +14,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::cache::{CacheSettings, RedisSettings};
 use crate::domain::ids::{Snowflake, EPOCH_MS, MAX_WORKER_ID};
 use crate::store::sqlite::SqliteSettings;
 
@@ -44,6 +45,10 @@ pub struct Settings {
     pub shards: Vec<ShardSettings>,
     /// Database pools and timeouts, applied to every shard.
     pub database: DatabaseSettings,
+    /// The in-process L1 cache of the redirect path.
+    pub cache: CacheSettings,
+    /// Redis, the shared L2 cache; absent means no L2.
+    pub redis: Option<RedisSettings>,
     /// Limits on what a link may be.
     pub links: LinkSettings,
     /// Snowflake ID issuing.
@@ -142,6 +147,8 @@ impl Default for Settings {
             directory: None,
             shards: Vec::new(),
             database: DatabaseSettings::default(),
+            cache: CacheSettings::default(),
+            redis: None,
             links: LinkSettings::default(),
             ids: IdSettings::default(),
             http: HttpSettings::default(),
@@ -282,6 +289,23 @@ impl Settings {
                 "worker_id = {} is out of range 0..={MAX_WORKER_ID}",
                 self.worker_id
             )));
+        }
+        if let Some(redis) = &self.redis {
+            let url = Url::parse(&redis.url)
+                .map_err(|e| invalid(format!("redis.url = {:?}: {e}", redis.url)))?;
+            if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
+                return Err(invalid("redis.url must start with redis://"));
+            }
+            if redis.timeout_ms == 0 || redis.pool_size == 0 {
+                return Err(invalid(
+                    "redis.timeout_ms and redis.pool_size must be above 0",
+                ));
+            }
+        }
+        if self.cache.l1 && (self.cache.l1_capacity == 0 || self.cache.l1_ttl_s == 0) {
+            return Err(invalid(
+                "cache.l1_capacity and cache.l1_ttl_s must be above 0 (or set cache.l1 = false)",
+            ));
         }
         if self.sqlite.readers == 0 {
             return Err(invalid("sqlite.readers must be at least 1"));

@@ -175,8 +175,11 @@ impl From<IdError> for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+impl ApiError {
+    /// The API error for a storage error that is shared (a coalesced cache load hands
+    /// the same error to every waiter). The cause chain is kept as text for the log.
+    pub fn from_store(e: &StoreError) -> Self {
+        let cause = || anyhow::anyhow!("{}", crate::error::chain(e));
         match e {
             StoreError::AliasTaken(alias) => Self::new(
                 StatusCode::CONFLICT,
@@ -186,13 +189,31 @@ impl From<StoreError> for ApiError {
             StoreError::NoShard(_) => Self::unavailable(
                 "no_shard",
                 "no storage is configured for links created now",
-                e.into(),
+                cause(),
             ),
-            StoreError::Unavailable { ref part, .. } | StoreError::Timeout { ref part } => {
+            StoreError::Unavailable { part, .. } | StoreError::Timeout { part } => {
                 let message = format!("storage shard {part} is unavailable; retry shortly");
-                Self::unavailable("shard_unavailable", message, e.into())
+                Self::unavailable("shard_unavailable", message, cause())
             }
-            StoreError::Internal { .. } => Self::internal(e.into()),
+            StoreError::Internal { .. } => Self::internal(cause()),
         }
+    }
+}
+
+/// An error and its sources, `a: b: c`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::from_store(&e)
     }
 }

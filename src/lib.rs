@@ -11,6 +11,8 @@
 //!   [`domain::link`] is the link and its state.
 //! - [`store`]: the [`store::LinkStore`] trait; [`store::postgres`] shards links over
 //!   PostgreSQL by ID range ([`store::shard_map`] is the routing).
+//! - [`cache`]: the read-through cache of the redirect path: L1 in process
+//!   ([`cache::local`]), L2 Redis ([`cache::redis`]) behind a circuit breaker.
 //! - [`service`]: what shortening, resolving and deleting mean.
 //! - [`http`]: the routes. A redirect is served in [`http::redirect`], a link is stored
 //!   through [`http::links`] → [`service`] → [`store`].
@@ -20,6 +22,7 @@
 //! - [`telemetry`]: logging and its setup.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod commands;
 pub mod config;
 pub mod domain;

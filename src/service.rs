@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
+use crate::cache::{Cached, LinkCache, Target};
 use crate::domain::clock::ms_to_datetime;
 use crate::domain::{
     Alias, Clock, Link, LinkKey, LinkState, NewLink, RedirectKind, SnowflakeGenerator, TargetUrl,
@@ -33,25 +34,33 @@ pub struct CreateLink {
 /// Creates, finds and deletes links.
 pub struct LinkService {
     store: Arc<dyn LinkStore>,
+    cache: LinkCache,
     ids: Arc<SnowflakeGenerator>,
     clock: Arc<dyn Clock>,
     policy: UrlPolicy,
 }
 
 impl LinkService {
-    /// A service over `store`, minting IDs with `ids`.
+    /// A service over `store` behind `cache`, minting IDs with `ids`.
     pub fn new(
         store: Arc<dyn LinkStore>,
+        cache: LinkCache,
         ids: Arc<SnowflakeGenerator>,
         clock: Arc<dyn Clock>,
         policy: UrlPolicy,
     ) -> Self {
         Self {
             store,
+            cache,
             ids,
             clock,
             policy,
         }
+    }
+
+    /// The cache of the redirect path.
+    pub fn cache(&self) -> &LinkCache {
+        &self.cache
     }
 
     /// The storage behind the service.
@@ -108,35 +117,59 @@ impl LinkService {
         let id = self.ids.next_id().await?;
         let link = new.into_link(id, ms_to_datetime(id.unix_ms()));
         self.store.insert(&link).await?;
+        // Committed: now warm the cache (a failure here only costs a later miss).
+        self.cache
+            .created(&link.code(), Cached::of(Some(&link)), link.alias.is_some())
+            .await;
         Ok(link)
     }
 
-    /// The link a code names, in any state.
+    /// The link a code names, in any state, read from the store (not the cache).
     ///
     /// # Errors
     /// 404 when no link has the code; 503 when its shard is unavailable.
     pub async fn find(&self, code: &str) -> Result<Link, ApiError> {
-        let link = match LinkKey::parse(code) {
-            None => None,
-            Some(LinkKey::Generated(id)) => self
+        let key = LinkKey::parse(code).ok_or_else(ApiError::not_found)?;
+        self.load(&key).await?.ok_or_else(ApiError::not_found)
+    }
+
+    async fn load(&self, key: &LinkKey) -> Result<Option<Link>, crate::store::StoreError> {
+        Ok(match key {
+            LinkKey::Generated(id) => self
                 .store
-                .get(id)
+                .get(*id)
                 .await?
                 // A link created with an alias is reached by its alias only.
                 .filter(|l| l.alias.is_none()),
-            Some(LinkKey::Alias(alias)) => self.store.get_by_alias(alias.as_ref()).await?,
-        };
-        link.ok_or_else(ApiError::not_found)
+            LinkKey::Alias(alias) => self.store.get_by_alias(alias.as_ref()).await?,
+        })
     }
 
-    /// The link a code names, if it may redirect now.
+    /// Where a code redirects now, through the cache: the redirect path.
     ///
     /// # Errors
-    /// 404 unknown, 410 expired or deleted, 503 shard unavailable.
-    pub async fn resolve(&self, code: &str) -> Result<Link, ApiError> {
-        let link = self.find(code).await?;
-        check_state(&link, self.clock.now())?;
-        Ok(link)
+    /// 404 unknown, 410 expired or deleted, 503 when the cache cannot answer and the
+    /// link's shard is unavailable.
+    pub async fn resolve(&self, code: &str) -> Result<Arc<Target>, ApiError> {
+        // A code that cannot name a link is answered without touching any tier.
+        let key = LinkKey::parse(code).ok_or_else(ApiError::not_found)?;
+        let cached = self
+            .cache
+            .get_or_load(code, || async {
+                self.load(&key).await.map(|link| Cached::of(link.as_ref()))
+            })
+            .await
+            .map_err(|e| ApiError::from_store(&e))?;
+        match cached {
+            Cached::Missing => Err(ApiError::not_found()),
+            Cached::Gone => Err(deleted()),
+            Cached::Active(target) => {
+                if target.expires_at.is_some_and(|at| at <= self.clock.now()) {
+                    return Err(expired());
+                }
+                Ok(target)
+            }
+        }
     }
 
     /// Deletes the link a code names; it answers 410 from then on.
@@ -148,12 +181,17 @@ impl LinkService {
         if link.deleted_at.is_some() || !self.store.mark_deleted(link.id, self.clock.now()).await? {
             return Err(deleted());
         }
+        self.cache.deleted(&link.code()).await;
         Ok(())
     }
 }
 
 fn deleted() -> ApiError {
     ApiError::gone("link_deleted", "this link has been deleted")
+}
+
+fn expired() -> ApiError {
+    ApiError::gone("link_expired", "this link has expired")
 }
 
 /// 410 for a link that may not redirect at `now`.
@@ -163,7 +201,7 @@ fn deleted() -> ApiError {
 pub fn check_state(link: &Link, now: DateTime<Utc>) -> Result<(), ApiError> {
     match link.state(now) {
         LinkState::Active => Ok(()),
-        LinkState::Expired => Err(ApiError::gone("link_expired", "this link has expired")),
+        LinkState::Expired => Err(expired()),
         LinkState::Deleted => Err(deleted()),
     }
 }

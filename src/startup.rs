@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 
+use crate::cache::{LinkCache, LocalTier, RedisTier};
 use crate::config::{redact_url, Mode, Settings};
 use crate::domain::{Clock, SnowflakeGenerator, SystemClock, UrlPolicy};
 use crate::http::{self, AppState};
@@ -15,11 +16,24 @@ use crate::store::postgres::ShardedPostgres;
 use crate::store::sqlite::SqliteStore;
 use crate::store::LinkStore;
 
+/// Wraps the store before the service uses it (tests count loads this way).
+pub type StoreLayer = Box<dyn FnOnce(Arc<dyn LinkStore>) -> Arc<dyn LinkStore> + Send>;
+
+/// What tests (and tools) may swap in when building the application.
+#[derive(Default)]
+pub struct Hooks {
+    /// The clock; the system clock when absent.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// A layer around the store.
+    pub store_layer: Option<StoreLayer>,
+}
+
 /// A built, bound, not yet running service.
 pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -29,7 +43,7 @@ impl Application {
     /// When storage cannot be set up, a reachable shard has an unknown schema, or the
     /// listen address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+        Self::build_with(settings, Hooks::default()).await
     }
 
     /// Builds the service on a given clock (tests step it to cross shard boundaries and
@@ -41,8 +55,28 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        Self::build_with(
+            settings,
+            Hooks {
+                clock: Some(clock),
+                store_layer: None,
+            },
+        )
+        .await
+    }
+
+    /// Builds the service with [`Hooks`].
+    ///
+    /// # Errors
+    /// As for [`build`](Self::build).
+    pub async fn build_with(settings: Settings, hooks: Hooks) -> anyhow::Result<Self> {
         log_decisions(&settings);
-        let store = open_store(&settings).await?;
+        let clock = hooks.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let mut store = open_store(&settings).await?;
+        if let Some(layer) = hooks.store_layer {
+            store = layer(store);
+        }
+        let (cache, background) = build_cache(&settings)?;
         let ids = Arc::new(SnowflakeGenerator::new(
             settings.worker_id,
             clock.clone(),
@@ -52,7 +86,7 @@ impl Application {
             max_length: settings.links.max_url_length,
             own_hosts: settings.own_hosts(),
         };
-        let links = LinkService::new(store, ids, clock, policy);
+        let links = LinkService::new(store, cache, ids, clock, policy);
         let state = web::Data::new(AppState {
             links,
             public_base: settings.public_base(),
@@ -79,6 +113,7 @@ impl Application {
             port,
             server: server.run(),
             state,
+            background,
         })
     }
 
@@ -105,9 +140,40 @@ impl Application {
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        for task in &self.background {
+            task.abort();
+        }
         self.state.links.store().close().await;
         served
     }
+}
+
+/// The cache tiers the configuration asks for, and their background tasks.
+fn build_cache(
+    settings: &Settings,
+) -> anyhow::Result<(LinkCache, Vec<tokio::task::JoinHandle<()>>)> {
+    let l1 = settings.cache.l1.then(|| LocalTier::new(&settings.cache));
+    let negative = Duration::from_secs(settings.cache.negative_ttl_s);
+    let l2 = match &settings.redis {
+        Some(redis) => Some(Arc::new(RedisTier::new(redis, negative)?)),
+        None => None,
+    };
+    let background = l2
+        .as_ref()
+        .map(|tier| tier.spawn_background(l1.clone()))
+        .unwrap_or_default();
+    tracing::info!(
+        l1 = settings.cache.l1,
+        l1_capacity = settings.cache.l1_capacity,
+        l1_ttl_s = settings.cache.l1_ttl_s,
+        l2 = settings
+            .redis
+            .as_ref()
+            .map(|r| redact_url(&r.url))
+            .unwrap_or_else(|| "off".into()),
+        "cache tiers"
+    );
+    Ok((LinkCache::new(l1, l2), background))
 }
 
 /// Opens the storage the configuration asks for.

@@ -18,6 +18,7 @@ pub async fn follow(
 ) -> Result<HttpResponse, ApiError> {
     let code = req.match_info().get("code").unwrap_or_default();
     let link = state.links.resolve(code).await?;
+    let link = link.as_ref();
     let location = HeaderValue::from_str(&link.url).map_err(|e| {
         ApiError::internal(anyhow::anyhow!("stored URL is not a header value: {e}"))
     })?;
