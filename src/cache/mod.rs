@@ -247,18 +247,18 @@ impl LinkCache {
         Fut: Future<Output = Result<Cached, StoreError>>,
     {
         let Some(l1) = &self.l1 else {
-            return self.from_l2_or_load(code, load).await.map_err(Arc::new);
+            return self.l2_or_load(code, load).await.map_err(Arc::new);
         };
         if let Some(hit) = l1.get_now(code).await {
             bump(&self.stats.l1_hits);
             return Ok(hit);
         }
         bump(&self.stats.l1_misses);
-        l1.get_or_try_insert(code, self.from_l2_or_load(code, load))
+        l1.get_or_try_insert(code, self.l2_or_load(code, load))
             .await
     }
 
-    async fn from_l2_or_load<F, Fut>(&self, code: &str, load: F) -> Result<Cached, StoreError>
+    async fn l2_or_load<F, Fut>(&self, code: &str, load: F) -> Result<Cached, StoreError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Cached, StoreError>>,

@@ -10,7 +10,7 @@ use reqwest::{Method, Response};
 use serde_json::Value;
 use shortener::config::{Settings, ShardSettings};
 use shortener::domain::ManualClock;
-use shortener::startup::Application;
+use shortener::startup::{Application, Hooks, StoreLayer};
 use shortener::store::postgres::migrate_url;
 use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
@@ -233,10 +233,34 @@ impl TestApp {
         manual: Arc<ManualClock>,
         clock: Arc<dyn shortener::domain::Clock>,
     ) -> anyhow::Result<Self> {
+        Self::try_spawn_with(settings, manual, clock, None).await
+    }
+
+    /// Builds and starts an app whose store is wrapped by `layer`.
+    pub async fn spawn_layered(
+        settings: Settings,
+        clock: Arc<ManualClock>,
+        layer: StoreLayer,
+    ) -> Self {
+        Self::try_spawn_with(settings, clock.clone(), clock, Some(layer))
+            .await
+            .expect("app builds")
+    }
+
+    async fn try_spawn_with(
+        settings: Settings,
+        manual: Arc<ManualClock>,
+        clock: Arc<dyn shortener::domain::Clock>,
+        store_layer: Option<StoreLayer>,
+    ) -> anyhow::Result<Self> {
         if std::env::var_os("TEST_LOG").is_some() {
             shortener::telemetry::init(&settings.log);
         }
-        let app = Application::build_with_clock(settings.clone(), clock).await?;
+        let hooks = Hooks {
+            clock: Some(clock),
+            store_layer,
+        };
+        let app = Application::build_with(settings.clone(), hooks).await?;
         let address = format!("http://127.0.0.1:{}", app.port());
         let state = app.state();
         tokio::spawn(app.run_until_stopped());

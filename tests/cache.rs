@@ -1,0 +1,538 @@
+//! The read-through cache against real PostgreSQL and Redis: each test on its own
+//! databases and under its own Redis key prefix (or its own redis-server).
+
+mod support;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use reqwest::{header, Method, StatusCode};
+use serde_json::{json, Value};
+use shortener::cache::breaker::BreakerState;
+use shortener::cache::RedisSettings;
+use shortener::config::Settings;
+use shortener::domain::{Link, ManualClock, Snowflake};
+use shortener::store::{LinkStore, PartHealth, StoreError};
+use support::{fresh_database, settings, shard, t0, TestApp};
+
+/// Counts the reads that reach the store.
+struct CountingStore {
+    inner: Arc<dyn LinkStore>,
+    loads: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl LinkStore for CountingStore {
+    async fn insert(&self, link: &Link) -> Result<(), StoreError> {
+        self.inner.insert(link).await
+    }
+    async fn get(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(id).await
+    }
+    async fn get_by_alias(&self, alias: &str) -> Result<Option<Link>, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_by_alias(alias).await
+    }
+    async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.mark_deleted(id, at).await
+    }
+    async fn health(&self) -> Vec<PartHealth> {
+        self.inner.health().await
+    }
+}
+
+fn redis_at(url: &str) -> RedisSettings {
+    RedisSettings {
+        url: url.into(),
+        key_prefix: format!("test:{:016x}:", rand::random::<u64>()),
+        breaker_open_ms: 200,
+        timeout_ms: 200,
+        ..RedisSettings::default()
+    }
+}
+
+async fn one_shard(redis: Option<RedisSettings>, l1: bool) -> Settings {
+    let db = fresh_database().await;
+    let mut s = settings(vec![shard(
+        "s0",
+        &db,
+        "2024-01-01T00:00:00Z".parse().unwrap(),
+    )]);
+    s.redis = redis;
+    s.cache.l1 = l1;
+    s
+}
+
+/// An app whose store reads are counted.
+async fn counted(settings: Settings, clock: Arc<ManualClock>) -> (TestApp, Arc<AtomicU64>) {
+    let loads = Arc::new(AtomicU64::new(0));
+    let counter = loads.clone();
+    let app = TestApp::spawn_layered(
+        settings,
+        clock,
+        Box::new(move |inner| {
+            Arc::new(CountingStore {
+                inner,
+                loads: counter,
+            })
+        }),
+    )
+    .await;
+    (app, loads)
+}
+
+async fn redis_cmd(url: &str, args: &[&str]) -> redis::Value {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async(&mut conn).await.unwrap()
+}
+
+async fn redis_get(url: &str, key: &str) -> Option<String> {
+    match redis_cmd(url, &["GET", key]).await {
+        redis::Value::BulkString(b) => Some(String::from_utf8(b).unwrap()),
+        _ => None,
+    }
+}
+
+fn code(link: &Value) -> String {
+    link["code"].as_str().unwrap().to_owned()
+}
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+#[tokio::test]
+async fn an_l1_hit_touches_neither_redis_nor_the_database() {
+    let redis = redis_at(REDIS);
+    let (app, loads) = counted(
+        one_shard(Some(redis), true).await,
+        Arc::new(ManualClock::at(t0())),
+    )
+    .await;
+    let c = code(
+        &app.shorten_ok(json!({"url": "https://example.com/l1"}))
+            .await,
+    );
+
+    for _ in 0..5 {
+        assert_eq!(app.follow(&c).await.status(), StatusCode::FOUND);
+    }
+
+    let stats = app.app.links.cache().stats();
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        0,
+        "created links are written through"
+    );
+    assert_eq!(stats.l1_hits.load(Ordering::Relaxed), 5);
+    assert_eq!(
+        stats.l2_hits.load(Ordering::Relaxed) + stats.l2_misses.load(Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test]
+async fn with_l1_off_a_redis_hit_does_not_touch_the_database() {
+    let redis = redis_at(REDIS);
+    let prefix = redis.key_prefix.clone();
+    let (app, loads) = counted(
+        one_shard(Some(redis), false).await,
+        Arc::new(ManualClock::at(t0())),
+    )
+    .await;
+    let c = code(
+        &app.shorten_ok(json!({"url": "https://example.com/l2"}))
+            .await,
+    );
+    // Make it cold: forget the written-through entry.
+    redis_cmd(REDIS, &["DEL", &format!("{prefix}link:v1:{c}")]).await;
+
+    let first = app.follow(&c).await;
+    assert_eq!(first.status(), StatusCode::FOUND);
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        1,
+        "a miss in both tiers loads once"
+    );
+    let stored = redis_get(REDIS, &format!("{prefix}link:v1:{c}"))
+        .await
+        .expect("the miss filled Redis");
+    assert!(
+        stored.starts_with("a|302||") && stored.ends_with("|https://example.com/l2"),
+        "{stored}"
+    );
+    let ttl = match redis_cmd(REDIS, &["PTTL", &format!("{prefix}link:v1:{c}")]).await {
+        redis::Value::Int(ms) => ms,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        (77_760_000..=95_040_000).contains(&ttl),
+        "about a day with jitter: {ttl} ms"
+    );
+
+    for _ in 0..3 {
+        let r = app.follow(&c).await;
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(r.headers()[header::LOCATION], "https://example.com/l2");
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1, "Redis hits do not load");
+    assert_eq!(
+        app.app
+            .links
+            .cache()
+            .stats()
+            .l2_hits
+            .load(Ordering::Relaxed),
+        3
+    );
+}
+
+#[tokio::test]
+async fn an_instance_that_did_not_create_a_link_finds_it_in_redis() {
+    let redis = redis_at(REDIS);
+    let s = one_shard(Some(redis), true).await;
+    let clock = Arc::new(ManualClock::at(t0()));
+    let (creator, _) = counted(s.clone(), clock.clone()).await;
+    let (reader, loads) = counted(s, clock).await;
+    let c = code(
+        &creator
+            .shorten_ok(json!({"url": "https://example.com/shared"}))
+            .await,
+    );
+
+    assert_eq!(reader.follow(&c).await.status(), StatusCode::FOUND);
+    assert_eq!(reader.follow(&c).await.status(), StatusCode::FOUND);
+
+    let stats = reader.app.links.cache().stats();
+    assert_eq!(loads.load(Ordering::SeqCst), 0);
+    assert_eq!(stats.l1_misses.load(Ordering::Relaxed), 1, "first: L1 miss");
+    assert_eq!(stats.l2_hits.load(Ordering::Relaxed), 1, "first: L2 hit");
+    assert_eq!(stats.l1_hits.load(Ordering::Relaxed), 1, "second: L1 hit");
+}
+
+#[tokio::test]
+async fn unknown_codes_are_remembered_briefly_in_both_tiers() {
+    let redis = redis_at(REDIS);
+    let prefix = redis.key_prefix.clone();
+    let unknown = shortener::domain::codes::code_for(Snowflake::from_parts(80_000_000_000, 9, 9));
+
+    // L1 and L2 off in turn: each tier alone stops the repeats.
+    for l1 in [true, false] {
+        let (app, loads) = counted(
+            one_shard(Some(redis.clone()), l1).await,
+            Arc::new(ManualClock::at(t0())),
+        )
+        .await;
+        redis_cmd(REDIS, &["DEL", &format!("{prefix}link:v1:{unknown}")]).await;
+        for _ in 0..20 {
+            assert_eq!(app.follow(&unknown).await.status(), StatusCode::NOT_FOUND);
+        }
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            1,
+            "l1={l1}: one load, then tombstones"
+        );
+        assert_eq!(
+            redis_get(REDIS, &format!("{prefix}link:v1:{unknown}"))
+                .await
+                .as_deref(),
+            Some("m")
+        );
+        let ttl = match redis_cmd(REDIS, &["PTTL", &format!("{prefix}link:v1:{unknown}")]).await {
+            redis::Value::Int(ms) => ms,
+            other => panic!("{other:?}"),
+        };
+        assert!(ttl <= 33_000, "tombstones are short-lived: {ttl} ms");
+    }
+}
+
+#[tokio::test]
+async fn an_alias_claimed_after_it_was_tombstoned_redirects_at_once() {
+    let redis = redis_at(REDIS);
+    let s = one_shard(Some(redis), true).await;
+    let clock = Arc::new(ManualClock::at(t0()));
+    let a = TestApp::spawn(s.clone(), clock.clone()).await;
+    let b = TestApp::spawn(s, clock).await;
+    assert_eq!(b.follow("fresh-name").await.status(), StatusCode::NOT_FOUND);
+
+    a.shorten_ok(json!({"url": "https://example.com/fresh", "alias": "fresh-name"}))
+        .await;
+
+    let started = Instant::now();
+    loop {
+        let status = b.follow("fresh-name").await.status();
+        if status == StatusCode::FOUND {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "B still answers {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_requests_for_one_cold_code_load_it_once() {
+    let (app, loads) = counted(one_shard(None, true).await, Arc::new(ManualClock::at(t0()))).await;
+    let c = code(
+        &app.shorten_ok(json!({"url": "https://example.com/cold"}))
+            .await,
+    );
+    app.app.links.cache().local().unwrap().clear();
+
+    let follows = (0..100).map(|_| app.follow(&c));
+    let statuses: Vec<_> = futures::future::join_all(follows)
+        .await
+        .iter()
+        .map(|r| r.status())
+        .collect();
+
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::FOUND),
+        "{statuses:?}"
+    );
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_expired_link_is_not_served_from_either_tier() {
+    let redis = redis_at(REDIS);
+    for l1 in [true, false] {
+        let clock = Arc::new(ManualClock::at(t0()));
+        let (app, _) = counted(one_shard(Some(redis.clone()), l1).await, clock.clone()).await;
+        let expires = t0() + chrono::Duration::seconds(60);
+        let c = code(
+            &app.shorten_ok(json!({"url": "https://example.com/", "expires_at": expires}))
+                .await,
+        );
+        assert_eq!(app.follow(&c).await.status(), StatusCode::FOUND);
+
+        clock.advance_ms(60_000);
+
+        let r = app.follow(&c).await;
+        assert_eq!(r.status(), StatusCode::GONE, "l1={l1}");
+        assert_eq!(support::error_code(r).await, "link_expired");
+    }
+}
+
+#[tokio::test]
+async fn a_delete_on_one_instance_reaches_the_other_within_the_bound() {
+    let redis = redis_at(REDIS);
+    let s = one_shard(Some(redis), true).await;
+    let clock = Arc::new(ManualClock::at(t0()));
+    let a = TestApp::spawn(s.clone(), clock.clone()).await;
+    let b = TestApp::spawn(s, clock).await;
+    let c = code(
+        &a.shorten_ok(json!({"url": "https://example.com/doomed"}))
+            .await,
+    );
+    assert_eq!(
+        b.follow(&c).await.status(),
+        StatusCode::FOUND,
+        "B now holds it in L1"
+    );
+    assert_eq!(b.follow(&c).await.status(), StatusCode::FOUND);
+
+    let deleted = a
+        .request(Method::DELETE, &format!("/api/v1/links/{c}"))
+        .await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+
+    // The documented bound is the L1 TTL (60 s) if the pub/sub message were lost; with
+    // pub/sub working it is a round trip, so demand well under a second.
+    let started = Instant::now();
+    loop {
+        let status = b.follow(&c).await.status();
+        if status == StatusCode::GONE {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "B still answers {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A redis-server of the test's own, on a free port, that the test can stop.
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = Self { port, child: None };
+        r.restart();
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/services.sh)");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn redirects_keep_working_while_redis_is_down_and_the_cache_recovers() {
+    let mut redis = PrivateRedis::start();
+    let s = one_shard(Some(redis_at(&redis.url())), false).await;
+    let (app, loads) = counted(s, Arc::new(ManualClock::at(t0()))).await;
+    let links: Vec<String> = futures::future::join_all(
+        (0..5).map(|i| app.shorten_ok(json!({"url": format!("https://example.com/{i}")}))),
+    )
+    .await
+    .iter()
+    .map(code)
+    .collect();
+    let tier = app.app.links.cache().redis().unwrap().clone();
+
+    // Redis goes away: every redirect still answers from the database.
+    redis.stop();
+    for round in 0..20 {
+        for c in &links {
+            let r = app.follow(c).await;
+            assert_eq!(r.status(), StatusCode::FOUND, "round {round}");
+        }
+    }
+    assert_eq!(tier.breaker_state(), BreakerState::Open);
+    assert!(
+        app.app
+            .links
+            .cache()
+            .stats()
+            .l2_skipped
+            .load(Ordering::Relaxed)
+            > 0
+    );
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        100,
+        "every redirect went to the database"
+    );
+
+    // Redis comes back (empty): the breaker closes by itself and Redis serves again.
+    redis.restart();
+    let started = Instant::now();
+    while tier.breaker_state() != BreakerState::Closed {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "breaker did not close"
+        );
+        assert_eq!(app.follow(&links[0]).await.status(), StatusCode::FOUND);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for c in &links {
+        assert_eq!(app.follow(c).await.status(), StatusCode::FOUND);
+    }
+    let before = loads.load(Ordering::SeqCst);
+    for c in &links {
+        assert_eq!(app.follow(c).await.status(), StatusCode::FOUND);
+    }
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        before,
+        "refilled Redis answers again"
+    );
+}
+
+#[tokio::test]
+async fn a_delete_while_redis_is_unreachable_is_replayed_when_it_returns() {
+    // Redis paused (SIGSTOP) rather than restarted, so it still holds the live entry
+    // when it comes back: without the replay that entry would be served as a redirect.
+    let redis = PrivateRedis::start();
+    let s = one_shard(Some(redis_at(&redis.url())), false).await;
+    let clock = Arc::new(ManualClock::at(t0()));
+    let (app, _) = counted(s.clone(), clock.clone()).await;
+    let c = code(
+        &app.shorten_ok(json!({"url": "https://example.com/paused"}))
+            .await,
+    );
+    assert_eq!(app.follow(&c).await.status(), StatusCode::FOUND);
+
+    redis.signal("-STOP");
+    let deleted = app
+        .request(Method::DELETE, &format!("/api/v1/links/{c}"))
+        .await;
+    assert_eq!(
+        deleted.status(),
+        StatusCode::NO_CONTENT,
+        "deletes do not need Redis"
+    );
+    redis.signal("-CONT");
+
+    // A second instance that reads Redis only after it is back must see the deletion.
+    let started = Instant::now();
+    let other = TestApp::spawn(s, clock).await;
+    loop {
+        let status = other.follow(&c).await.status();
+        if status == StatusCode::GONE {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "still {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
