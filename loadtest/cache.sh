@@ -137,7 +137,7 @@ redirect_load "$DURATION" "$work/killed.json"
 wait "$killer" "$restarter" 2>/dev/null || true
 rows+=("redis-killed $(summarise "$work/killed.json")")
 redis_pid=$(cat "$work/redis2.pid" 2>/dev/null || true)
-grep -E "circuit (opened|closed)" "$work/server.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-160 >&2 || true
+grep -E "circuit (opened|closed)|replayed|subscription" "$work/server.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-160 >&2 || true
 stop_server
 
 printf '\nredirects, distributed mode, %ss per scenario, %s connections, oha closed loop, %s cores\n' "$DURATION" "$CONNS" "$(nproc)"
