@@ -32,7 +32,8 @@ trap cleanup EXIT
 base="http://127.0.0.1:$PORT"
 
 start_server() {
-    "$BIN" serve --listen "127.0.0.1:$PORT" "$@" >"$work/server.log" 2>&1 &
+    # The cache is off: this measures the storage path itself.
+    SHORTENER_CACHE__L1=false "$BIN" serve --listen "127.0.0.1:$PORT" "$@" >"$work/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 100); do
         curl -sf "$base/readyz" >/dev/null 2>&1 && return 0
