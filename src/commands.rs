@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use crate::analytics::queue::QueueKind;
+use crate::analytics::worker::Worker;
 use crate::config::{redact_url, Mode, Settings};
 use crate::store::postgres::migrate_all;
 use crate::store::sqlite::SqliteStore;
@@ -69,4 +71,32 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<String> {
         let _ = writeln!(out, "{name}: schema version {version}");
     }
     Ok(out)
+}
+
+/// Runs the analytics worker as its own process until SIGTERM or Ctrl-C, then finishes
+/// the batch in hand (commit, then `XACK`) and exits. Entries it read but did not
+/// acknowledge are taken over by another worker after `queue.claim_idle_ms`.
+///
+/// # Errors
+/// When the queue is not Redis Streams (the in-process queue is consumed by `serve`),
+/// or storage cannot be opened.
+pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        settings.queue.kind == QueueKind::Redis,
+        "`shortener worker` needs queue.kind = \"redis\": the in-process queue is consumed inside `serve`"
+    );
+    let store = crate::startup::open_store(settings).await?;
+    let (queue, _) = crate::analytics::build_queue(settings)?;
+    let worker = Worker::new(queue, store.clone(), settings.analytics.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        crate::shutdown::signalled().await;
+        tracing::info!("stopping: finishing the batch in hand");
+        on_signal.cancel();
+    });
+    tracing::info!("analytics worker running");
+    worker.run(stop).await;
+    store.close().await;
+    Ok(())
 }

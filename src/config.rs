@@ -14,6 +14,8 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::analytics::queue::{QueueKind, QueueSettings};
+use crate::analytics::worker::AnalyticsSettings;
 use crate::cache::{CacheSettings, RedisSettings};
 use crate::domain::ids::{Snowflake, EPOCH_MS, MAX_WORKER_ID};
 use crate::store::sqlite::SqliteSettings;
@@ -47,8 +49,12 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// The in-process L1 cache of the redirect path.
     pub cache: CacheSettings,
-    /// Redis, the shared L2 cache; absent means no L2.
+    /// Redis, the shared L2 cache (and the click stream); absent means no L2.
     pub redis: Option<RedisSettings>,
+    /// The click queue.
+    pub queue: QueueSettings,
+    /// Click analytics and its worker.
+    pub analytics: AnalyticsSettings,
     /// Limits on what a link may be.
     pub links: LinkSettings,
     /// Snowflake ID issuing.
@@ -149,6 +155,8 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             cache: CacheSettings::default(),
             redis: None,
+            queue: QueueSettings::default(),
+            analytics: AnalyticsSettings::default(),
             links: LinkSettings::default(),
             ids: IdSettings::default(),
             http: HttpSettings::default(),
@@ -305,6 +313,14 @@ impl Settings {
         if self.cache.l1 && (self.cache.l1_capacity == 0 || self.cache.l1_ttl_s == 0) {
             return Err(invalid(
                 "cache.l1_capacity and cache.l1_ttl_s must be above 0 (or set cache.l1 = false)",
+            ));
+        }
+        if self.queue.kind == QueueKind::Redis && self.redis.is_none() {
+            return Err(invalid("queue.kind = \"redis\" needs a [redis] section"));
+        }
+        if self.analytics.batch_size == 0 || self.queue.capacity == 0 {
+            return Err(invalid(
+                "analytics.batch_size and queue.capacity must be above 0",
             ));
         }
         if self.sqlite.readers == 0 {

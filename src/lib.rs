@@ -13,15 +13,21 @@
 //!   PostgreSQL by ID range ([`store::shard_map`] is the routing).
 //! - [`cache`]: the read-through cache of the redirect path: L1 in process
 //!   ([`cache::local`]), L2 Redis ([`cache::redis`]) behind a circuit breaker.
+//! - [`analytics`]: clicks go from the redirect path through a queue
+//!   ([`analytics::queue`]: in process or Redis Streams) to the worker
+//!   ([`analytics::worker`]), which counts them exactly once into rollups
+//!   ([`analytics::rollup`]).
 //! - [`service`]: what shortening, resolving and deleting mean.
 //! - [`http`]: the routes. A redirect is served in [`http::redirect`], a link is stored
 //!   through [`http::links`] → [`service`] → [`store`].
 //! - [`error`]: the API error type; every error is JSON with a stable code.
 //! - [`startup`]: [`startup::Application`], built by `main` and by tests alike.
-//! - [`commands`]: `migrate` and `shards`.
+//! - [`commands`]: `migrate`, `shards` and `worker`.
+//! - [`shutdown`]: SIGTERM and Ctrl-C.
 //! - [`telemetry`]: logging and its setup.
 #![forbid(unsafe_code)]
 
+pub mod analytics;
 pub mod cache;
 pub mod commands;
 pub mod config;
@@ -29,6 +35,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod service;
+pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

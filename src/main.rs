@@ -35,6 +35,8 @@ enum Command {
     Migrate,
     /// Print the shard map: name, first ID, first time, URL.
     Shards,
+    /// Run the click analytics worker on its own (needs queue.kind = "redis").
+    Worker,
 }
 
 fn main() -> ExitCode {
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
             }
             Command::Migrate => print!("{}", commands::migrate(&settings).await?),
             Command::Shards => print!("{}", commands::shard_table(&settings)),
+            Command::Worker => commands::worker(&settings).await?,
         }
         anyhow::Ok(())
     });

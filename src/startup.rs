@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 
+use crate::analytics::Analytics;
 use crate::cache::{LinkCache, LocalTier, RedisTier};
 use crate::config::{redact_url, Mode, Settings};
 use crate::domain::{Clock, SnowflakeGenerator, SystemClock, UrlPolicy};
@@ -34,6 +35,7 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    analytics: Option<Analytics>,
 }
 
 impl Application {
@@ -86,10 +88,16 @@ impl Application {
             max_length: settings.links.max_url_length,
             own_hosts: settings.own_hosts(),
         };
+        let analytics = if settings.analytics.enabled {
+            Some(Analytics::start(&settings, store.clone())?)
+        } else {
+            None
+        };
         let links = LinkService::new(store, cache, ids, clock, policy);
         let state = web::Data::new(AppState {
             links,
             public_base: settings.public_base(),
+            clicks: analytics.as_ref().map(|a| a.queue().clone()),
         });
 
         let listener = TcpListener::bind(&settings.listen)
@@ -114,6 +122,7 @@ impl Application {
             server: server.run(),
             state,
             background,
+            analytics,
         })
     }
 
@@ -133,18 +142,29 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM or a stop through the handle; in-flight requests
-    /// get `http.shutdown_timeout_s` to finish. Then storage is closed: pending writes
-    /// are committed and the embedded database is checkpointed.
+    /// get `http.shutdown_timeout_s` to finish. Then the click queue is drained and
+    /// counted, and storage is closed: pending writes are committed and the embedded
+    /// database is checkpointed.
     ///
     /// # Errors
     /// When the server fails.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
         let served = self.server.await;
+        // No request is in flight any more: count every click already taken, then
+        // close storage.
+        if let Some(analytics) = self.analytics.as_mut() {
+            analytics.shutdown().await;
+        }
         for task in &self.background {
             task.abort();
         }
         self.state.links.store().close().await;
         served
+    }
+
+    /// The running analytics (tests read its counters).
+    pub fn analytics(&self) -> Option<&Analytics> {
+        self.analytics.as_ref()
     }
 }
 

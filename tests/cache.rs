@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
+use shortener::analytics::event::ClickRecord;
+use shortener::analytics::rollup::RollupRows;
 use shortener::cache::breaker::BreakerState;
 use shortener::cache::RedisSettings;
 use shortener::config::Settings;
@@ -44,6 +46,20 @@ impl LinkStore for CountingStore {
     }
     async fn health(&self) -> Vec<PartHealth> {
         self.inner.health().await
+    }
+    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<u64, StoreError> {
+        self.inner.record_clicks(clicks).await
+    }
+    async fn click_rollups(
+        &self,
+        link: Snowflake,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<RollupRows, StoreError> {
+        self.inner.click_rollups(link, from, to).await
+    }
+    async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.prune_clicks(before).await
     }
 }
 

@@ -40,8 +40,25 @@ const TIMESTAMP_SHIFT: u32 = WORKER_BITS + SEQUENCE_BITS;
 const STALL_LIMIT: Duration = Duration::from_millis(100);
 
 /// A Snowflake ID. Always below 2^63, so it fits PostgreSQL's `BIGINT`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "u64", into = "u64")]
 pub struct Snowflake(u64);
+
+impl TryFrom<u64> for Snowflake {
+    type Error = String;
+
+    fn try_from(raw: u64) -> Result<Self, Self::Error> {
+        Self::from_u64(raw).ok_or_else(|| format!("{raw} does not fit in 63 bits"))
+    }
+}
+
+impl From<Snowflake> for u64 {
+    fn from(id: Snowflake) -> u64 {
+        id.0
+    }
+}
 
 impl Snowflake {
     /// Wraps a raw value, refusing anything that does not fit in 63 bits.
@@ -140,8 +157,8 @@ enum Attempt {
     Issued(Snowflake),
     /// The clock is behind the last issued millisecond by this much (within the limit).
     Behind(u64),
-    /// All 4,096 sequence numbers of the current millisecond are taken.
-    Exhausted,
+    /// All 4,096 sequence numbers of this millisecond (since the epoch) are taken.
+    Exhausted(u64),
 }
 
 /// Issues Snowflake IDs for one worker.
@@ -203,7 +220,7 @@ impl SnowflakeGenerator {
                 since_epoch << SEQUENCE_BITS
             } else if since_epoch == last {
                 if current & MAX_SEQUENCE == MAX_SEQUENCE {
-                    return Ok(Attempt::Exhausted);
+                    return Ok(Attempt::Exhausted(last));
                 }
                 current + 1
             } else {
@@ -241,7 +258,7 @@ impl SnowflakeGenerator {
     /// [`IdError::ClockStalled`] for a clock that cannot be trusted at all.
     pub async fn next_id(&self) -> Result<Snowflake, IdError> {
         let mut waited_ms = 0;
-        let mut exhausted_since: Option<Instant> = None;
+        let mut exhausted_since: Option<(u64, Instant)> = None;
         loop {
             match self.attempt()? {
                 Attempt::Issued(id) => return Ok(id),
@@ -249,11 +266,20 @@ impl SnowflakeGenerator {
                     waited_ms += self.note_wait(ms, waited_ms)?;
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                 }
-                Attempt::Exhausted => {
-                    self.note_exhausted(&mut exhausted_since)?;
+                Attempt::Exhausted(ms) => {
+                    self.note_exhausted(ms, &mut exhausted_since)?;
                     tokio::task::yield_now().await;
                 }
             }
+        }
+    }
+
+    /// An ID now or none: never waits. For the redirect path, which drops a click
+    /// rather than wait for the clock.
+    pub fn try_next_id(&self) -> Option<Snowflake> {
+        match self.attempt() {
+            Ok(Attempt::Issued(id)) => Some(id),
+            _ => None,
         }
     }
 
@@ -264,7 +290,7 @@ impl SnowflakeGenerator {
     /// As for [`next_id`](Self::next_id).
     pub fn next_id_blocking(&self) -> Result<Snowflake, IdError> {
         let mut waited_ms = 0;
-        let mut exhausted_since: Option<Instant> = None;
+        let mut exhausted_since: Option<(u64, Instant)> = None;
         loop {
             match self.attempt()? {
                 Attempt::Issued(id) => return Ok(id),
@@ -272,8 +298,8 @@ impl SnowflakeGenerator {
                     waited_ms += self.note_wait(ms, waited_ms)?;
                     std::thread::sleep(Duration::from_millis(ms));
                 }
-                Attempt::Exhausted => {
-                    self.note_exhausted(&mut exhausted_since)?;
+                Attempt::Exhausted(ms) => {
+                    self.note_exhausted(ms, &mut exhausted_since)?;
                     std::thread::yield_now();
                 }
             }
@@ -295,18 +321,24 @@ impl SnowflakeGenerator {
         Ok(ms)
     }
 
-    fn note_exhausted(&self, since: &mut Option<Instant>) -> Result<(), IdError> {
+    /// Notes that millisecond `ms` is used up. Fails only when the *same* millisecond
+    /// stays used up past [`STALL_LIMIT`]: the clock has stopped. Losing the race for
+    /// one fresh millisecond after another under contention is not a stall.
+    fn note_exhausted(&self, ms: u64, since: &mut Option<(u64, Instant)>) -> Result<(), IdError> {
         match since {
-            None => {
-                self.stats
-                    .sequence_exhausted
-                    .fetch_add(1, Ordering::Relaxed);
-                *since = Some(Instant::now());
+            Some((seen, start)) if *seen == ms => {
+                if start.elapsed() > STALL_LIMIT {
+                    return Err(IdError::ClockStalled(start.elapsed()));
+                }
             }
-            Some(start) if start.elapsed() > STALL_LIMIT => {
-                return Err(IdError::ClockStalled(start.elapsed()));
+            _ => {
+                if since.is_none() {
+                    self.stats
+                        .sequence_exhausted
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                *since = Some((ms, Instant::now()));
             }
-            Some(_) => {}
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 pub mod health;
 pub mod links;
 pub mod redirect;
+pub mod stats;
 
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
@@ -18,6 +19,8 @@ pub struct AppState {
     pub links: LinkService,
     /// The public base URL without a trailing slash.
     pub public_base: String,
+    /// Where redirects offer clicks; `None` with analytics off.
+    pub clicks: Option<std::sync::Arc<dyn crate::analytics::queue::ClickQueue>>,
 }
 
 /// Registers every route. Fixed paths come before the catch-all `/{code}`.

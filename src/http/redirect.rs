@@ -5,8 +5,36 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::AppState;
-use crate::domain::RedirectKind;
+use crate::analytics::event::{anonymise, clip_user_agent, referrer_host, RawClick};
+use crate::analytics::queue::ClickQueue;
+use crate::domain::{RedirectKind, Snowflake};
 use crate::error::ApiError;
+
+/// Captures the click and offers it to the queue without waiting. No parsing here: the
+/// worker derives browser, OS and bot flag. The raw address is anonymised right away.
+fn offer_click(req: &HttpRequest, state: &AppState, queue: &dyn ClickQueue, link: Snowflake) {
+    let Some(event_id) = state.links.ids().try_next_id() else {
+        // The clock is being waited out: drop the click rather than delay the redirect.
+        queue
+            .stats()
+            .dropped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return;
+    };
+    let headers = req.headers();
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    queue.offer(RawClick {
+        event_id,
+        link_id: link,
+        at_ms: event_id.unix_ms(),
+        referrer: referrer_host(text(header::REFERER)),
+        user_agent: clip_user_agent(text(header::USER_AGENT).unwrap_or_default()),
+        client: req
+            .peer_addr()
+            .map(|a| anonymise(a.ip()))
+            .unwrap_or_default(),
+    });
+}
 
 /// How long browsers may cache a `301` (capped by the link's expiry).
 const PERMANENT_MAX_AGE_S: i64 = 86_400;
@@ -19,6 +47,9 @@ pub async fn follow(
     let code = req.match_info().get("code").unwrap_or_default();
     let link = state.links.resolve(code).await?;
     let link = link.as_ref();
+    if let Some(queue) = &state.clicks {
+        offer_click(&req, &state, queue.as_ref(), link.id);
+    }
     let location = HeaderValue::from_str(&link.url).map_err(|e| {
         ApiError::internal(anyhow::anyhow!("stored URL is not a header value: {e}"))
     })?;

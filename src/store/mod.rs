@@ -8,9 +8,11 @@ pub mod shard_map;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use crate::analytics::event::ClickRecord;
+use crate::analytics::rollup::RollupRows;
 use crate::domain::{Link, Snowflake};
 
 /// What can go wrong in storage, sorted by what the caller should do about it.
@@ -74,6 +76,23 @@ pub trait LinkStore: Send + Sync + 'static {
 
     /// Asks every part for a trivial answer, for `/readyz`.
     async fn health(&self) -> Vec<PartHealth>;
+
+    /// Counts clicks exactly once: each raw event is inserted unless its event ID is
+    /// already stored, and exactly the inserted ones are added to the rollups, in one
+    /// transaction per part. Returns how many were inserted. A click whose link lies
+    /// outside every range is skipped.
+    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<u64, StoreError>;
+
+    /// The rollup rows of one link over the days `[from, to]`.
+    async fn click_rollups(
+        &self,
+        link: Snowflake,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<RollupRows, StoreError>;
+
+    /// Deletes raw click events from before `before` (rollups stay); returns how many.
+    async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Finishes pending writes and releases resources, at shutdown. Idempotent.
     async fn close(&self) {}

@@ -10,13 +10,15 @@ mod shard;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 pub use migrate::{latest_version, migrate_all, migrate_url, schema_version};
 pub use shard::Shard;
 
 use super::shard_map::ShardMap;
 use super::{LinkStore, PartHealth, StoreError};
+use crate::analytics::event::ClickRecord;
+use crate::analytics::rollup::RollupRows;
 use crate::config::Settings;
 use crate::domain::{Link, Snowflake};
 
@@ -150,5 +152,44 @@ impl LinkStore for ShardedPostgres {
 
     async fn health(&self) -> Vec<PartHealth> {
         futures::future::join_all(self.shards.iter().map(|s| s.health())).await
+    }
+
+    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<u64, StoreError> {
+        let mut by_shard: Vec<Vec<&ClickRecord>> = vec![Vec::new(); self.shards.len()];
+        for click in clicks {
+            match self.map.shard_for(click.link_id) {
+                Some(i) => by_shard[i].push(click),
+                None => {
+                    tracing::warn!(link = %click.link_id, "click for a link outside every range skipped")
+                }
+            }
+        }
+        // One transaction per shard, in parallel. If one fails the batch fails as a
+        // whole and is delivered again: the shards that did commit see their events
+        // conflict and count nothing twice.
+        let results = futures::future::join_all(
+            by_shard
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| !c.is_empty())
+                .map(|(i, c)| self.shards[i].record_clicks(c)),
+        )
+        .await;
+        results.into_iter().sum()
+    }
+
+    async fn click_rollups(
+        &self,
+        link: Snowflake,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<RollupRows, StoreError> {
+        self.shard_for(link)?.click_rollups(link, from, to).await
+    }
+
+    async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let results =
+            futures::future::join_all(self.shards.iter().map(|s| s.prune_clicks(before))).await;
+        results.into_iter().sum()
     }
 }

@@ -3,13 +3,17 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
+use crate::analytics::event::ClickRecord;
+use crate::analytics::rollup::{Increments, RollupRows};
 use crate::config::{redact_url, DatabaseSettings, ShardSettings};
 use crate::domain::{Link, RedirectKind, Snowflake};
 use crate::store::{PartHealth, StoreError};
@@ -23,6 +27,24 @@ const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VA
                              ON CONFLICT (alias) DO NOTHING";
 const RELEASE_ALIAS: &str = "DELETE FROM aliases WHERE alias = $1 AND link_id = $2";
 const ALIAS_TARGET: &str = "SELECT link_id FROM aliases WHERE alias = $1";
+const INSERT_CLICKS: &str = "INSERT INTO click_events \
+    (event_id, link_id, at, referrer, browser, os, device, bot, client) \
+    SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::timestamptz[], $4::text[], $5::text[], \
+                         $6::text[], $7::text[], $8::bool[], $9::text[]) \
+    ON CONFLICT (event_id) DO NOTHING RETURNING event_id";
+const ADD_DAILY: &str = "INSERT INTO click_daily (link_id, day, total, bots) \
+    SELECT * FROM UNNEST($1::int8[], $2::date[], $3::int8[], $4::int8[]) \
+    ON CONFLICT (link_id, day) DO UPDATE \
+    SET total = click_daily.total + EXCLUDED.total, bots = click_daily.bots + EXCLUDED.bots";
+const ADD_DIMS: &str = "INSERT INTO click_dims (link_id, dim, day, value, total) \
+    SELECT * FROM UNNEST($1::int8[], $2::text[], $3::date[], $4::text[], $5::int8[]) \
+    ON CONFLICT (link_id, dim, day, value) DO UPDATE SET total = click_dims.total + EXCLUDED.total";
+const SELECT_DAILY: &str =
+    "SELECT day, total, bots FROM click_daily WHERE link_id = $1 AND day BETWEEN $2 AND $3";
+const SELECT_DIMS: &str = "SELECT dim, value, SUM(total)::int8 FROM click_dims \
+    WHERE link_id = $1 AND day BETWEEN $2 AND $3 GROUP BY dim, value";
+const PRUNE_CLICKS: &str = "DELETE FROM click_events WHERE event_id IN \
+    (SELECT event_id FROM click_events WHERE at < $1 LIMIT 10000)";
 
 /// A PostgreSQL database holding one range of the ID space.
 pub struct Shard {
@@ -222,6 +244,108 @@ impl Shard {
             })
             .await?;
         Ok(row.and_then(|r| Snowflake::from_i64(r.get(0))))
+    }
+
+    pub(super) async fn record_clicks(&self, clicks: &[&ClickRecord]) -> Result<u64, StoreError> {
+        let ids: Vec<i64> = clicks.iter().map(|c| c.event_id.as_i64()).collect();
+        let links: Vec<i64> = clicks.iter().map(|c| c.link_id.as_i64()).collect();
+        let ats: Vec<DateTime<Utc>> = clicks.iter().map(|c| c.at).collect();
+        let column =
+            |f: fn(&ClickRecord) -> &str| clicks.iter().map(|c| f(c)).collect::<Vec<&str>>();
+        let (referrers, browsers) = (column(|c| &c.referrer), column(|c| &c.browser));
+        let (oses, devices, addrs) = (
+            column(|c| &c.os),
+            column(|c| &c.device),
+            column(|c| &c.client),
+        );
+        let bots: Vec<bool> = clicks.iter().map(|c| c.bot).collect();
+        self.run(|mut c| async move {
+            let tx = c.transaction().await?;
+            let stmt = tx.prepare_cached(INSERT_CLICKS).await?;
+            let rows = tx
+                .query(
+                    &stmt,
+                    &[
+                        &ids, &links, &ats, &referrers, &browsers, &oses, &devices, &bots, &addrs,
+                    ],
+                )
+                .await?;
+            let inserted: HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+            let inc = Increments::of(
+                clicks
+                    .iter()
+                    .copied()
+                    .filter(|c| inserted.contains(&c.event_id.as_i64())),
+            );
+            if !inc.daily.is_empty() {
+                let (mut l, mut d, mut t, mut b) = (vec![], vec![], vec![], vec![]);
+                for ((link, day), (total, bot)) in &inc.daily {
+                    l.push(link.as_i64());
+                    d.push(*day);
+                    t.push(*total);
+                    b.push(*bot);
+                }
+                let stmt = tx.prepare_cached(ADD_DAILY).await?;
+                tx.execute(&stmt, &[&l, &d, &t, &b]).await?;
+                let (mut l, mut dim, mut d, mut v, mut t) =
+                    (vec![], vec![], vec![], vec![], vec![]);
+                for ((link, name, day, value), total) in &inc.dims {
+                    l.push(link.as_i64());
+                    dim.push(*name);
+                    d.push(*day);
+                    v.push(value.as_str());
+                    t.push(*total);
+                }
+                let stmt = tx.prepare_cached(ADD_DIMS).await?;
+                tx.execute(&stmt, &[&l, &dim, &d, &v, &t]).await?;
+            }
+            tx.commit().await?;
+            Ok(inserted.len() as u64)
+        })
+        .await
+    }
+
+    pub(super) async fn click_rollups(
+        &self,
+        link: Snowflake,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<RollupRows, StoreError> {
+        self.run(|c| async move {
+            let daily = c.prepare_cached(SELECT_DAILY).await?;
+            let dims = c.prepare_cached(SELECT_DIMS).await?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+                [&link.as_i64(), &from, &to];
+            let (daily, dims) =
+                futures::try_join!(c.query(&daily, &params), c.query(&dims, &params))?;
+            Ok(RollupRows {
+                daily: daily
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect(),
+                dims: dims
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        loop {
+            let n = self
+                .run(|c| async move {
+                    let stmt = c.prepare_cached(PRUNE_CLICKS).await?;
+                    c.execute(&stmt, &[&before]).await
+                })
+                .await?;
+            removed += n;
+            if n < 10_000 {
+                return Ok(removed);
+            }
+        }
     }
 
     /// The schema version the shard is at (`None` when unmigrated).

@@ -1,0 +1,75 @@
+//! `GET /api/v1/links/{code}/stats?from=YYYY-MM-DD&to=YYYY-MM-DD`: clicks from the
+//! rollups (fast however many clicks a link has). Counts lag the clicks by the worker's
+//! flush interval.
+
+use actix_web::{web, HttpResponse};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use crate::analytics::rollup::Stats;
+use crate::error::ApiError;
+
+/// Longest range one request may ask for, in days.
+pub const MAX_RANGE_DAYS: i64 = 366;
+/// The range when none is given: the last 30 days, today included.
+pub const DEFAULT_DAYS: i64 = 30;
+
+/// Query parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Range {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Body {
+    code: String,
+    #[serde(flatten)]
+    stats: Stats,
+}
+
+fn day(name: &'static str, text: &str) -> Result<NaiveDate, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::unprocessable(
+            "invalid_range",
+            format!("{name} must be a date like 2026-01-31"),
+        )
+    })
+}
+
+/// The stats of a link over a range of UTC days.
+pub async fn stats(
+    state: web::Data<AppState>,
+    code: web::Path<String>,
+    range: Result<web::Query<Range>, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    let range = range.map_err(|e| ApiError::unprocessable("invalid_range", e.to_string()))?;
+    let today = state.links.now().date_naive();
+    let to = range
+        .to
+        .as_deref()
+        .map(|t| day("to", t))
+        .transpose()?
+        .unwrap_or(today);
+    let from = match range.from.as_deref() {
+        Some(f) => day("from", f)?,
+        None => to - chrono::Duration::days(DEFAULT_DAYS - 1),
+    };
+    if from > to {
+        return Err(ApiError::unprocessable("invalid_range", "from is after to"));
+    }
+    if (to - from).num_days() >= MAX_RANGE_DAYS {
+        return Err(ApiError::unprocessable(
+            "invalid_range",
+            format!("a range covers at most {MAX_RANGE_DAYS} days"),
+        ));
+    }
+    let link = state.links.find(&code).await?;
+    let rows = state.links.store().click_rollups(link.id, from, to).await?;
+    Ok(HttpResponse::Ok().json(Body {
+        code: link.code(),
+        stats: Stats::build(from, to, rows),
+    }))
+}
