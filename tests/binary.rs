@@ -105,8 +105,10 @@ async fn migrate_then_serve_across_a_boundary_a_few_seconds_in_the_future() {
             String::from_utf8_lossy(&out.stderr)
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
+        let v = shortener::store::postgres::latest_version();
         assert!(
-            stdout.contains("s0: schema version 1") && stdout.contains("s1: schema version 1"),
+            stdout.contains(&format!("s0: schema version {v}"))
+                && stdout.contains(&format!("s1: schema version {v}")),
             "{stdout}"
         );
     }
