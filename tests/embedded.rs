@@ -213,3 +213,60 @@ async fn the_embedded_api_behaves_like_the_distributed_one() {
         .unwrap();
     assert_eq!(body["parts"][0]["name"], "sqlite");
 }
+
+#[tokio::test]
+async fn every_click_taken_before_a_sigterm_is_counted_after_a_restart() {
+    let cwd = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    // The worker would hold clicks for a minute before writing them: only the drain on
+    // shutdown can have counted them by the time the process exits.
+    let start = || {
+        Server(
+            bare_binary(cwd.path())
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .env("SHORTENER_ANALYTICS__FLUSH_INTERVAL_MS", "60000")
+                .env("SHORTENER_ANALYTICS__BATCH_SIZE", "100000")
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut server = start();
+    wait_ready(&base).await;
+    let link: Value = client
+        .post(format!("{base}/api/v1/links"))
+        .json(&json!({"url": "https://example.com/counted"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = link["code"].as_str().unwrap().to_owned();
+
+    // 200 redirects, 20 at a time, then SIGTERM straight away.
+    for _ in 0..10 {
+        let wave = (0..20).map(|_| client.get(format!("{base}/{code}")).send());
+        for r in futures::future::join_all(wave).await {
+            assert_eq!(r.unwrap().status(), StatusCode::FOUND);
+        }
+    }
+    let exit = server.sigterm_and_wait();
+    assert!(exit.success(), "{exit:?}");
+
+    let _server = start();
+    wait_ready(&base).await;
+    let stats: Value = client
+        .get(format!("{base}/api/v1/links/{code}/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["total"], 200, "{stats}");
+}

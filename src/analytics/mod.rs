@@ -28,13 +28,14 @@ pub struct Analytics {
     worker: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
+/// A queue, and the same queue as Redis Streams when it is one (its producer must run).
+pub type BuiltQueue = (Arc<dyn ClickQueue>, Option<Arc<RedisStreamQueue>>);
+
 /// Builds the queue the configuration names.
 ///
 /// # Errors
 /// When `kind = "redis"` without a `[redis]` section.
-pub fn build_queue(
-    settings: &Settings,
-) -> anyhow::Result<(Arc<dyn ClickQueue>, Option<Arc<RedisStreamQueue>>)> {
+pub fn build_queue(settings: &Settings) -> anyhow::Result<BuiltQueue> {
     Ok(match settings.queue.kind {
         QueueKind::Memory => (Arc::new(MemoryQueue::new(settings.queue.capacity)), None),
         QueueKind::Redis => {

@@ -101,15 +101,23 @@ impl Worker {
     }
 
     /// Gathers one batch: waits for a first click up to `flush_interval`, then keeps
-    /// taking until `batch_size` or until the interval since the first has passed.
-    pub async fn gather(&self) -> Vec<Delivery> {
+    /// taking until `batch_size` or until the interval since the first has passed. When
+    /// `stop` fires it returns what it holds at once: a batch in hand is never dropped.
+    pub async fn gather(&self, stop: &CancellationToken) -> Vec<Delivery> {
         let interval = Duration::from_millis(self.settings.flush_interval_ms);
         let max = self.settings.batch_size;
-        let mut batch = match self.queue.receive(max, interval).await {
+        let first = tokio::select! {
+            r = self.queue.receive(max, interval) => r,
+            () = stop.cancelled() => return Vec::new(),
+        };
+        let mut batch = match first {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "click queue unavailable");
-                tokio::time::sleep(interval).await;
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    () = stop.cancelled() => {}
+                }
                 return Vec::new();
             }
         };
@@ -119,7 +127,11 @@ impl Worker {
             if left.is_zero() {
                 break;
             }
-            match self.queue.receive(max - batch.len(), left).await {
+            let more = tokio::select! {
+                r = self.queue.receive(max - batch.len(), left) => r,
+                () = stop.cancelled() => break,
+            };
+            match more {
                 Ok(more) if more.is_empty() => break,
                 Ok(more) => batch.extend(more),
                 Err(_) => break,
@@ -192,10 +204,7 @@ impl Worker {
         let prune_every = Duration::from_secs(self.settings.prune_every_s.max(1));
         let mut last_prune = Instant::now();
         while !stop.is_cancelled() {
-            let batch = tokio::select! {
-                b = self.gather() => b,
-                () = stop.cancelled() => break,
-            };
+            let batch = self.gather(&stop).await;
             self.process_with_retry(batch, &stop).await;
             if last_prune.elapsed() >= prune_every {
                 last_prune = Instant::now();

@@ -41,6 +41,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(
+        web::resource("/api/v1/links/{code}/stats")
+            .get(stats::stats)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/api/v1/links/{code}")
             .get(links::get)
             .delete(links::delete)

@@ -1,0 +1,437 @@
+//! Click analytics end to end, on real PostgreSQL and Redis: exact counts in both queue
+//! modes, redelivery, a worker dying, a full queue, and the daily series at midnight.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use reqwest::{header, Method, StatusCode};
+use serde_json::{json, Value};
+use shortener::analytics::event::{ClickRecord, RawClick};
+use shortener::analytics::queue::{ClickQueue, QueueKind, QueueSettings, RedisStreamQueue};
+use shortener::analytics::rollup::{RollupRows, Stats};
+use shortener::analytics::worker::{Ack, AnalyticsSettings, Worker};
+use shortener::cache::RedisSettings;
+use shortener::config::Settings;
+use shortener::domain::{Link, ManualClock, Snowflake};
+use shortener::store::postgres::ShardedPostgres;
+use shortener::store::{LinkStore, PartHealth, StoreError};
+use support::{fresh_database, settings, shard, t0, TestApp};
+use tokio_util::sync::CancellationToken;
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+fn prefix() -> String {
+    format!("test:{:016x}:", rand::random::<u64>())
+}
+
+async fn one_shard(kind: QueueKind) -> Settings {
+    let db = fresh_database().await;
+    let mut s = settings(vec![shard(
+        "s0",
+        &db,
+        "2024-01-01T00:00:00Z".parse().unwrap(),
+    )]);
+    s.analytics.flush_interval_ms = 50;
+    s.queue.kind = kind;
+    if kind == QueueKind::Redis {
+        s.redis = Some(RedisSettings {
+            url: REDIS.into(),
+            key_prefix: prefix(),
+            ..RedisSettings::default()
+        });
+    }
+    s
+}
+
+async fn stats(app: &TestApp, code: &str, query: &str) -> Value {
+    let r = app
+        .request(Method::GET, &format!("/api/v1/links/{code}/stats{query}"))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+/// Polls the stats until they show `total` clicks (the worker flushes every 50 ms).
+async fn stats_when(app: &TestApp, code: &str, query: &str, total: i64) -> Value {
+    let started = Instant::now();
+    loop {
+        let s = stats(app, code, query).await;
+        if s["total"] == total {
+            return s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "stats stuck at {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+const AGENTS: [(&str, bool); 5] = [
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", false),
+    ("Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0", false),
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1", false),
+    ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", true),
+    ("curl/8.5.0", true),
+];
+
+async fn counts_are_exact_after_n_redirects(kind: QueueKind) {
+    let app = TestApp::spawn(one_shard(kind).await, Arc::new(ManualClock::at(t0()))).await;
+    let code = app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    for round in 0..10 {
+        for (ua, _) in AGENTS {
+            let mut request = app
+                .client
+                .get(format!("{}/{code}", app.address))
+                .header(header::USER_AGENT, ua);
+            if round < 8 {
+                request = request.header(header::REFERER, "https://News.Example.com/story?id=1");
+            }
+            assert_eq!(request.send().await.unwrap().status(), StatusCode::FOUND);
+        }
+    }
+
+    let s = stats_when(&app, &code, "", 50).await;
+    assert_eq!(
+        (s["humans"].as_i64(), s["bots"].as_i64()),
+        (Some(30), Some(20)),
+        "{s}"
+    );
+    assert_eq!(
+        s["daily"].as_array().unwrap().len(),
+        30,
+        "the default range is 30 days"
+    );
+    assert_eq!(
+        s["daily"][29],
+        json!({"day": "2026-06-01", "total": 50, "bots": 20})
+    );
+    assert_eq!(
+        s["referrers"][0],
+        json!({"value": "news.example.com", "total": 40})
+    );
+    assert_eq!(s["referrers"][1], json!({"value": "(direct)", "total": 10}));
+    let browsers: Vec<&str> = s["browsers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["value"].as_str().unwrap())
+        .collect();
+    assert!(
+        browsers.contains(&"Chrome")
+            && browsers.contains(&"Firefox")
+            && browsers.contains(&"Googlebot"),
+        "{browsers:?}"
+    );
+    // Nothing more arrives later: exactly N.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(stats(&app, &code, "").await["total"], 50);
+}
+
+#[tokio::test]
+async fn counts_are_exact_after_n_redirects_through_the_in_process_queue() {
+    counts_are_exact_after_n_redirects(QueueKind::Memory).await;
+}
+
+#[tokio::test]
+async fn counts_are_exact_after_n_redirects_through_redis_streams() {
+    counts_are_exact_after_n_redirects(QueueKind::Redis).await;
+}
+
+#[tokio::test]
+async fn the_daily_series_splits_at_utc_midnight() {
+    let clock = Arc::new(ManualClock::at("2026-06-01T23:59:59Z".parse().unwrap()));
+    let app = TestApp::spawn(one_shard(QueueKind::Memory).await, clock.clone()).await;
+    let code = app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..3 {
+        app.follow(&code).await;
+    }
+    clock.advance_ms(2_000);
+    for _ in 0..2 {
+        app.follow(&code).await;
+    }
+
+    let s = stats_when(&app, &code, "?from=2026-05-31&to=2026-06-03", 5).await;
+    let series: Vec<(String, i64)> = s["daily"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["day"].as_str().unwrap().to_owned(),
+                d["total"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        series,
+        vec![
+            ("2026-05-31".into(), 0),
+            ("2026-06-01".into(), 3),
+            ("2026-06-02".into(), 2),
+            ("2026-06-03".into(), 0)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn stats_refuse_bad_ranges_and_unknown_links() {
+    let app = TestApp::spawn(
+        one_shard(QueueKind::Memory).await,
+        Arc::new(ManualClock::at(t0())),
+    )
+    .await;
+    let code = app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (query, why) in [
+        ("?from=2026-06-02&to=2026-06-01", "from after to"),
+        ("?from=yesterday", "not a date"),
+        ("?from=2024-01-01&to=2026-06-01", "over a year"),
+        ("?colour=red", "unknown parameter"),
+    ] {
+        let r = app
+            .request(Method::GET, &format!("/api/v1/links/{code}/stats{query}"))
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{why}");
+        assert_eq!(support::error_code(r).await, "invalid_range", "{why}");
+    }
+    let r = app
+        .request(Method::GET, "/api/v1/links/no-such-link/stats")
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+/// A store whose click writes wait for a gate: a worker stuck on a slow database.
+struct GatedStore {
+    inner: Arc<dyn LinkStore>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+#[async_trait]
+impl LinkStore for GatedStore {
+    async fn insert(&self, link: &Link) -> Result<(), StoreError> {
+        self.inner.insert(link).await
+    }
+    async fn get(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn get_by_alias(&self, alias: &str) -> Result<Option<Link>, StoreError> {
+        self.inner.get_by_alias(alias).await
+    }
+    async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.mark_deleted(id, at).await
+    }
+    async fn health(&self) -> Vec<PartHealth> {
+        self.inner.health().await
+    }
+    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<u64, StoreError> {
+        let _pass = self.gate.acquire().await.unwrap();
+        self.inner.record_clicks(clicks).await
+    }
+    async fn click_rollups(
+        &self,
+        link: Snowflake,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<RollupRows, StoreError> {
+        self.inner.click_rollups(link, from, to).await
+    }
+    async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.prune_clicks(before).await
+    }
+}
+
+#[tokio::test]
+async fn a_full_in_process_queue_drops_and_counts_while_redirects_keep_answering() {
+    let mut s = one_shard(QueueKind::Memory).await;
+    s.queue.capacity = 5;
+    s.analytics.batch_size = 1;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let g = gate.clone();
+    let app = TestApp::spawn_layered(
+        s,
+        Arc::new(ManualClock::at(t0())),
+        Box::new(move |inner| Arc::new(GatedStore { inner, gate: g })),
+    )
+    .await;
+    let code = app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    for _ in 0..100 {
+        assert_eq!(app.follow(&code).await.status(), StatusCode::FOUND);
+    }
+
+    let queue = app.app.clicks.clone().unwrap();
+    let (enqueued, dropped) = (
+        queue.stats().enqueued.load(Ordering::Relaxed),
+        queue.stats().dropped.load(Ordering::Relaxed),
+    );
+    assert_eq!(enqueued + dropped, 100);
+    assert!(
+        enqueued <= 6,
+        "the stuck worker holds one, the queue five: {enqueued}"
+    );
+    assert!(dropped >= 94, "{dropped}");
+
+    // The database comes back: what was queued is counted, nothing more.
+    gate.add_permits(1_000);
+    let s = stats_when(&app, &code, "", enqueued as i64).await;
+    assert_eq!(s["total"].as_u64(), Some(enqueued));
+}
+
+/// A Redis-Streams queue and a worker on it, outside any HTTP server.
+fn stream_worker(
+    store: Arc<dyn LinkStore>,
+    prefix: &str,
+    consumer: &str,
+) -> (Arc<RedisStreamQueue>, Worker) {
+    let q = Arc::new(
+        RedisStreamQueue::new(
+            REDIS,
+            prefix,
+            &QueueSettings {
+                kind: QueueKind::Redis,
+                claim_idle_ms: 50,
+                consumer: Some(consumer.into()),
+                ..QueueSettings::default()
+            },
+        )
+        .unwrap(),
+    );
+    let settings = AnalyticsSettings {
+        flush_interval_ms: 100,
+        ..AnalyticsSettings::default()
+    };
+    let worker = Worker::new(q.clone(), store, settings);
+    (q, worker)
+}
+
+async fn pg_store() -> Arc<dyn LinkStore> {
+    let db = fresh_database().await;
+    let s = settings(vec![shard(
+        "s0",
+        &db,
+        "2024-01-01T00:00:00Z".parse().unwrap(),
+    )]);
+    Arc::new(ShardedPostgres::connect(&s).unwrap())
+}
+
+/// Puts `n` clicks on the stream through the producer, returns the link clicked.
+async fn produce(q: &Arc<RedisStreamQueue>, n: u64) -> Snowflake {
+    let link = Snowflake::first_of_ms(t0().timestamp_millis() as u64);
+    let stop = CancellationToken::new();
+    let producer = tokio::spawn(q.clone().run_producer(stop.clone()));
+    for i in 0..n {
+        assert!(q.offer(RawClick {
+            event_id: Snowflake::from_parts(
+                t0().timestamp_millis() as u64 - shortener::domain::ids::EPOCH_MS,
+                7,
+                i
+            ),
+            link_id: link,
+            at_ms: t0().timestamp_millis() as u64,
+            referrer: String::new(),
+            user_agent: "Mozilla/5.0 Firefox/121.0".into(),
+            client: "203.0.113.0".into(),
+        }));
+    }
+    stop.cancel();
+    producer.await.unwrap();
+    link
+}
+
+async fn total(store: &Arc<dyn LinkStore>, link: Snowflake) -> i64 {
+    let day = t0().date_naive();
+    Stats::build(day, day, store.click_rollups(link, day, day).await.unwrap()).total
+}
+
+async fn pending(stream: &str) -> i64 {
+    let client = redis::Client::open(REDIS).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let summary: redis::Value = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg("workers")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    match summary {
+        redis::Value::Array(items) => match &items[0] {
+            redis::Value::Int(n) => *n,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_redelivered_after_its_commit_is_not_counted_twice() {
+    let store = pg_store().await;
+    let prefix = prefix();
+    let (q1, first) = stream_worker(store.clone(), &prefix, "first");
+    let link = produce(&q1, 40).await;
+
+    // The first worker commits, then dies before XACK.
+    let batch = first.gather(&CancellationToken::new()).await;
+    assert_eq!(batch.len(), 40);
+    assert_eq!(first.process(&batch, Ack::Never).await.unwrap(), 40);
+    assert_eq!(
+        pending(q1.stream()).await,
+        40,
+        "committed but not acknowledged"
+    );
+
+    // Another worker takes the stale entries over and processes them again.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_, second) = stream_worker(store.clone(), &prefix, "second");
+    let again = second.gather(&CancellationToken::new()).await;
+    assert_eq!(again.len(), 40, "every entry is delivered again");
+    assert_eq!(
+        second.process(&again, Ack::AfterCommit).await.unwrap(),
+        0,
+        "none counted twice"
+    );
+
+    assert_eq!(total(&store, link).await, 40);
+    assert_eq!(pending(q1.stream()).await, 0);
+    assert_eq!(second.stats().duplicates.load(Ordering::Relaxed), 40);
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_batch_loses_nothing() {
+    let store = pg_store().await;
+    let prefix = prefix();
+    let (q1, first) = stream_worker(store.clone(), &prefix, "doomed");
+    let link = produce(&q1, 25).await;
+
+    // Read, then killed before the commit: nothing counted, nothing acknowledged.
+    let batch = first.gather(&CancellationToken::new()).await;
+    assert_eq!(batch.len(), 25);
+    drop(first);
+    assert_eq!(total(&store, link).await, 0);
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_, survivor) = stream_worker(store.clone(), &prefix, "survivor");
+    let taken = survivor.gather(&CancellationToken::new()).await;
+    assert_eq!(
+        survivor.process(&taken, Ack::AfterCommit).await.unwrap(),
+        25
+    );
+    assert_eq!(total(&store, link).await, 25);
+    assert_eq!(pending(q1.stream()).await, 0);
+}
