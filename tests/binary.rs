@@ -240,3 +240,109 @@ fn a_bad_configuration_stops_startup_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
+
+#[tokio::test]
+async fn a_separate_worker_process_counts_the_clicks_of_a_serve_process() {
+    // Arrange: serve with Redis Streams and no worker of its own, and a worker process.
+    let suffix = format!("{:x}", rand::random::<u64>());
+    let db = format!("shortener_test_w_{suffix}");
+    let port = free_port();
+    let mut body = two_shard_config(port, &db, &format!("{db}_1"), "2090-01-01T00:00:00Z");
+    body = body.replacen(
+        "[[shards]]",
+        &format!(
+            "[redis]\nkey_prefix = \"test:{suffix}:\"\n[queue]\nkind = \"redis\"\n\
+             [analytics]\nworker_in_serve = false\nflush_interval_ms = 50\n[[shards]]"
+        ),
+        1,
+    );
+    let config = write_config(&body);
+    let out = binary()
+        .arg("migrate")
+        .arg("--config")
+        .arg(config.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let quiet = |mut c: Command| {
+        c.arg("--config")
+            .arg(config.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    let mut serve = binary();
+    serve.arg("serve");
+    let _serve = Server(quiet(serve).spawn().unwrap());
+    let mut worker = binary();
+    worker.arg("worker");
+    let mut worker = Server(quiet(worker).spawn().unwrap());
+    wait_until_ready(&base).await;
+
+    // Act: 30 redirects.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let link: Value = client
+        .post(format!("{base}/api/v1/links"))
+        .json(&json!({"url": "https://example.com/w"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = link["code"].as_str().unwrap();
+    for _ in 0..30 {
+        let r = client.get(format!("{base}/{code}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+    }
+
+    // Assert: the worker process counts all of them, and stops cleanly on SIGTERM.
+    let started = Instant::now();
+    loop {
+        let stats: Value = client
+            .get(format!("{base}/api/v1/links/{code}/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if stats["total"] == 30 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = worker.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let stopped = Instant::now();
+    let exit = loop {
+        if let Some(exit) = worker.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "worker ignored SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    let admin = admin().await;
+    for d in [db.clone(), format!("{db}_1")] {
+        let _ = admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {d} WITH (FORCE)"))
+            .await;
+    }
+}
