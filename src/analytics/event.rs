@@ -115,40 +115,66 @@ const BOT_MARKERS: &[&str] = &[
     "oha/",
 ];
 
+/// What a user agent reduces to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Families {
+    pub browser: String,
+    pub os: String,
+    pub device: String,
+    pub bot: bool,
+}
+
+/// Parses a user agent into families and decides whether it is a bot.
+pub fn classify(parser: &woothee::parser::Parser, user_agent: &str) -> Families {
+    let parsed = parser.parse(user_agent);
+    let lower = user_agent.to_ascii_lowercase();
+    let normal = |s: &str| {
+        if s == "UNKNOWN" {
+            "unknown".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    let (browser, os, device) = match &parsed {
+        Some(r) => (normal(r.name), normal(&r.os), normal(r.category)),
+        None => (
+            "unknown".to_owned(),
+            "unknown".to_owned(),
+            "unknown".to_owned(),
+        ),
+    };
+    let bot = device == "crawler"
+        || user_agent.is_empty()
+        || BOT_MARKERS.iter().any(|m| lower.contains(m));
+    Families {
+        browser,
+        os,
+        device,
+        bot,
+    }
+}
+
 impl RawClick {
     /// Parses the user agent into families and flags bots.
     pub fn into_record(self, parser: &woothee::parser::Parser) -> ClickRecord {
+        let families = classify(parser, &self.user_agent);
+        self.into_record_with(&families)
+    }
+
+    /// The record, with the user agent already classified (the worker memoises
+    /// [`classify`] per batch: real traffic repeats a few user agents many times).
+    pub fn into_record_with(self, families: &Families) -> ClickRecord {
         let at = ms_to_datetime(self.at_ms);
-        let parsed = parser.parse(&self.user_agent);
-        let lower = self.user_agent.to_ascii_lowercase();
-        let (browser, os, device) = match &parsed {
-            Some(r) => (r.name.to_string(), r.os.to_string(), r.category.to_string()),
-            None => (
-                "UNKNOWN".to_owned(),
-                "UNKNOWN".to_owned(),
-                "UNKNOWN".to_owned(),
-            ),
-        };
-        let bot = device == "crawler"
-            || self.user_agent.is_empty()
-            || BOT_MARKERS.iter().any(|m| lower.contains(m));
-        let normal = |s: String| {
-            if s == "UNKNOWN" {
-                "unknown".to_owned()
-            } else {
-                s
-            }
-        };
         ClickRecord {
             event_id: self.event_id,
             link_id: self.link_id,
             day: at.date_naive(),
             at,
             referrer: self.referrer,
-            browser: normal(browser),
-            os: normal(os),
-            device: normal(device),
-            bot,
+            browser: families.browser.clone(),
+            os: families.os.clone(),
+            device: families.device.clone(),
+            bot: families.bot,
             client: self.client,
         }
     }

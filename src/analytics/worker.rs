@@ -10,6 +10,9 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use std::collections::HashMap;
+
+use super::event::{classify, Families};
 use super::queue::{ClickQueue, Delivery};
 use crate::store::LinkStore;
 
@@ -37,7 +40,7 @@ impl Default for AnalyticsSettings {
         Self {
             enabled: true,
             worker_in_serve: true,
-            batch_size: 1_000,
+            batch_size: 5_000,
             flush_interval_ms: 200,
             retention_days: 90,
             prune_every_s: 3_600,
@@ -149,9 +152,16 @@ impl Worker {
         if batch.is_empty() {
             return Ok(0);
         }
+        let mut families: HashMap<&str, Families> = HashMap::new();
         let records: Vec<_> = batch
             .iter()
-            .map(|d| d.click.clone().into_record(&self.parser))
+            .map(|d| {
+                let ua = d.click.user_agent.as_str();
+                let f = families
+                    .entry(ua)
+                    .or_insert_with(|| classify(&self.parser, ua));
+                d.click.clone().into_record_with(f)
+            })
             .collect();
         let newest = records.iter().map(|r| r.at).max();
         let counted = self.store.record_clicks(&records).await?;
