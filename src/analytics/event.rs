@@ -136,7 +136,7 @@ pub fn classify(parser: &woothee::parser::Parser, user_agent: &str) -> Families 
         }
     };
     let (browser, os, device) = match &parsed {
-        Some(r) => (normal(r.name), normal(&r.os), normal(r.category)),
+        Some(r) => (normal(r.name), normal(r.os), normal(r.category)),
         None => (
             "unknown".to_owned(),
             "unknown".to_owned(),
