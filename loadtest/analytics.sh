@@ -22,10 +22,8 @@ REDIS_PORT=${REDIS_PORT:-16379}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 DB=shortener_bench_clicks
 
-scripts/services.sh
-command -v oha >/dev/null || cargo install oha --locked
-cargo build --release --quiet
-BIN=$PWD/target/release/shortener
+. loadtest/lib.sh
+prepare
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -57,21 +55,15 @@ server_pid=
 start_server() {
     env "$@" "$BIN" serve --config "$work/pg.toml" --listen "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
     server_pid=$!
-    until curl -sf "$base/readyz" >/dev/null 2>&1; do sleep 0.1; done
+    wait_ready "$base" "$work/server.log"
 }
 stop_server() {
     kill "$server_pid"
     wait "$server_pid" 2>/dev/null || true
 }
 clicks() { psql "$PG/$DB" -Atqc "SELECT COALESCE(sum(total), 0) FROM click_daily"; }
-summarise() {
-    python3 - "$1" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-codes = r.get("statusCodeDistribution", {})
-errors = sum(v for k, v in r.get("errorDistribution", {}).items() if k != "aborted due to deadline") + sum(v for k, v in codes.items() if not k.startswith("3"))
-print(f'{r["summary"]["requestsPerSec"]:.0f} {r["latencyPercentiles"]["p99"]*1e3:.2f} {errors} {codes.get("302", 0)}')
-PY
+summarise() { # req/s p99 errors count_302
+    oha_summary "$1" | awk '{print $1, $3, $4, $5}'
 }
 load() { # output.json
     oha -z "${DURATION}s" -c "$CONNS" --no-tui --output-format json --redirect 0 \

@@ -17,10 +17,8 @@ CONNS=${CONNS:-64}
 PORT=${PORT:-18080}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 
-scripts/services.sh
-command -v oha >/dev/null || cargo install oha --locked
-cargo build --release --quiet
-BIN=$PWD/target/release/shortener
+. loadtest/lib.sh
+prepare
 work=$(mktemp -d)
 server_pid=
 cleanup() {
@@ -35,13 +33,7 @@ start_server() {
     # The cache is off: this measures the storage path itself.
     SHORTENER_CACHE__L1=false "$BIN" serve --listen "127.0.0.1:$PORT" "$@" >"$work/server.log" 2>&1 &
     server_pid=$!
-    for _ in $(seq 1 100); do
-        curl -sf "$base/readyz" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    cat "$work/server.log" >&2
-    echo "server did not become ready" >&2
-    exit 1
+    wait_ready "$base" "$work/server.log"
 }
 
 stop_server() {
@@ -54,18 +46,8 @@ peak_rss_mb() {
     awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$server_pid/status"
 }
 
-# oha's JSON → "rps p50_ms p99_ms errors statuses". Errors are transport errors and 5xx;
-# "aborted due to deadline" (the requests in flight when -z runs out, one per
-# connection) are not the server's and are left out.
-summarise() {
-    python3 - "$1" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-s, p = r["summary"], r["latencyPercentiles"]
-codes = r.get("statusCodeDistribution", {})
-errors = sum(v for k, v in r.get("errorDistribution", {}).items() if k != "aborted due to deadline") + sum(v for k, v in codes.items() if k.startswith("5"))
-print(f'{s["requestsPerSec"]:.0f} {p["p50"]*1e3:.2f} {p["p99"]*1e3:.2f} {errors} {"/".join(f"{k}:{v}" for k, v in sorted(codes.items()))}')
-PY
+summarise() { # req/s p50 p99 errors statuses
+    oha_summary "$1" | awk '{print $1, $2, $3, $4, $6}'
 }
 
 rows=()

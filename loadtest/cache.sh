@@ -20,10 +20,8 @@ PORT=${PORT:-18080}
 REDIS_PORT=${REDIS_PORT:-16379}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 
-scripts/services.sh
-command -v oha >/dev/null || cargo install oha --locked
-cargo build --release --quiet
-BIN=$PWD/target/release/shortener
+. loadtest/lib.sh
+prepare
 work=$(mktemp -d)
 server_pid=
 redis_pid=
@@ -54,12 +52,7 @@ stop_redis() {
 start_server() { # env assignments for the server
     env "$@" "$BIN" serve --config "$work/pg.toml" --listen "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
     server_pid=$!
-    for _ in $(seq 1 100); do
-        curl -sf "$base/readyz" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    cat "$work/server.log" >&2
-    exit 1
+    wait_ready "$base" "$work/server.log"
 }
 stop_server() {
     kill "$server_pid"
@@ -67,15 +60,8 @@ stop_server() {
     server_pid=
 }
 
-summarise() {
-    python3 - "$1" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-s, p = r["summary"], r["latencyPercentiles"]
-codes = r.get("statusCodeDistribution", {})
-errors = sum(v for k, v in r.get("errorDistribution", {}).items() if k != "aborted due to deadline") + sum(v for k, v in codes.items() if not k.startswith("3"))
-print(f'{s["requestsPerSec"]:.0f} {p["p50"]*1e3:.2f} {p["p99"]*1e3:.2f} {errors} {"/".join(f"{k}:{v}" for k, v in sorted(codes.items()))}')
-PY
+summarise() { # req/s p50 p99 errors statuses
+    oha_summary "$1" | awk '{print $1, $2, $3, $4, $6}'
 }
 
 redirect_load() { # seconds output.json

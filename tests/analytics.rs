@@ -7,19 +7,18 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
-use shortener::analytics::event::{ClickRecord, RawClick};
+use shortener::analytics::event::RawClick;
 use shortener::analytics::queue::{ClickQueue, QueueKind, QueueSettings, RedisStreamQueue};
-use shortener::analytics::rollup::{RollupRows, Stats};
+use shortener::analytics::rollup::Stats;
 use shortener::analytics::worker::{Ack, AnalyticsSettings, Worker};
 use shortener::cache::RedisSettings;
 use shortener::config::Settings;
-use shortener::domain::{Link, ManualClock, Snowflake};
+use shortener::domain::{ManualClock, Snowflake};
 use shortener::store::postgres::ShardedPostgres;
-use shortener::store::{LinkStore, PartHealth, StoreError};
+use shortener::store::LinkStore;
+use support::hooked::HookedStore;
 use support::{fresh_database, settings, shard, t0, TestApp};
 use tokio_util::sync::CancellationToken;
 
@@ -215,59 +214,13 @@ async fn stats_refuse_bad_ranges_and_unknown_links() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
-/// A store whose click writes wait for a gate: a worker stuck on a slow database.
-struct GatedStore {
-    inner: Arc<dyn LinkStore>,
-    gate: Arc<tokio::sync::Semaphore>,
-}
-
-#[async_trait]
-impl LinkStore for GatedStore {
-    async fn insert(&self, link: &Link) -> Result<(), StoreError> {
-        self.inner.insert(link).await
-    }
-    async fn get(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn get_by_alias(&self, alias: &str) -> Result<Option<Link>, StoreError> {
-        self.inner.get_by_alias(alias).await
-    }
-    async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.inner.mark_deleted(id, at).await
-    }
-    async fn health(&self) -> Vec<PartHealth> {
-        self.inner.health().await
-    }
-    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<u64, StoreError> {
-        let _pass = self.gate.acquire().await.unwrap();
-        self.inner.record_clicks(clicks).await
-    }
-    async fn click_rollups(
-        &self,
-        link: Snowflake,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<RollupRows, StoreError> {
-        self.inner.click_rollups(link, from, to).await
-    }
-    async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.inner.prune_clicks(before).await
-    }
-}
-
 #[tokio::test]
 async fn a_full_in_process_queue_drops_and_counts_while_redirects_keep_answering() {
     let mut s = one_shard(QueueKind::Memory).await;
     s.queue.capacity = 5;
     s.analytics.batch_size = 1;
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let g = gate.clone();
-    let app = TestApp::spawn_layered(
-        s,
-        Arc::new(ManualClock::at(t0())),
-        Box::new(move |inner| Arc::new(GatedStore { inner, gate: g })),
-    )
-    .await;
+    let (layer, gate) = HookedStore::gated();
+    let app = TestApp::spawn_layered(s, Arc::new(ManualClock::at(t0())), layer).await;
     let code = app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
         .as_str()
         .unwrap()

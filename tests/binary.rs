@@ -4,58 +4,18 @@
 mod support;
 
 use std::io::Write;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
+use support::process::{binary, free_port, wait_ready, Server};
 use support::{admin, connect, pg_server};
-
-fn binary() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shortener"));
-    // Keep the developer's own SHORTENER_* settings out of the test.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SHORTENER_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
 
 fn write_config(body: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     file.write_all(body.as_bytes()).unwrap();
     file
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_until_ready(base: &str) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(20) {
-        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
-            if r.status() == StatusCode::OK {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server at {base} did not become ready");
 }
 
 fn two_shard_config(port: u16, db0: &str, db1: &str, boundary: &str) -> String {
@@ -138,7 +98,7 @@ async fn migrate_then_serve_across_a_boundary_a_few_seconds_in_the_future() {
             .spawn()
             .unwrap(),
     );
-    wait_until_ready(&base).await;
+    wait_ready(&base).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -282,7 +242,7 @@ async fn a_separate_worker_process_counts_the_clicks_of_a_serve_process() {
     let mut worker = binary();
     worker.arg("worker");
     let mut worker = Server(quiet(worker).spawn().unwrap());
-    wait_until_ready(&base).await;
+    wait_ready(&base).await;
 
     // Act: 30 redirects.
     let client = reqwest::Client::builder()
@@ -321,23 +281,7 @@ async fn a_separate_worker_process_counts_the_clicks_of_a_serve_process() {
         assert!(started.elapsed() < Duration::from_secs(15), "{stats}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let pid = worker.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let stopped = Instant::now();
-    let exit = loop {
-        if let Some(exit) = worker.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(10),
-            "worker ignored SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let exit = worker.sigterm_and_wait();
     assert!(exit.success(), "{exit:?}");
     let admin = admin().await;
     for d in [db.clone(), format!("{db}_1")] {

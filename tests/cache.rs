@@ -9,59 +9,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
-use shortener::analytics::event::ClickRecord;
-use shortener::analytics::rollup::RollupRows;
 use shortener::cache::breaker::BreakerState;
 use shortener::cache::RedisSettings;
 use shortener::config::Settings;
-use shortener::domain::{Link, ManualClock, Snowflake};
-use shortener::store::{LinkStore, PartHealth, StoreError};
+use shortener::domain::{ManualClock, Snowflake};
+use support::hooked::HookedStore;
 use support::{fresh_database, settings, shard, t0, TestApp};
-
-/// Counts the reads that reach the store.
-struct CountingStore {
-    inner: Arc<dyn LinkStore>,
-    loads: Arc<AtomicU64>,
-}
-
-#[async_trait]
-impl LinkStore for CountingStore {
-    async fn insert(&self, link: &Link) -> Result<(), StoreError> {
-        self.inner.insert(link).await
-    }
-    async fn get(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(id).await
-    }
-    async fn get_by_alias(&self, alias: &str) -> Result<Option<Link>, StoreError> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        self.inner.get_by_alias(alias).await
-    }
-    async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.inner.mark_deleted(id, at).await
-    }
-    async fn health(&self) -> Vec<PartHealth> {
-        self.inner.health().await
-    }
-    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<u64, StoreError> {
-        self.inner.record_clicks(clicks).await
-    }
-    async fn click_rollups(
-        &self,
-        link: Snowflake,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<RollupRows, StoreError> {
-        self.inner.click_rollups(link, from, to).await
-    }
-    async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.inner.prune_clicks(before).await
-    }
-}
 
 fn redis_at(url: &str) -> RedisSettings {
     RedisSettings {
@@ -87,20 +42,8 @@ async fn one_shard(redis: Option<RedisSettings>, l1: bool) -> Settings {
 
 /// An app whose store reads are counted.
 async fn counted(settings: Settings, clock: Arc<ManualClock>) -> (TestApp, Arc<AtomicU64>) {
-    let loads = Arc::new(AtomicU64::new(0));
-    let counter = loads.clone();
-    let app = TestApp::spawn_layered(
-        settings,
-        clock,
-        Box::new(move |inner| {
-            Arc::new(CountingStore {
-                inner,
-                loads: counter,
-            })
-        }),
-    )
-    .await;
-    (app, loads)
+    let (layer, loads) = HookedStore::counting();
+    (TestApp::spawn_layered(settings, clock, layer).await, loads)
 }
 
 async fn redis_cmd(url: &str, args: &[&str]) -> redis::Value {

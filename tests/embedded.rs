@@ -2,78 +2,24 @@
 
 mod support;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
+use support::process::{binary, free_port, wait_ready, Server};
 use support::TestApp;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The binary with no configuration at all: no file, no SHORTENER_* variables.
+/// The binary with no configuration at all (no file, no SHORTENER_* variables), quiet,
+/// in its own working directory.
 fn bare_binary(cwd: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shortener"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SHORTENER_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = binary();
     cmd.current_dir(cwd)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     cmd
-}
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Server {
-    fn sigterm_and_wait(&mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let started = Instant::now();
-        loop {
-            if let Some(exit) = self.0.try_wait().unwrap() {
-                return exit;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-async fn wait_ready(base: &str) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(20) {
-        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
-            if r.status() == StatusCode::OK {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{base} never became ready");
 }
 
 #[tokio::test]

@@ -2,6 +2,9 @@
 //! once, and an in-process app on a free port driven over real HTTP.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod hooked;
+pub mod process;
+
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 

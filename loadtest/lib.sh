@@ -1,0 +1,37 @@
+# Shared by the loadtest/*.sh scripts: source it after `cd` to the repository root.
+# Everything binds 127.0.0.1 and is stopped by the scripts' EXIT traps.
+
+# Makes sure the services, oha and the release binary are there; sets BIN.
+prepare() {
+    scripts/services.sh
+    command -v oha >/dev/null || cargo install oha --locked
+    cargo build --release --quiet
+    BIN=$PWD/target/release/shortener
+}
+
+# Waits (at most 10 s) until $1/readyz answers; prints the log in $2 and fails if not.
+wait_ready() {
+    for _ in $(seq 1 100); do
+        curl -sf "$1/readyz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    cat "$2" >&2
+    echo "server at $1 did not become ready" >&2
+    exit 1
+}
+
+# oha's JSON → "req/s p50_ms p99_ms errors count_302 statuses". Errors are transport
+# errors and answers of 400 and above; "aborted due to deadline" (the requests in flight
+# when -z runs out, one per connection) are not the server's and are left out.
+oha_summary() {
+    python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s, p = r["summary"], r["latencyPercentiles"]
+codes = r.get("statusCodeDistribution", {})
+errors = sum(v for k, v in r.get("errorDistribution", {}).items() if k != "aborted due to deadline")
+errors += sum(v for k, v in codes.items() if int(k) >= 400)
+statuses = "/".join(f"{k}:{v}" for k, v in sorted(codes.items()))
+print(f'{s["requestsPerSec"]:.0f} {p["p50"]*1e3:.2f} {p["p99"]*1e3:.2f} {errors} {codes.get("302", 0)} {statuses}')
+PY
+}

@@ -1,0 +1,90 @@
+//! A store wrapper for tests: counts the reads that reach the store, and can hold click
+//! writes at a gate (a worker stuck on a slow database).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use shortener::analytics::event::ClickRecord;
+use shortener::analytics::rollup::RollupRows;
+use shortener::domain::{Link, Snowflake};
+use shortener::startup::StoreLayer;
+use shortener::store::{LinkStore, PartHealth, StoreError};
+use tokio::sync::Semaphore;
+
+/// Wraps a store.
+pub struct HookedStore {
+    inner: Arc<dyn LinkStore>,
+    loads: Arc<AtomicU64>,
+    click_gate: Option<Arc<Semaphore>>,
+}
+
+impl HookedStore {
+    /// A layer that counts `get` and `get_by_alias` calls into the returned counter.
+    pub fn counting() -> (StoreLayer, Arc<AtomicU64>) {
+        let loads = Arc::new(AtomicU64::new(0));
+        let counter = loads.clone();
+        let layer: StoreLayer = Box::new(move |inner| {
+            Arc::new(HookedStore {
+                inner,
+                loads: counter,
+                click_gate: None,
+            })
+        });
+        (layer, loads)
+    }
+
+    /// A layer whose click writes each need a permit of the returned semaphore.
+    pub fn gated() -> (StoreLayer, Arc<Semaphore>) {
+        let gate = Arc::new(Semaphore::new(0));
+        let g = gate.clone();
+        let layer: StoreLayer = Box::new(move |inner| {
+            Arc::new(HookedStore {
+                inner,
+                loads: Arc::default(),
+                click_gate: Some(g),
+            })
+        });
+        (layer, gate)
+    }
+}
+
+#[async_trait]
+impl LinkStore for HookedStore {
+    async fn insert(&self, link: &Link) -> Result<(), StoreError> {
+        self.inner.insert(link).await
+    }
+    async fn get(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(id).await
+    }
+    async fn get_by_alias(&self, alias: &str) -> Result<Option<Link>, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_by_alias(alias).await
+    }
+    async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.mark_deleted(id, at).await
+    }
+    async fn health(&self) -> Vec<PartHealth> {
+        self.inner.health().await
+    }
+    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<u64, StoreError> {
+        let _pass = match &self.click_gate {
+            Some(gate) => Some(gate.acquire().await.expect("gate open")),
+            None => None,
+        };
+        self.inner.record_clicks(clicks).await
+    }
+    async fn click_rollups(
+        &self,
+        link: Snowflake,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<RollupRows, StoreError> {
+        self.inner.click_rollups(link, from, to).await
+    }
+    async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.prune_clicks(before).await
+    }
+}
