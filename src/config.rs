@@ -132,6 +132,8 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// A tracing filter (`info`, `shortener=debug,actix_web=warn`); `RUST_LOG` wins.
     pub filter: String,
+    /// One line per request (method, route, status, latency, request ID).
+    pub requests: bool,
 }
 
 /// Log line format.
@@ -208,6 +210,7 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Text,
             filter: "info".into(),
+            requests: true,
         }
     }
 }

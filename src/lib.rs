@@ -21,6 +21,8 @@
 //! - [`http`]: the routes. A redirect is served in [`http::redirect`], a link is stored
 //!   through [`http::links`] → [`service`] → [`store`].
 //! - [`error`]: the API error type; every error is JSON with a stable code.
+//! - [`metrics`]: every Prometheus metric, in one struct; [`http::observe`] records
+//!   requests and logs one line per request with its request ID.
 //! - [`startup`]: [`startup::Application`], built by `main` and by tests alike.
 //! - [`commands`]: `migrate`, `shards` and `worker`.
 //! - [`shutdown`]: SIGTERM and Ctrl-C.
@@ -34,6 +36,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod service;
 pub mod shutdown;
 pub mod startup;

@@ -11,11 +11,14 @@ use crate::analytics::Analytics;
 use crate::cache::{LinkCache, LocalTier, RedisTier};
 use crate::config::{redact_url, Mode, Settings};
 use crate::domain::{Clock, SnowflakeGenerator, SystemClock, UrlPolicy};
+use crate::http::observe::{observe, LogRequests};
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::service::LinkService;
 use crate::store::postgres::ShardedPostgres;
 use crate::store::sqlite::SqliteStore;
 use crate::store::LinkStore;
+use actix_web::middleware::from_fn;
 
 /// Wraps the store before the service uses it (tests count loads this way).
 pub type StoreLayer = Box<dyn FnOnce(Arc<dyn LinkStore>) -> Arc<dyn LinkStore> + Send>;
@@ -93,7 +96,15 @@ impl Application {
         } else {
             None
         };
+        let metrics = web::Data::new(Metrics::new());
         let links = LinkService::new(store, cache, ids, clock, policy);
+        metrics.observe(
+            links.cache(),
+            links.ids(),
+            links.store(),
+            analytics.as_ref().map(|a| a.queue()),
+            analytics.as_ref().and_then(|a| a.worker_stats()),
+        );
         let state = web::Data::new(AppState {
             links,
             public_base: settings.public_base(),
@@ -105,9 +116,13 @@ impl Application {
         let port = listener.local_addr()?.port();
         let json = http::json_config(settings.http.max_body_bytes);
         let app_state = state.clone();
+        let log_requests = LogRequests(settings.log.requests);
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(observe))
                 .app_data(app_state.clone())
+                .app_data(metrics.clone())
+                .app_data(log_requests)
                 .app_data(json.clone())
                 .configure(http::routes)
         })

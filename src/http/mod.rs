@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod links;
+pub mod observe;
 pub mod redirect;
 pub mod stats;
 
@@ -26,6 +27,11 @@ pub struct AppState {
 /// Registers every route. Fixed paths come before the catch-all `/{code}`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/metrics")
+            .get(observe::metrics)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/healthz")
             .get(health::healthz)
             .default_service(web::to(method_not_allowed)),

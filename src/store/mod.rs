@@ -57,6 +57,15 @@ pub struct PartHealth {
     pub error: Option<String>,
 }
 
+/// One connection pool's state.
+#[derive(Debug, Clone)]
+pub struct PoolStatus {
+    pub name: String,
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
+}
+
 /// Durable storage of links. Every method returns only after its change is committed.
 #[async_trait]
 pub trait LinkStore: Send + Sync + 'static {
@@ -96,4 +105,15 @@ pub trait LinkStore: Send + Sync + 'static {
 
     /// Finishes pending writes and releases resources, at shutdown. Idempotent.
     async fn close(&self) {}
+
+    /// Metrics the store records itself (per-shard query latency and errors), for the
+    /// registry.
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        Vec::new()
+    }
+
+    /// Connection pools as they are now.
+    fn pool_status(&self) -> Vec<PoolStatus> {
+        Vec::new()
+    }
 }

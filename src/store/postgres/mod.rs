@@ -16,7 +16,7 @@ pub use migrate::{latest_version, migrate_all, migrate_url, schema_version};
 pub use shard::Shard;
 
 use super::shard_map::ShardMap;
-use super::{LinkStore, PartHealth, StoreError};
+use super::{LinkStore, PartHealth, PoolStatus, StoreError};
 use crate::analytics::event::ClickRecord;
 use crate::analytics::rollup::RollupRows;
 use crate::config::Settings;
@@ -185,6 +185,14 @@ impl LinkStore for ShardedPostgres {
         to: NaiveDate,
     ) -> Result<RollupRows, StoreError> {
         self.shard_for(link)?.click_rollups(link, from, to).await
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        self.shards.iter().flat_map(|s| s.collectors()).collect()
+    }
+
+    fn pool_status(&self) -> Vec<PoolStatus> {
+        self.shards.iter().map(|s| s.pool_status()).collect()
     }
 
     async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -16,7 +16,7 @@ use crate::analytics::event::ClickRecord;
 use crate::analytics::rollup::{Increments, RollupRows};
 use crate::config::{redact_url, DatabaseSettings, ShardSettings};
 use crate::domain::{Link, RedirectKind, Snowflake};
-use crate::store::{PartHealth, StoreError};
+use crate::store::{PartHealth, PoolStatus, StoreError};
 
 const INSERT_LINK: &str = "INSERT INTO links (id, alias, url, redirect, created_at, expires_at) \
                            VALUES ($1, $2, $3, $4, $5, $6)";
@@ -53,6 +53,10 @@ pub struct Shard {
     first_id: Snowflake,
     pool: Pool,
     query_timeout: Duration,
+    /// Query latency (pool wait included), labelled with this shard.
+    latency: prometheus::Histogram,
+    /// Failed queries by kind (unavailable, timeout, internal).
+    errors: prometheus::IntCounterVec,
 }
 
 impl Shard {
@@ -80,12 +84,29 @@ impl Shard {
             .create_timeout(Some(Duration::from_millis(db.connect_timeout_ms)))
             .recycle_timeout(Some(Duration::from_millis(db.connect_timeout_ms)))
             .build()?;
+        let latency = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(
+                "shard_query_duration_seconds",
+                "Shard query latency, pool wait included.",
+            )
+            .namespace("shortener")
+            .const_label("shard", &settings.name)
+            .buckets(crate::metrics::LATENCY_BUCKETS.to_vec()),
+        )?;
+        let errors = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("shard_errors_total", "Failed shard queries by kind.")
+                .namespace("shortener")
+                .const_label("shard", &settings.name),
+            &["kind"],
+        )?;
         Ok(Self {
             name: settings.name.clone(),
             display_url: redact_url(&settings.url),
             first_id: settings.first_id(),
             pool,
             query_timeout: Duration::from_millis(db.query_timeout_ms),
+            latency,
+            errors,
         })
     }
 
@@ -120,11 +141,42 @@ impl Shard {
             let client = self.pool.get().await.map_err(|e| self.pool_error(e))?;
             work(client).await.map_err(|e| self.query_error(e))
         };
-        tokio::time::timeout(self.query_timeout, attempt)
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.query_timeout, attempt)
             .await
             .map_err(|_| StoreError::Timeout {
                 part: self.name.clone(),
-            })?
+            })
+            .and_then(|r| r);
+        self.latency.observe(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            let kind = match e {
+                StoreError::Timeout { .. } => "timeout",
+                StoreError::Unavailable { .. } => "unavailable",
+                _ => "internal",
+            };
+            self.errors.with_label_values(&[kind]).inc();
+        }
+        result
+    }
+
+    /// This shard's collectors.
+    pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.latency.clone()),
+            Box::new(self.errors.clone()),
+        ]
+    }
+
+    /// The pool's state now.
+    pub fn pool_status(&self) -> PoolStatus {
+        let st = self.pool.status();
+        PoolStatus {
+            name: self.name.clone(),
+            size: st.size,
+            available: st.available,
+            waiting: st.waiting,
+        }
     }
 
     fn pool_error(&self, e: PoolError) -> StoreError {
