@@ -87,7 +87,25 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
     );
     let store = crate::startup::open_store(settings).await?;
     let (queue, _) = crate::analytics::build_queue(settings)?;
-    let worker = Worker::new(queue, store.clone(), settings.analytics.clone());
+    let worker = Worker::new(queue.clone(), store.clone(), settings.analytics.clone());
+    let metrics = actix_web::web::Data::new(crate::metrics::Metrics::new());
+    metrics.observe_worker(&store, &queue, worker.stats());
+    let listen = settings.worker_metrics_listen.clone();
+    let m = metrics.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().app_data(m.clone()).route(
+            "/metrics",
+            actix_web::web::get().to(crate::http::observe::metrics),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(&listen)
+    .map_err(|e| anyhow::anyhow!("cannot listen on {listen} for metrics: {e}"))?
+    .run();
+    let metrics_server = server.handle();
+    tokio::spawn(server);
+    tracing::info!(%listen, "worker metrics at /metrics");
     let stop = tokio_util::sync::CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
@@ -97,6 +115,7 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
     });
     tracing::info!("analytics worker running");
     worker.run(stop).await;
+    metrics_server.stop(true).await;
     store.close().await;
     Ok(())
 }

@@ -55,6 +55,8 @@ pub struct Settings {
     pub queue: QueueSettings,
     /// Click analytics and its worker.
     pub analytics: AnalyticsSettings,
+    /// Where `shortener worker` serves its own `/metrics`.
+    pub worker_metrics_listen: String,
     /// Limits on what a link may be.
     pub links: LinkSettings,
     /// Snowflake ID issuing.
@@ -159,6 +161,7 @@ impl Default for Settings {
             redis: None,
             queue: QueueSettings::default(),
             analytics: AnalyticsSettings::default(),
+            worker_metrics_listen: "127.0.0.1:9100".into(),
             links: LinkSettings::default(),
             ids: IdSettings::default(),
             http: HttpSettings::default(),

@@ -251,6 +251,24 @@ impl Metrics {
         }
     }
 
+    /// The `worker` process's variant of [`observe`](Self::observe): its store, queue
+    /// and worker, no cache.
+    pub fn observe_worker(
+        &self,
+        store: &Arc<dyn LinkStore>,
+        queue: &Arc<dyn ClickQueue>,
+        worker: &Arc<WorkerStats>,
+    ) {
+        for collector in store.collectors() {
+            let _ = self.registry.register(collector);
+        }
+        if let Ok(mut s) = self.sources.lock() {
+            s.store = Some(store.clone());
+            s.queue = Some(queue.clone());
+            s.worker = Some(worker.clone());
+        }
+    }
+
     /// Records one finished HTTP request.
     pub fn record_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
         let mut buf = [0u8; 3];

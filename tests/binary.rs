@@ -207,11 +207,13 @@ async fn a_separate_worker_process_counts_the_clicks_of_a_serve_process() {
     let suffix = format!("{:x}", rand::random::<u64>());
     let db = format!("shortener_test_w_{suffix}");
     let port = free_port();
+    let metrics_port = free_port();
     let mut body = two_shard_config(port, &db, &format!("{db}_1"), "2090-01-01T00:00:00Z");
     body = body.replacen(
         "[[shards]]",
         &format!(
-            "[redis]\nkey_prefix = \"test:{suffix}:\"\n[queue]\nkind = \"redis\"\n\
+            "worker_metrics_listen = \"127.0.0.1:{metrics_port}\"\n\
+             [redis]\nkey_prefix = \"test:{suffix}:\"\n[queue]\nkind = \"redis\"\n\
              [analytics]\nworker_in_serve = false\nflush_interval_ms = 50\n[[shards]]"
         ),
         1,
@@ -281,6 +283,17 @@ async fn a_separate_worker_process_counts_the_clicks_of_a_serve_process() {
         assert!(started.elapsed() < Duration::from_secs(15), "{stats}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The worker serves its own metrics.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("shortener_clicks_counted_total 30"),
+        "{metrics}"
+    );
     let exit = worker.sigterm_and_wait();
     assert!(exit.success(), "{exit:?}");
     let admin = admin().await;
