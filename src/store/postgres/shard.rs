@@ -99,6 +99,10 @@ impl Shard {
                 .const_label("shard", &settings.name),
             &["kind"],
         )?;
+        // Every kind exists from the start at 0, so rates and alerts see the first error.
+        for kind in ["unavailable", "timeout", "internal"] {
+            errors.with_label_values(&[kind]);
+        }
         Ok(Self {
             name: settings.name.clone(),
             display_url: redact_url(&settings.url),
