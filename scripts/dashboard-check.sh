@@ -79,7 +79,7 @@ for path in sys.argv[1:]:
             except Exception as e:
                 r = {"status": "error", "error": str(e)}
             n = len(r.get("data", {}).get("result", [])) if r.get("status") == "success" else -1
-            rows.append((panel["title"], t.get("legendFormat", ""), n))
+            rows.append((dash["uid"].removeprefix("shortener-") + ": " + panel["title"], t.get("legendFormat", ""), n))
             if n <= 0:
                 failures.append(f'{panel["title"]} / {t.get("legendFormat")}: {r.get("error", "no series")}')
 width = max(len(r[0]) for r in rows)
