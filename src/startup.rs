@@ -176,11 +176,6 @@ impl Application {
         self.state.links.store().close().await;
         served
     }
-
-    /// The running analytics (tests read its counters).
-    pub fn analytics(&self) -> Option<&Analytics> {
-        self.analytics.as_ref()
-    }
 }
 
 /// The cache tiers the configuration asks for, and their background tasks.

@@ -495,3 +495,44 @@ async fn a_delete_while_redis_is_unreachable_is_replayed_when_it_returns() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The tier contract: the same function against each `CacheTier`.
+async fn tier_contract(tier: &dyn shortener::cache::CacheTier) {
+    use shortener::cache::{Cached, Target};
+    let code = format!("contract-{:x}", rand::random::<u32>());
+    assert_eq!(tier.get(&code).await.unwrap(), None, "nothing cached yet");
+    tier.fill(&code, &Cached::Missing).await.unwrap();
+    assert_eq!(tier.get(&code).await.unwrap(), Some(Cached::Missing));
+    let live = Cached::Active(Arc::new(Target {
+        id: Snowflake::from_parts(1, 2, 3),
+        url: "https://example.com/".into(),
+        redirect: shortener::domain::RedirectKind::Temporary,
+        expires_at: None,
+    }));
+    tier.fill(&code, &live).await.unwrap();
+    assert_eq!(
+        tier.get(&code).await.unwrap(),
+        Some(Cached::Missing),
+        "fill never overwrites"
+    );
+    tier.put(&code, &live).await.unwrap();
+    assert_eq!(
+        tier.get(&code).await.unwrap(),
+        Some(live.clone()),
+        "put does"
+    );
+    tier.put(&code, &Cached::Gone).await.unwrap();
+    assert_eq!(tier.get(&code).await.unwrap(), Some(Cached::Gone));
+}
+
+#[tokio::test]
+async fn the_local_tier_keeps_the_tier_contract() {
+    let tier = shortener::cache::LocalTier::new(&shortener::cache::CacheSettings::default());
+    tier_contract(&tier).await;
+}
+
+#[tokio::test]
+async fn the_redis_tier_keeps_the_tier_contract() {
+    let tier = shortener::cache::RedisTier::new(&redis_at(REDIS), Duration::from_secs(30)).unwrap();
+    tier_contract(&tier).await;
+}

@@ -111,9 +111,4 @@ impl CacheTier for LocalTier {
         self.insert(code, value.clone()).await;
         Ok(())
     }
-
-    async fn evict(&self, code: &str) -> Result<(), CacheError> {
-        self.remove(code).await;
-        Ok(())
-    }
 }

@@ -155,8 +155,6 @@ pub trait CacheTier: Send + Sync + 'static {
     async fn fill(&self, code: &str, value: &Cached) -> Result<(), CacheError>;
     /// Caches a value, replacing any: for creates and deletes.
     async fn put(&self, code: &str, value: &Cached) -> Result<(), CacheError>;
-    /// Forgets a code.
-    async fn evict(&self, code: &str) -> Result<(), CacheError>;
 }
 
 /// Cache settings (`[cache]`).

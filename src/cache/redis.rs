@@ -318,10 +318,4 @@ impl CacheTier for RedisTier {
             .await
             .map(drop)
     }
-
-    async fn evict(&self, code: &str) -> Result<(), CacheError> {
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(self.key(code));
-        self.call::<i64>(cmd).await.map(drop)
-    }
 }

@@ -4,17 +4,29 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::AppState;
+use crate::cache::breaker::BreakerState;
 
 /// Alive: answers as long as the process serves HTTP.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// Ready: `200` when every shard answers, `503` naming the ones that do not.
+/// Ready: `200` when every shard answers, `503` naming the ones that do not. Redis is
+/// reported (its breaker) but does not decide readiness: with Redis down an instance
+/// still serves from L1 and the shards, and a load balancer must not pull every
+/// instance because the cache failed.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let parts = state.links.store().health().await;
     let ready = parts.iter().all(|p| p.ok);
-    let body = json!({ "status": if ready { "ready" } else { "unavailable" }, "parts": parts });
+    let mut body = json!({ "status": if ready { "ready" } else { "unavailable" }, "parts": parts });
+    if let Some(redis) = state.links.cache().redis() {
+        let breaker = match redis.breaker_state() {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        };
+        body["redis"] = json!({ "breaker": breaker });
+    }
     if ready {
         HttpResponse::Ok().json(body)
     } else {
