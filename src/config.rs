@@ -103,6 +103,10 @@ pub struct LinkSettings {
     pub max_url_length: usize,
     /// More host names of this service (besides `public_url`'s) that may not be targets.
     pub own_hosts: Vec<String>,
+    /// Domains no link may point to (their subdomains included).
+    pub blocked_domains: Vec<String>,
+    /// A file of more blocked domains, one per line (`#` comments), read at startup.
+    pub blocklist_file: Option<PathBuf>,
 }
 
 /// Snowflake ID issuing.
@@ -186,6 +190,8 @@ impl Default for LinkSettings {
         Self {
             max_url_length: 2_048,
             own_hosts: Vec::new(),
+            blocked_domains: Vec::new(),
+            blocklist_file: None,
         }
     }
 }
@@ -329,6 +335,14 @@ impl Settings {
                 "analytics.batch_size and queue.capacity must be above 0",
             ));
         }
+        if let Some(file) = &self.links.blocklist_file {
+            if !file.is_file() {
+                return Err(invalid(format!(
+                    "links.blocklist_file {} does not exist",
+                    file.display()
+                )));
+            }
+        }
         if self.sqlite.readers == 0 {
             return Err(invalid("sqlite.readers must be at least 1"));
         }
@@ -444,6 +458,24 @@ impl Settings {
             hosts.push(host);
         }
         hosts
+    }
+
+    /// The blocked domains: `links.blocked_domains` plus the blocklist file.
+    ///
+    /// # Errors
+    /// When the blocklist file cannot be read.
+    pub fn blocked_domains(&self) -> std::io::Result<std::collections::HashSet<String>> {
+        let mut blocked: std::collections::HashSet<String> = self
+            .links
+            .blocked_domains
+            .iter()
+            .flat_map(|d| crate::domain::target_url::parse_blocklist(d).collect::<Vec<_>>())
+            .collect();
+        if let Some(file) = &self.links.blocklist_file {
+            let text = std::fs::read_to_string(file)?;
+            blocked.extend(crate::domain::target_url::parse_blocklist(&text));
+        }
+        Ok(blocked)
     }
 
     /// Shortcuts to the durations.

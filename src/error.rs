@@ -149,6 +149,7 @@ impl From<UrlError> for ApiError {
             UrlError::MissingHost => "url_missing_host",
             UrlError::Credentials => "url_has_credentials",
             UrlError::OwnHost(_) => "url_points_to_shortener",
+            UrlError::Blocked(_) => "url_blocked",
         };
         Self::unprocessable(code, e.to_string())
     }

@@ -87,9 +87,14 @@ impl Application {
             clock.clone(),
             Duration::from_millis(settings.ids.max_clock_wait_ms),
         ));
+        let blocked = settings.blocked_domains()?;
+        if !blocked.is_empty() {
+            tracing::info!(domains = blocked.len(), "domain blocklist loaded");
+        }
         let policy = UrlPolicy {
             max_length: settings.links.max_url_length,
             own_hosts: settings.own_hosts(),
+            blocked,
         };
         let analytics = if settings.analytics.enabled {
             Some(Analytics::start(&settings, store.clone())?)

@@ -436,3 +436,31 @@ async fn readiness_reports_every_shard() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_blocklisted_domain_and_its_subdomains_are_refused() {
+    let db = fresh_database().await;
+    let mut s = settings(vec![shard(
+        "s0",
+        &db,
+        "2024-01-01T00:00:00Z".parse().unwrap(),
+    )]);
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, b"# from the abuse desk\nphish.test\n").unwrap();
+    s.links.blocklist_file = Some(file.path().to_owned());
+    s.links.blocked_domains = vec!["Malware.Example".into()];
+    let app = TestApp::spawn(s, Arc::new(ManualClock::at(t0()))).await;
+
+    for url in [
+        "https://phish.test/login",
+        "https://secure.phish.test/login",
+        "http://malware.example/x",
+        "http://cdn.MALWARE.example./x",
+    ] {
+        let r = app.shorten(json!({ "url": url })).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{url}");
+        assert_eq!(error_code(r).await, "url_blocked", "{url}");
+    }
+    app.shorten_ok(json!({"url": "https://notphish.test/"}))
+        .await;
+}

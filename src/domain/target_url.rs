@@ -12,6 +12,32 @@ pub struct UrlPolicy {
     /// Hosts of this service (lower case): links to them would loop or launder
     /// the service's own reputation, so they are refused.
     pub own_hosts: Vec<String>,
+    /// Blocked domains (lower case, no trailing dot); their subdomains are blocked too.
+    pub blocked: std::collections::HashSet<String>,
+}
+
+impl UrlPolicy {
+    /// The blocked domain that `host` is, or lies under.
+    pub fn blocked_domain<'a>(&self, host: &'a str) -> Option<&'a str> {
+        if self.blocked.is_empty() {
+            return None;
+        }
+        let mut rest = host;
+        loop {
+            if self.blocked.contains(rest) {
+                return Some(rest);
+            }
+            rest = rest.split_once('.')?.1;
+        }
+    }
+}
+
+/// Reads a blocklist: one domain per line, `#` starts a comment, blank lines ignored.
+pub fn parse_blocklist(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| l.trim_end_matches('.').to_ascii_lowercase())
 }
 
 /// Why a URL is refused. Each maps to a stable API error code.
@@ -29,6 +55,8 @@ pub enum UrlError {
     Credentials,
     #[error("the URL points back at this service ({0})")]
     OwnHost(String),
+    #[error("links to {0} are not allowed")]
+    Blocked(String),
 }
 
 /// An absolute http(s) URL with a host, no credentials, within the length limit, not
@@ -64,6 +92,9 @@ impl TargetUrl {
         }
         if policy.own_hosts.contains(&host) {
             return Err(UrlError::OwnHost(host));
+        }
+        if let Some(domain) = policy.blocked_domain(&host) {
+            return Err(UrlError::Blocked(domain.to_owned()));
         }
         let normalised = String::from(url);
         if normalised.len() > policy.max_length {
@@ -102,6 +133,27 @@ mod tests {
         UrlPolicy {
             max_length: 100,
             own_hosts: vec!["sho.rt".into()],
+            blocked: parse_blocklist("# bad places\nEvil.example.\n\nphish.test  # reported\n")
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_blocked_domain_and_its_subdomains_are_refused_and_nothing_else() {
+        let cases = [
+            ("https://evil.example/x", Some("evil.example")),
+            ("https://WWW.Evil.Example./x", Some("evil.example")),
+            ("http://a.b.phish.test/", Some("phish.test")),
+            ("https://notevil.example/", None),
+            ("https://evil.example.org/", None),
+            ("https://example/", None),
+        ];
+        for (url, blocked) in cases {
+            let result = TargetUrl::parse(url, &policy());
+            match blocked {
+                Some(d) => assert_eq!(result, Err(UrlError::Blocked(d.into())), "{url}"),
+                None => assert!(result.is_ok(), "{url}: {result:?}"),
+            }
         }
     }
 
