@@ -4,6 +4,8 @@
 # The access log (one line per request) is off under load: at tens of thousands of
 # requests per second it measures the log, not the service.
 export SHORTENER_LOG__REQUESTS=false
+# The load comes from one address; rate limits would measure themselves.
+export SHORTENER_LIMITS__ENABLED=false
 
 # Makes sure the services, oha and the release binary are there; sets BIN.
 prepare() {

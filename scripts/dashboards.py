@@ -41,6 +41,7 @@ OVERVIEW = [
     ("Click worker batches and lag", "short", [
         q(f"sum(rate(shortener_click_worker_batches_total{R}))", "batches/s"),
         q("max(shortener_click_worker_lag_milliseconds) / 1000", "lag (s)")], "Lag: age of the newest click of the last batch."),
+    ("Rate-limited requests", "reqps", [q(f"sum by (class) (rate(shortener_rate_limited_total{R}))", "{{class}}")], "429s by class (shorten, redirect)."),
     ("IDs issued and clock waits", "short", [
         q(f"sum(rate(shortener_ids_issued_total{R}))", "IDs/s"),
         q("sum(increase(shortener_id_clock_waits_total[1h]))", "clock waits (1h)"),

@@ -60,6 +60,8 @@ directory = "s0"
 worker_metrics_listen = "127.0.0.1:18090"
 [log]
 requests = false
+[limits]
+enabled = false   # all traffic comes from 127.0.0.1 through HAProxy
 [redis]
 url = "redis://127.0.0.1:6379"
 key_prefix = "native:"

@@ -18,6 +18,7 @@ use crate::analytics::queue::{QueueKind, QueueSettings};
 use crate::analytics::worker::AnalyticsSettings;
 use crate::cache::{CacheSettings, RedisSettings};
 use crate::domain::ids::{Snowflake, EPOCH_MS, MAX_WORKER_ID};
+use crate::limits::LimitSettings;
 use crate::store::sqlite::SqliteSettings;
 
 /// Prefix of the environment variables that override the file.
@@ -57,6 +58,8 @@ pub struct Settings {
     pub analytics: AnalyticsSettings,
     /// Where `shortener worker` serves its own `/metrics`.
     pub worker_metrics_listen: String,
+    /// Rate limits.
+    pub limits: LimitSettings,
     /// Limits on what a link may be.
     pub links: LinkSettings,
     /// Snowflake ID issuing.
@@ -166,6 +169,7 @@ impl Default for Settings {
             queue: QueueSettings::default(),
             analytics: AnalyticsSettings::default(),
             worker_metrics_listen: "127.0.0.1:9100".into(),
+            limits: LimitSettings::default(),
             links: LinkSettings::default(),
             ids: IdSettings::default(),
             http: HttpSettings::default(),
@@ -335,6 +339,7 @@ impl Settings {
                 "analytics.batch_size and queue.capacity must be above 0",
             ));
         }
+        crate::limits::parse_proxies(&self.limits.trusted_proxies).map_err(invalid)?;
         if let Some(file) = &self.links.blocklist_file {
             if !file.is_file() {
                 return Err(invalid(format!(

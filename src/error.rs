@@ -21,6 +21,8 @@ pub struct ApiError {
     code: &'static str,
     message: Cow<'static, str>,
     retry_after_s: Option<u32>,
+    /// `RateLimit-Limit` for a 429.
+    rate_limit: Option<u32>,
     source: Option<anyhow::Error>,
 }
 
@@ -47,7 +49,22 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_s: None,
+            rate_limit: None,
             source: None,
+        }
+    }
+
+    /// 429 with `Retry-After` and the `RateLimit-*` headers.
+    pub fn rate_limited(limit: u32, retry_after_s: u64) -> Self {
+        let secs = u32::try_from(retry_after_s).unwrap_or(u32::MAX).max(1);
+        Self {
+            retry_after_s: Some(secs),
+            rate_limit: Some(limit),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests; retry in {secs} s"),
+            )
         }
     }
 
@@ -130,6 +147,14 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status);
         if let Some(s) = self.retry_after_s {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(s)));
+        }
+        if let Some(limit) = self.rate_limit {
+            response.insert_header(("ratelimit-limit", HeaderValue::from(limit)));
+            response.insert_header(("ratelimit-remaining", HeaderValue::from(0u32)));
+            response.insert_header((
+                "ratelimit-reset",
+                HeaderValue::from(self.retry_after_s.unwrap_or(1)),
+            ));
         }
         response.json(Body {
             error: Detail {

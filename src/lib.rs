@@ -17,6 +17,7 @@
 //!   ([`analytics::queue`]: in process or Redis Streams) to the worker
 //!   ([`analytics::worker`]), which counts them exactly once into rollups
 //!   ([`analytics::rollup`]).
+//! - [`limits`]: rate limits per client address (governor).
 //! - [`service`]: what shortening, resolving and deleting mean.
 //! - [`http`]: the routes. A redirect is served in [`http::redirect`], a link is stored
 //!   through [`http::links`] → [`service`] → [`store`].
@@ -36,6 +37,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod service;
 pub mod shutdown;

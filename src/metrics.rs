@@ -86,6 +86,7 @@ pub struct Metrics {
     click_batch_failures: IntCounter,
     click_worker_lag_ms: IntGauge,
     clicks_reclaimed: IntCounter,
+    rate_limited: IntCounterVec,
     sources: Mutex<Sources>,
 }
 
@@ -98,6 +99,7 @@ struct Sources {
     store: Option<Arc<dyn LinkStore>>,
     queue: Option<Arc<dyn ClickQueue>>,
     worker: Option<Arc<WorkerStats>>,
+    limits: Option<Arc<crate::limits::LimitStats>>,
 }
 
 /// Moves a counter up to an atomic's value (counters only ever rise; the scrape holds
@@ -134,7 +136,7 @@ impl Metrics {
             .register(Box::new(http_duration.clone()))
             .expect("registered once");
         let r = &registry;
-        Self {
+        let metrics = Self {
             http_requests: counter_vec(
                 r,
                 "http_requests_total",
@@ -221,9 +223,17 @@ impl Metrics {
                 "clicks_reclaimed_total",
                 "Clicks taken over from a stopped worker (Redis Streams).",
             ),
+            rate_limited: counter_vec(
+                r,
+                "rate_limited_total",
+                "Requests refused with 429, by class (shorten, redirect).",
+                &["class"],
+            ),
             registry,
             sources: Mutex::new(Sources::default()),
-        }
+        };
+        metrics.precreate();
+        metrics
     }
 
     /// Names the parts whose counters the scrape copies, and registers the stores' own
@@ -266,6 +276,13 @@ impl Metrics {
             s.store = Some(store.clone());
             s.queue = Some(queue.clone());
             s.worker = Some(worker.clone());
+        }
+    }
+
+    /// Adds the rate limiters' counters.
+    pub fn observe_limits(&self, stats: &Arc<crate::limits::LimitStats>) {
+        if let Ok(mut s) = self.sources.lock() {
+            s.limits = Some(stats.clone());
         }
     }
 
@@ -319,6 +336,16 @@ impl Metrics {
                 sync(&self.clicks_reclaimed, &st.reclaimed);
                 self.click_queue_depth.set(q.depth() as i64);
             }
+            if let Some(l) = &s.limits {
+                sync(
+                    &self.rate_limited.with_label_values(&["shorten"]),
+                    &l.shorten,
+                );
+                sync(
+                    &self.rate_limited.with_label_values(&["redirect"]),
+                    &l.redirect,
+                );
+            }
             if let Some(w) = &s.worker {
                 sync(&self.click_batches, &w.batches);
                 sync(&self.clicks_counted, &w.counted);
@@ -331,6 +358,15 @@ impl Metrics {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Metrics {
+    fn precreate(&self) {
+        // Present at 0 from the start, so rates and alerts see the first one.
+        for class in ["shorten", "redirect"] {
+            self.rate_limited.with_label_values(&[class]);
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::config::{redact_url, Mode, Settings};
 use crate::domain::{Clock, SnowflakeGenerator, SystemClock, UrlPolicy};
 use crate::http::observe::{observe, LogRequests};
 use crate::http::{self, AppState};
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::service::LinkService;
 use crate::store::postgres::ShardedPostgres;
@@ -102,6 +103,16 @@ impl Application {
             None
         };
         let metrics = web::Data::new(Metrics::new());
+        let mut background = background;
+        let limits = settings
+            .limits
+            .enabled
+            .then(|| Arc::new(Limits::new(&settings.limits)));
+        if let Some(l) = &limits {
+            metrics.observe_limits(l.stats());
+            background
+                .push(l.spawn_eviction(Duration::from_secs(settings.limits.evict_every_s.max(1))));
+        }
         let links = LinkService::new(store, cache, ids, clock, policy);
         metrics.observe(
             links.cache(),
@@ -114,6 +125,7 @@ impl Application {
             links,
             public_base: settings.public_base(),
             clicks: analytics.as_ref().map(|a| a.queue().clone()),
+            limits: limits.clone(),
         });
 
         let listener = TcpListener::bind(&settings.listen)

@@ -1,7 +1,7 @@
 //! `POST /api/v1/links`, `GET` and `DELETE /api/v1/links/{code}`.
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -39,9 +39,11 @@ impl LinkView {
 
 /// Shortens a URL: `201` with the link and a `Location` naming its API resource.
 pub async fn create(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<CreateLink>,
 ) -> Result<HttpResponse, ApiError> {
+    state.limit(&req, crate::limits::Class::Shorten)?;
     let new = state.links.validate(body.into_inner())?;
     let link = state.links.create(new).await?;
     let view = LinkView::new(link, &state.public_base, state.links.now());

@@ -22,6 +22,24 @@ pub struct AppState {
     pub public_base: String,
     /// Where redirects offer clicks; `None` with analytics off.
     pub clicks: Option<std::sync::Arc<dyn crate::analytics::queue::ClickQueue>>,
+    /// Rate limits; `None` when off.
+    pub limits: Option<std::sync::Arc<crate::limits::Limits>>,
+}
+
+impl AppState {
+    /// Applies the rate limit of `class` to the request's client.
+    ///
+    /// # Errors
+    /// 429 when the client is over its quota.
+    pub fn limit(&self, req: &HttpRequest, class: crate::limits::Class) -> Result<(), ApiError> {
+        match &self.limits {
+            Some(limits) => match limits.client(req) {
+                Some(client) => limits.check(class, client),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
 }
 
 /// Registers every route. Fixed paths come before the catch-all `/{code}`.

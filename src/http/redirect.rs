@@ -44,6 +44,7 @@ pub async fn follow(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    state.limit(&req, crate::limits::Class::Redirect)?;
     let code = req.match_info().get("code").unwrap_or_default();
     let link = state.links.resolve(code).await?;
     let link = link.as_ref();

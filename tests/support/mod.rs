@@ -159,6 +159,8 @@ pub fn settings(shards: Vec<ShardSettings>) -> Settings {
         ..Settings::default()
     };
     s.http.workers = 1;
+    // Every test client is 127.0.0.1: rate limits are off unless a test is about them.
+    s.limits.enabled = false;
     s.database.pool_size = 4;
     s.database.connect_timeout_ms = 1_000;
     s

@@ -1,0 +1,260 @@
+//! Rate limits (governor, GCRA): separate quotas for shortening and for redirects, per
+//! client address. `X-Forwarded-For` is believed only from configured trusted proxies;
+//! idle keys are evicted so the keyed state cannot grow without bound. (Per-API-key
+//! quotas join these with API keys.)
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// Rate limit settings (`[limits]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Whether requests are limited at all.
+    pub enabled: bool,
+    /// Links one client address may create per minute, sustained.
+    pub shorten_per_minute: u32,
+    /// Links one client address may create at once before the rate applies.
+    pub shorten_burst: u32,
+    /// Redirects one client address may follow per second, sustained.
+    pub redirect_per_second: u32,
+    /// Redirects one client address may follow at once.
+    pub redirect_burst: u32,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// How often state of clients that are back to a full quota is dropped, seconds.
+    pub evict_every_s: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            shorten_per_minute: 120,
+            shorten_burst: 60,
+            redirect_per_second: 600,
+            redirect_burst: 1_200,
+            trusted_proxies: Vec::new(),
+            evict_every_s: 60,
+        }
+    }
+}
+
+/// What a request is limited as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Shorten,
+    Redirect,
+}
+
+/// Requests refused, per class (exported as `shortener_rate_limited_total`).
+#[derive(Debug, Default)]
+pub struct LimitStats {
+    pub shorten: AtomicU64,
+    pub redirect: AtomicU64,
+}
+
+/// The limiters of one process.
+pub struct Limits {
+    shorten: DefaultKeyedRateLimiter<IpAddr>,
+    redirect: DefaultKeyedRateLimiter<IpAddr>,
+    trusted: Vec<IpNet>,
+    clock: DefaultClock,
+    stats: Arc<LimitStats>,
+}
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n.max(1)).expect("at least 1")
+}
+
+/// Parses `trusted_proxies` entries: an address or a CIDR block.
+///
+/// # Errors
+/// Naming the entry that is neither.
+pub fn parse_proxies(entries: &[String]) -> Result<Vec<IpNet>, String> {
+    entries
+        .iter()
+        .map(|e| {
+            e.parse::<IpNet>()
+                .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    format!("limits.trusted_proxies: {e:?} is not an address or CIDR block")
+                })
+        })
+        .collect()
+}
+
+impl Limits {
+    /// Limiters for the settings (which were validated at load).
+    pub fn new(settings: &LimitSettings) -> Self {
+        Self {
+            shorten: RateLimiter::keyed(
+                Quota::per_minute(nz(settings.shorten_per_minute))
+                    .allow_burst(nz(settings.shorten_burst)),
+            ),
+            redirect: RateLimiter::keyed(
+                Quota::per_second(nz(settings.redirect_per_second))
+                    .allow_burst(nz(settings.redirect_burst)),
+            ),
+            trusted: parse_proxies(&settings.trusted_proxies).unwrap_or_default(),
+            clock: DefaultClock::default(),
+            stats: Arc::new(LimitStats::default()),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<LimitStats> {
+        &self.stats
+    }
+
+    /// The client address a request counts against: the peer, or, when the peer is a
+    /// trusted proxy, the rightmost `X-Forwarded-For` hop that is not one.
+    pub fn client(&self, req: &HttpRequest) -> Option<IpAddr> {
+        let peer = req.peer_addr()?.ip();
+        if !self.is_trusted(peer) {
+            return Some(peer);
+        }
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        Some(
+            forwarded
+                .into_iter()
+                .rev()
+                .find(|ip| !self.is_trusted(*ip))
+                .unwrap_or(peer),
+        )
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Lets the request through, or answers `429` with `Retry-After` and the
+    /// `RateLimit-*` headers.
+    ///
+    /// # Errors
+    /// [`ApiError`] 429 when the client is over its quota for `class`.
+    pub fn check(&self, class: Class, client: IpAddr) -> Result<(), ApiError> {
+        let limiter = match class {
+            Class::Shorten => &self.shorten,
+            Class::Redirect => &self.redirect,
+        };
+        match limiter.check_key(&client) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                let counter = match class {
+                    Class::Shorten => &self.stats.shorten,
+                    Class::Redirect => &self.stats.redirect,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                Err(ApiError::rate_limited(
+                    not_until.quota().burst_size().get(),
+                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                ))
+            }
+        }
+    }
+
+    /// Drops the state of clients whose quota has fully recovered.
+    pub fn evict_idle(&self) {
+        self.shorten.retain_recent();
+        self.redirect.retain_recent();
+        self.shorten.shrink_to_fit();
+        self.redirect.shrink_to_fit();
+    }
+
+    /// Clients with state (both classes).
+    pub fn tracked(&self) -> usize {
+        self.shorten.len() + self.redirect.len()
+    }
+
+    /// Evicts idle clients every `every` until the process ends.
+    pub fn spawn_eviction(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let limits = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                limits.evict_idle();
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_client_over_its_burst_is_refused_with_the_wait_and_others_are_not() {
+        let limits = Limits::new(&LimitSettings {
+            redirect_per_second: 1,
+            redirect_burst: 2,
+            ..LimitSettings::default()
+        });
+        assert!(limits.check(Class::Redirect, ip("203.0.113.1")).is_ok());
+        assert!(limits.check(Class::Redirect, ip("203.0.113.1")).is_ok());
+        let refused = limits
+            .check(Class::Redirect, ip("203.0.113.1"))
+            .unwrap_err();
+        assert_eq!(refused.code(), "rate_limited");
+        assert!(
+            limits.check(Class::Redirect, ip("203.0.113.2")).is_ok(),
+            "another client"
+        );
+        assert!(
+            limits.check(Class::Shorten, ip("203.0.113.1")).is_ok(),
+            "another class"
+        );
+        assert_eq!(limits.stats().redirect.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn recovered_clients_are_evicted() {
+        let limits = Limits::new(&LimitSettings {
+            redirect_per_second: 1_000,
+            ..LimitSettings::default()
+        });
+        for n in 0..50 {
+            limits
+                .check(Class::Redirect, IpAddr::from([10, 0, 0, n]))
+                .unwrap();
+        }
+        assert_eq!(limits.tracked(), 50);
+        std::thread::sleep(Duration::from_millis(20));
+        limits.evict_idle();
+        assert_eq!(limits.tracked(), 0);
+    }
+
+    #[test]
+    fn proxies_are_addresses_or_blocks() {
+        assert_eq!(
+            parse_proxies(&["10.0.0.0/8".into(), "::1".into()])
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(parse_proxies(&["proxy.local".into()]).is_err());
+    }
+}

@@ -1,0 +1,139 @@
+//! Rate limits over real HTTP.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use shortener::domain::ManualClock;
+use support::{error_code, fresh_database, settings, shard, t0, TestApp};
+
+async fn limited_app(trusted: Vec<String>) -> TestApp {
+    let db = fresh_database().await;
+    let mut s = settings(vec![shard(
+        "s0",
+        &db,
+        "2024-01-01T00:00:00Z".parse().unwrap(),
+    )]);
+    s.limits.enabled = true;
+    s.limits.shorten_per_minute = 60; // one a second
+    s.limits.shorten_burst = 2;
+    s.limits.redirect_per_second = 1;
+    s.limits.redirect_burst = 3;
+    s.limits.trusted_proxies = trusted;
+    TestApp::spawn(s, Arc::new(ManualClock::at(t0()))).await
+}
+
+#[tokio::test]
+async fn over_quota_answers_429_with_the_headers_and_is_served_again_after_the_window() {
+    let app = limited_app(Vec::new()).await;
+    app.shorten_ok(json!({"url": "https://example.com/1"}))
+        .await;
+    app.shorten_ok(json!({"url": "https://example.com/2"}))
+        .await;
+
+    let refused = app.shorten(json!({"url": "https://example.com/3"})).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let h = refused.headers().clone();
+    assert_eq!(h["retry-after"], "1");
+    assert_eq!(h["ratelimit-limit"], "2");
+    assert_eq!(h["ratelimit-remaining"], "0");
+    assert_eq!(h["ratelimit-reset"], "1");
+    assert_eq!(error_code(refused).await, "rate_limited");
+
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    app.shorten_ok(json!({"url": "https://example.com/3"}))
+        .await;
+
+    let metrics = app
+        .request(Method::GET, "/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"shortener_rate_limited_total{class="shorten"} 1"#),
+        "{metrics}"
+    );
+}
+
+async fn redirect_statuses(app: &TestApp, code: &str, forwarded_for: &[&str]) -> Vec<u16> {
+    let mut out = Vec::new();
+    for xff in forwarded_for {
+        let r = app
+            .client
+            .get(format!("{}/{code}", app.address))
+            .header("x-forwarded-for", *xff)
+            .send()
+            .await
+            .unwrap();
+        out.push(r.status().as_u16());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_from_an_untrusted_peer_does_not_change_the_limit_key() {
+    let app = limited_app(Vec::new()).await;
+    let code = app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let statuses = redirect_statuses(
+        &app,
+        &code,
+        &[
+            "198.51.100.1",
+            "198.51.100.2",
+            "198.51.100.3",
+            "198.51.100.4",
+        ],
+    )
+    .await;
+    assert_eq!(
+        statuses,
+        vec![302, 302, 302, 429],
+        "all four count against 127.0.0.1"
+    );
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_forwards_the_client_address() {
+    let app = limited_app(vec!["127.0.0.0/8".into()]).await;
+    let code = app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let distinct = redirect_statuses(
+        &app,
+        &code,
+        &[
+            "198.51.100.1",
+            "198.51.100.2",
+            "198.51.100.3",
+            "198.51.100.4",
+        ],
+    )
+    .await;
+    assert_eq!(
+        distinct,
+        vec![302, 302, 302, 302],
+        "four clients, one request each"
+    );
+    // The rightmost untrusted hop counts: a client cannot pick its own key by
+    // prepending addresses.
+    let same = redirect_statuses(
+        &app,
+        &code,
+        &[
+            "1.1.1.1, 203.0.113.9",
+            "2.2.2.2, 203.0.113.9",
+            "3.3.3.3, 203.0.113.9",
+            "4.4.4.4, 203.0.113.9",
+        ],
+    )
+    .await;
+    assert_eq!(same, vec![302, 302, 302, 429]);
+}
