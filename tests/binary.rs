@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
-use support::process::{binary, free_port, wait_ready, Server};
+use support::process::{binary, client, free_port, migrate, shorten_at, wait_ready, Server};
 use support::{admin, connect, pg_server};
 
 fn write_config(body: &str) -> tempfile::NamedTempFile {
@@ -53,18 +53,7 @@ async fn migrate_then_serve_across_a_boundary_a_few_seconds_in_the_future() {
 
     // `migrate` creates and migrates both; running it twice is harmless.
     for _ in 0..2 {
-        let out = binary()
-            .arg("migrate")
-            .arg("--config")
-            .arg(config.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stdout = migrate(config.path());
         let v = shortener::store::postgres::latest_version();
         assert!(
             stdout.contains(&format!("s0: schema version {v}"))
@@ -99,10 +88,7 @@ async fn migrate_then_serve_across_a_boundary_a_few_seconds_in_the_future() {
             .unwrap(),
     );
     wait_ready(&base).await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = client();
     let shorten = |url: &'static str| {
         let client = client.clone();
         let base = base.clone();
@@ -219,17 +205,7 @@ async fn a_separate_worker_process_counts_the_clicks_of_a_serve_process() {
         1,
     );
     let config = write_config(&body);
-    let out = binary()
-        .arg("migrate")
-        .arg("--config")
-        .arg(config.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    migrate(config.path());
     let base = format!("http://127.0.0.1:{port}");
     let quiet = |mut c: Command| {
         c.arg("--config")
@@ -247,19 +223,8 @@ async fn a_separate_worker_process_counts_the_clicks_of_a_serve_process() {
     wait_ready(&base).await;
 
     // Act: 30 redirects.
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let link: Value = client
-        .post(format!("{base}/api/v1/links"))
-        .json(&json!({"url": "https://example.com/w"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let client = client();
+    let link = shorten_at(&client, &base, "https://example.com/w").await;
     let code = link["code"].as_str().unwrap();
     for _ in 0..30 {
         let r = client.get(format!("{base}/{code}")).send().await.unwrap();

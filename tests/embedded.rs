@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
-use support::process::{binary, free_port, wait_ready, Server};
+use support::process::{binary, client, free_port, shorten_at, wait_ready, Server};
 use support::TestApp;
 
 /// The binary with no configuration at all (no file, no SHORTENER_* variables), quiet,
@@ -36,10 +36,7 @@ async fn with_no_setup_the_binary_serves_from_data_and_keeps_every_link_across_a
                 .unwrap(),
         )
     };
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = client();
 
     let mut server = start();
     wait_ready(&base).await;
@@ -177,21 +174,10 @@ async fn every_click_taken_before_a_sigterm_is_counted_after_a_restart() {
                 .unwrap(),
         )
     };
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = client();
     let mut server = start();
     wait_ready(&base).await;
-    let link: Value = client
-        .post(format!("{base}/api/v1/links"))
-        .json(&json!({"url": "https://example.com/counted"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let link = shorten_at(&client, &base, "https://example.com/counted").await;
     let code = link["code"].as_str().unwrap().to_owned();
 
     // 200 redirects, 20 at a time, then SIGTERM straight away.

@@ -72,3 +72,39 @@ pub async fn wait_ready(base: &str) {
     }
     panic!("{base} never became ready");
 }
+
+/// Runs `shortener migrate --config FILE` and asserts it succeeds; returns its stdout.
+pub fn migrate(config: &std::path::Path) -> String {
+    let out = binary()
+        .arg("migrate")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An HTTP client that does not follow redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Shortens `url` at `base`, asserting `201`; returns the link.
+pub async fn shorten_at(client: &reqwest::Client, base: &str, url: &str) -> serde_json::Value {
+    let r = client
+        .post(format!("{base}/api/v1/links"))
+        .json(&serde_json::json!({ "url": url }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json().await.unwrap()
+}
