@@ -37,6 +37,18 @@ enum Command {
     Shards,
     /// Run the click analytics worker on its own (needs queue.kind = "redis").
     Worker,
+    /// Bulk-load links for load tests and write their codes to a file.
+    Seed {
+        /// How many links.
+        #[arg(long)]
+        count: u64,
+        /// Where the codes go, one per line.
+        #[arg(long, default_value = "seed-codes.txt")]
+        codes: PathBuf,
+        /// Each link points to this prefix followed by its number.
+        #[arg(long, default_value = "https://example.com/seed/")]
+        url_prefix: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,6 +85,14 @@ fn main() -> ExitCode {
             Command::Migrate => print!("{}", commands::migrate(&settings).await?),
             Command::Shards => print!("{}", commands::shard_table(&settings)),
             Command::Worker => commands::worker(&settings).await?,
+            Command::Seed {
+                count,
+                codes,
+                url_prefix,
+            } => print!(
+                "{}",
+                commands::seed(&settings, count, &codes, &url_prefix).await?
+            ),
         }
         anyhow::Ok(())
     });

@@ -254,6 +254,20 @@ async fn pruning_removes_raw_events_and_keeps_the_rollups(store: &dyn LinkStore)
     );
 }
 
+async fn a_bulk_load_reads_back_link_by_link(store: &dyn LinkStore) {
+    let mut links: Vec<Link> = (0..2_500).map(|_| link(None)).collect();
+    links.push(link_at(t0() + Duration::days(2), None)); // the other range
+    links[7].url = "https://example.com/tab\there\\and\nnewline".into(); // COPY escaping
+    store.bulk_insert(&links).await.unwrap();
+    for l in links
+        .iter()
+        .step_by(97)
+        .chain([&links[7], links.last().unwrap()])
+    {
+        assert_eq!(store.get(l.id).await.unwrap().as_ref(), Some(l));
+    }
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod postgres {
@@ -291,4 +305,5 @@ contract!(
     health_reports_every_part_ok,
     clicks_are_counted_once_however_often_they_are_recorded,
     pruning_removes_raw_events_and_keeps_the_rollups,
+    a_bulk_load_reads_back_link_by_link,
 );

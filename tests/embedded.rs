@@ -202,3 +202,53 @@ async fn every_click_taken_before_a_sigterm_is_counted_after_a_restart() {
         .unwrap();
     assert_eq!(stats["total"], 200, "{stats}");
 }
+
+#[tokio::test]
+async fn seeded_links_are_written_to_the_codes_file_and_redirect() {
+    let cwd = tempfile::tempdir().unwrap();
+    let codes = cwd.path().join("codes.txt");
+    let out = bare_binary(cwd.path())
+        .stdout(Stdio::piped())
+        .args([
+            "seed",
+            "--count",
+            "3000",
+            "--url-prefix",
+            "https://example.com/s/",
+        ])
+        .arg("--codes")
+        .arg(&codes)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("seeded 3000 links"));
+    let lines: Vec<String> = std::fs::read_to_string(&codes)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 3000);
+    assert_eq!(
+        lines.iter().collect::<std::collections::HashSet<_>>().len(),
+        3000
+    );
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _server = Server(
+        bare_binary(cwd.path())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(&base).await;
+    let client = client();
+    for (i, code) in lines.iter().enumerate().step_by(499) {
+        let r = client.get(format!("{base}/{code}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(
+            r.headers()[header::LOCATION],
+            format!("https://example.com/s/{i}").as_str()
+        );
+    }
+}

@@ -55,6 +55,9 @@ impl LinkStore for HookedStore {
     async fn insert(&self, link: &Link) -> Result<(), StoreError> {
         self.inner.insert(link).await
     }
+    async fn bulk_insert(&self, links: &[Link]) -> Result<(), StoreError> {
+        self.inner.bulk_insert(links).await
+    }
     async fn get(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
         self.inner.get(id).await

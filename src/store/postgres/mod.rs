@@ -131,6 +131,23 @@ impl LinkStore for ShardedPostgres {
         Ok(())
     }
 
+    async fn bulk_insert(&self, links: &[Link]) -> Result<(), StoreError> {
+        let mut by_shard: Vec<Vec<&Link>> = vec![Vec::new(); self.shards.len()];
+        for link in links {
+            let i = self
+                .map
+                .shard_for(link.id)
+                .ok_or(StoreError::NoShard(link.id))?;
+            by_shard[i].push(link);
+        }
+        for (i, links) in by_shard.iter().enumerate() {
+            if !links.is_empty() {
+                self.shards[i].copy_links(links).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn get(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
         match self.shard_for(id) {
             Ok(shard) => shard.get_link(id).await,

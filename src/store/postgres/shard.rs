@@ -243,6 +243,35 @@ impl Shard {
         Ok(())
     }
 
+    /// Loads links with `COPY … FROM STDIN` (text format), in one statement. Not under
+    /// the query timeout: a bulk load of millions of rows is expected to take a while.
+    pub(super) async fn copy_links(&self, links: &[&Link]) -> Result<(), StoreError> {
+        use futures::SinkExt;
+        let mut buf = String::with_capacity(links.len() * 96);
+        for l in links {
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                buf,
+                "{}\t{}\t{}\t{}",
+                l.id.as_i64(),
+                copy_escape(&l.url),
+                l.redirect.status(),
+                l.created_at.to_rfc3339()
+            );
+        }
+        let client = self.pool.get().await.map_err(|e| self.pool_error(e))?;
+        let sink = client
+            .copy_in("COPY links (id, url, redirect, created_at) FROM STDIN")
+            .await
+            .map_err(|e| self.query_error(e))?;
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from(buf))
+            .await
+            .map_err(|e| self.query_error(e))?;
+        sink.finish().await.map_err(|e| self.query_error(e))?;
+        Ok(())
+    }
+
     pub(super) async fn get_link(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
         let row = self
             .run(|c| async move {
@@ -448,4 +477,13 @@ impl Shard {
             deleted_at: row.get(6),
         })
     }
+}
+
+/// Escapes a value for `COPY` text format.
+fn copy_escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
 }

@@ -108,6 +108,7 @@ enum Write {
     ),
     Clicks(Vec<ClickRecord>, oneshot::Sender<Result<u64, StoreError>>),
     Prune(i64, oneshot::Sender<Result<u64, StoreError>>),
+    Bulk(Vec<Link>, oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// The embedded SQLite store.
@@ -351,6 +352,10 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Write>) {
                     let r = apply_clicks(&mut tx, &clicks);
                     Outcome::Counted(reply, r)
                 }
+                Write::Bulk(links, reply) => {
+                    let r = links.iter().try_for_each(|l| apply_insert(&mut tx, l));
+                    Outcome::Inserted(reply, r)
+                }
                 Write::Prune(before_ms, reply) => {
                     let r = tx
                         .prepare_cached(PRUNE_CLICKS)
@@ -493,6 +498,16 @@ impl LinkStore for SqliteStore {
     async fn insert(&self, link: &Link) -> Result<(), StoreError> {
         let link = link.clone();
         self.write(|reply| Write::Insert(link, reply)).await
+    }
+
+    async fn bulk_insert(&self, links: &[Link]) -> Result<(), StoreError> {
+        // Through the writer in chunks: each chunk is one write of many inserts, and
+        // the writer group-commits it like any other.
+        for chunk in links.chunks(10_000) {
+            let chunk = chunk.to_vec();
+            self.write(|reply| Write::Bulk(chunk, reply)).await?;
+        }
+        Ok(())
     }
 
     async fn get(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
