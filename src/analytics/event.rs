@@ -13,6 +13,9 @@ use crate::domain::Snowflake;
 pub const MAX_USER_AGENT: usize = 256;
 /// Longest referrer host kept.
 pub const MAX_REFERRER: usize = 253;
+/// Longest `Referer` header carried in a click, in bytes (it is reduced to its host by
+/// the worker; a longer one is cut, which can only lose its path).
+pub const MAX_REFERRER_HEADER: usize = 512;
 
 /// A click as the redirect handler captures it: no parsing, and the client address is
 /// already anonymised, so the raw IP never leaves the request.
@@ -24,7 +27,8 @@ pub struct RawClick {
     pub link_id: Snowflake,
     /// When, in Unix milliseconds.
     pub at_ms: u64,
-    /// The `Referer` header's host (lower case), or empty for direct traffic.
+    /// The `Referer` header as sent, cut to [`MAX_REFERRER_HEADER`] bytes, or empty for
+    /// direct traffic. The worker reduces it to its host.
     pub referrer: String,
     /// The `User-Agent` header, cut to [`MAX_USER_AGENT`] bytes.
     pub user_agent: String,
@@ -82,16 +86,16 @@ pub fn referrer_host(header: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
-/// Cuts a user agent to [`MAX_USER_AGENT`] bytes on a character boundary.
-pub fn clip_user_agent(ua: &str) -> String {
-    if ua.len() <= MAX_USER_AGENT {
-        return ua.to_owned();
+/// Cuts a header value to `max` bytes on a character boundary.
+pub fn clip(value: &str, max: usize) -> String {
+    if value.len() <= max {
+        return value.to_owned();
     }
-    let mut end = MAX_USER_AGENT;
-    while !ua.is_char_boundary(end) {
+    let mut end = max;
+    while !value.is_char_boundary(end) {
         end -= 1;
     }
-    ua[..end].to_owned()
+    value[..end].to_owned()
 }
 
 /// Words in a user agent that mark automated clients woothee does not know.
@@ -170,7 +174,11 @@ impl RawClick {
             link_id: self.link_id,
             day: at.date_naive(),
             at,
-            referrer: self.referrer,
+            referrer: referrer_host(
+                Some(&self.referrer)
+                    .filter(|r| !r.is_empty())
+                    .map(String::as_str),
+            ),
             browser: families.browser.clone(),
             os: families.os.clone(),
             device: families.device.clone(),
@@ -247,6 +255,15 @@ mod tests {
     }
 
     #[test]
+    fn the_worker_reduces_the_referrer_header_to_its_host() {
+        let p = woothee::parser::Parser::new();
+        let mut click = raw("x");
+        click.referrer = "https://News.Example.com/story?id=1".into();
+        assert_eq!(click.into_record(&p).referrer, "news.example.com");
+        assert_eq!(raw("x").into_record(&p).referrer, "", "direct traffic");
+    }
+
+    #[test]
     fn a_click_counts_on_its_utc_day() {
         let p = woothee::parser::Parser::new();
         let mut late = raw("x");
@@ -257,7 +274,7 @@ mod tests {
     #[test]
     fn long_user_agents_are_clipped_on_a_character_boundary() {
         let ua = "é".repeat(200);
-        let clipped = clip_user_agent(&ua);
+        let clipped = clip(&ua, MAX_USER_AGENT);
         assert!(clipped.len() <= MAX_USER_AGENT && ua.starts_with(&clipped));
     }
 }

@@ -5,13 +5,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::AppState;
-use crate::analytics::event::{anonymise, clip_user_agent, referrer_host, RawClick};
+use crate::analytics::event::{anonymise, clip, RawClick, MAX_REFERRER_HEADER, MAX_USER_AGENT};
 use crate::analytics::queue::ClickQueue;
 use crate::domain::{RedirectKind, Snowflake};
 use crate::error::ApiError;
 
 /// Captures the click and offers it to the queue without waiting. No parsing here: the
-/// worker derives browser, OS and bot flag. The raw address is anonymised right away.
+/// worker reduces the referrer to its host and the user agent to browser, OS, device
+/// and bot flag. The raw address is anonymised right away.
 fn offer_click(req: &HttpRequest, state: &AppState, queue: &dyn ClickQueue, link: Snowflake) {
     let Some(event_id) = state.links.ids().try_next_id() else {
         // The clock is being waited out: drop the click rather than delay the redirect.
@@ -27,8 +28,11 @@ fn offer_click(req: &HttpRequest, state: &AppState, queue: &dyn ClickQueue, link
         event_id,
         link_id: link,
         at_ms: event_id.unix_ms(),
-        referrer: referrer_host(text(header::REFERER)),
-        user_agent: clip_user_agent(text(header::USER_AGENT).unwrap_or_default()),
+        referrer: clip(
+            text(header::REFERER).unwrap_or_default(),
+            MAX_REFERRER_HEADER,
+        ),
+        user_agent: clip(text(header::USER_AGENT).unwrap_or_default(), MAX_USER_AGENT),
         client: req
             .peer_addr()
             .map(|a| anonymise(a.ip()))
