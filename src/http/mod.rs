@@ -42,41 +42,49 @@ impl AppState {
     }
 }
 
-/// Registers every route. Fixed paths come before the catch-all `/{code}`.
+/// Registers every route. Fixed paths come before the catch-all `/{code}`. Each
+/// resource is named after its template: the name is the metrics' `route` label.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/metrics")
+            .name("/metrics")
             .get(observe::metrics)
             .default_service(web::to(method_not_allowed)),
     )
     .service(
         web::resource("/healthz")
+            .name("/healthz")
             .get(health::healthz)
             .default_service(web::to(method_not_allowed)),
     )
     .service(
         web::resource("/readyz")
+            .name("/readyz")
             .get(health::readyz)
             .default_service(web::to(method_not_allowed)),
     )
     .service(
         web::resource("/api/v1/links")
+            .name("/api/v1/links")
             .post(links::create)
             .default_service(web::to(method_not_allowed)),
     )
     .service(
         web::resource("/api/v1/links/{code}/stats")
+            .name("/api/v1/links/{code}/stats")
             .get(stats::stats)
             .default_service(web::to(method_not_allowed)),
     )
     .service(
         web::resource("/api/v1/links/{code}")
+            .name("/api/v1/links/{code}")
             .get(links::get)
             .delete(links::delete)
             .default_service(web::to(method_not_allowed)),
     )
     .service(
         web::resource("/{code}")
+            .name("/{code}")
             .route(
                 web::route()
                     .guard(guard::Any(guard::Get()).or(guard::Head()))

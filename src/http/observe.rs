@@ -48,8 +48,9 @@ pub async fn observe(
     let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
     let mut res = next.call(req).instrument(span.clone()).await?;
     let status = res.status().as_u16();
-    let route = res.request().match_pattern();
-    let route = route.as_deref().unwrap_or("unmatched");
+    // Resources are named after their templates (see `routes`): borrowing the name
+    // avoids building the pattern string on every request.
+    let route = res.request().match_name().unwrap_or("unmatched");
     let elapsed = started.elapsed();
     if let Some(m) = metrics {
         m.record_request(route, method.as_str(), status, elapsed.as_secs_f64());
