@@ -52,26 +52,8 @@ impl Application {
         Self::build_with(settings, Hooks::default()).await
     }
 
-    /// Builds the service on a given clock (tests step it to cross shard boundaries and
-    /// expiry times without sleeping).
-    ///
-    /// # Errors
-    /// As for [`build`](Self::build).
-    pub async fn build_with_clock(
-        settings: Settings,
-        clock: Arc<dyn Clock>,
-    ) -> anyhow::Result<Self> {
-        Self::build_with(
-            settings,
-            Hooks {
-                clock: Some(clock),
-                store_layer: None,
-            },
-        )
-        .await
-    }
-
-    /// Builds the service with [`Hooks`].
+    /// Builds the service with [`Hooks`]: a clock (tests step it to cross shard
+    /// boundaries and expiry times without sleeping) and a layer around the store.
     ///
     /// # Errors
     /// As for [`build`](Self::build).
