@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
-use support::process::{binary, client, free_port, migrate, shorten_at, wait_ready, Server};
+use support::process::{
+    binary, client, free_port, get_json, migrate, shorten_at, wait_ready, Server,
+};
 use support::{admin, connect, pg_server};
 
 fn write_config(body: &str) -> tempfile::NamedTempFile {
@@ -234,14 +236,7 @@ async fn a_separate_worker_process_counts_the_clicks_of_a_serve_process() {
     // Assert: the worker process counts all of them, and stops cleanly on SIGTERM.
     let started = Instant::now();
     loop {
-        let stats: Value = client
-            .get(format!("{base}/api/v1/links/{code}/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats = get_json(&client, &format!("{base}/api/v1/links/{code}/stats")).await;
         if stats["total"] == 30 {
             break;
         }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
-use support::process::{binary, client, free_port, shorten_at, wait_ready, Server};
+use support::process::{binary, client, free_port, get_json, shorten_at, wait_ready, Server};
 use support::TestApp;
 
 /// The binary with no configuration at all (no file, no SHORTENER_* variables), quiet,
@@ -192,14 +192,7 @@ async fn every_click_taken_before_a_sigterm_is_counted_after_a_restart() {
 
     let _server = start();
     wait_ready(&base).await;
-    let stats: Value = client
-        .get(format!("{base}/api/v1/links/{code}/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = get_json(&client, &format!("{base}/api/v1/links/{code}/stats")).await;
     assert_eq!(stats["total"], 200, "{stats}");
 }
 

@@ -108,3 +108,8 @@ pub async fn shorten_at(client: &reqwest::Client, base: &str, url: &str) -> serd
     assert_eq!(r.status(), StatusCode::CREATED);
     r.json().await.unwrap()
 }
+
+/// `GET url` as JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
