@@ -157,6 +157,7 @@ pub async fn seed(
                 created_at: id.timestamp(),
                 expires_at: None,
                 deleted_at: None,
+                tenant: None,
             });
         }
         store.bulk_insert(&links).await?;
@@ -174,4 +175,96 @@ pub async fn seed(
         count as f64 / secs.max(1e-9),
         codes.display()
     ))
+}
+
+/// What `shortener keys …` does.
+#[derive(Debug, Clone)]
+pub enum KeysCommand {
+    /// A new key for a tenant (created when new; its quota set when given).
+    Create {
+        tenant: String,
+        shorten_per_minute: Option<u32>,
+    },
+    /// Every key: ID, tenant, created, revoked.
+    List,
+    /// Revoke one key.
+    Revoke { id: i64 },
+}
+
+/// Manages API keys in the directory (the directory shard, or the embedded file). The
+/// token of a new key is printed once and cannot be shown again.
+///
+/// # Errors
+/// When storage cannot be opened or written, or the key to revoke does not exist.
+pub async fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    anyhow::ensure!(
+        !matches!(&command, KeysCommand::Create { tenant, .. } if !valid_tenant(tenant)),
+        "a tenant name is 1 to 64 characters: letters, digits, '-', '_' or '.'"
+    );
+    let store = crate::startup::open_store(settings).await?;
+    let result = async {
+        let mut out = String::new();
+        match command {
+            KeysCommand::Create {
+                tenant,
+                shorten_per_minute,
+            } => {
+                let issued =
+                    crate::auth::issue_key(store.as_ref(), &tenant, shorten_per_minute).await?;
+                let quota = issued
+                    .record
+                    .shorten_per_minute
+                    .map_or_else(|| "default".to_owned(), |q| format!("{q}/min"));
+                writeln!(
+                    out,
+                    "created key {} for tenant {} (shortening quota: {quota})\n\
+                     {}\nkeep it now: it is stored only as a hash and cannot be shown again",
+                    issued.record.id, issued.record.tenant, issued.token
+                )?;
+            }
+            KeysCommand::List => {
+                writeln!(
+                    out,
+                    "{:>6}  {:<24}  {:<25}  {:<25}  quota/min",
+                    "id", "tenant", "created", "revoked"
+                )?;
+                for k in store.list_keys().await? {
+                    writeln!(
+                        out,
+                        "{:>6}  {:<24}  {:<25}  {:<25}  {}",
+                        k.id,
+                        k.tenant,
+                        k.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                        k.revoked_at
+                            .map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                        k.shorten_per_minute
+                            .map_or_else(|| "default".to_owned(), |q| q.to_string()),
+                    )?;
+                }
+            }
+            KeysCommand::Revoke { id } => {
+                if store.revoke_key(id, chrono::Utc::now()).await? {
+                    writeln!(
+                        out,
+                        "revoked key {id}; instances stop accepting it within {} s",
+                        settings.auth.key_cache_ttl().as_secs()
+                    )?;
+                } else {
+                    anyhow::bail!("no key {id}, or it is already revoked");
+                }
+            }
+        }
+        anyhow::Ok(out)
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+fn valid_tenant(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }

@@ -60,6 +60,8 @@ pub struct Settings {
     pub worker_metrics_listen: String,
     /// Rate limits.
     pub limits: LimitSettings,
+    /// API keys and anonymous use.
+    pub auth: crate::auth::AuthSettings,
     /// Limits on what a link may be.
     pub links: LinkSettings,
     /// Snowflake ID issuing.
@@ -170,6 +172,7 @@ impl Default for Settings {
             analytics: AnalyticsSettings::default(),
             worker_metrics_listen: "127.0.0.1:9100".into(),
             limits: LimitSettings::default(),
+            auth: crate::auth::AuthSettings::default(),
             links: LinkSettings::default(),
             ids: IdSettings::default(),
             http: HttpSettings::default(),
@@ -426,6 +429,14 @@ impl Settings {
         } else {
             Mode::Distributed
         }
+    }
+
+    /// Whether links may be created without an API key: `auth.allow_anonymous`, by
+    /// default on in the embedded mode and off in the distributed one.
+    pub fn allow_anonymous(&self) -> bool {
+        self.auth
+            .allow_anonymous
+            .unwrap_or(self.mode() == Mode::Embedded)
     }
 
     /// The name of the directory shard (empty in the embedded mode).

@@ -23,17 +23,25 @@ pub struct ApiError {
     retry_after_s: Option<u32>,
     /// `RateLimit-Limit` for a 429.
     rate_limit: Option<u32>,
+    /// Whether to ask for a bearer token (`WWW-Authenticate`), for a 401.
+    challenge: bool,
     source: Option<anyhow::Error>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error's body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct Body<'a> {
     error: Detail<'a>,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
+/// What went wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorDetail)]
+pub struct Detail<'a> {
+    /// Stable and machine-readable (`invalid_url`, `not_found`, `rate_limited`…).
     code: &'a str,
+    /// For people.
     message: &'a str,
 }
 
@@ -50,7 +58,16 @@ impl ApiError {
             message: message.into(),
             retry_after_s: None,
             rate_limit: None,
+            challenge: false,
             source: None,
+        }
+    }
+
+    /// 401 with `WWW-Authenticate: Bearer`.
+    pub fn unauthorized(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            challenge: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, code, message)
         }
     }
 
@@ -147,6 +164,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status);
         if let Some(s) = self.retry_after_s {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(s)));
+        }
+        if self.challenge {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"shortener\""));
         }
         if let Some(limit) = self.rate_limit {
             response.insert_header(("ratelimit-limit", HeaderValue::from(limit)));

@@ -17,7 +17,8 @@
 //!   ([`analytics::queue`]: in process or Redis Streams) to the worker
 //!   ([`analytics::worker`]), which counts them exactly once into rollups
 //!   ([`analytics::rollup`]).
-//! - [`limits`]: rate limits per client address (governor).
+//! - [`auth`]: tenants and API keys; who may read and manage which link.
+//! - [`limits`]: rate limits per client address and per API key (governor).
 //! - [`service`]: what shortening, resolving and deleting mean.
 //! - [`http`]: the routes. A redirect is served in [`http::redirect`], a link is stored
 //!   through [`http::links`] → [`service`] → [`store`].
@@ -31,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analytics;
+pub mod auth;
 pub mod cache;
 pub mod commands;
 pub mod config;

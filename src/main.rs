@@ -49,6 +49,32 @@ enum Command {
         #[arg(long, default_value = "https://example.com/seed/")]
         url_prefix: String,
     },
+    /// Manage API keys (kept in the directory, hashed).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create a key for a tenant (the tenant is created when new) and print it once.
+    Create {
+        /// The tenant's name.
+        #[arg(long)]
+        tenant: String,
+        /// Links each of the tenant's keys may create per minute (sets the tenant's
+        /// quota; default: limits.key_shorten_per_minute).
+        #[arg(long)]
+        shorten_per_minute: Option<u32>,
+    },
+    /// List every key (the secrets are not stored, so never shown).
+    List,
+    /// Revoke a key by its ID.
+    Revoke {
+        /// The key's ID (the number in shk_{id}_…).
+        id: i64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -93,6 +119,20 @@ fn main() -> ExitCode {
                 "{}",
                 commands::seed(&settings, count, &codes, &url_prefix).await?
             ),
+            Command::Keys { command } => {
+                let command = match command {
+                    KeysCmd::Create {
+                        tenant,
+                        shorten_per_minute,
+                    } => commands::KeysCommand::Create {
+                        tenant,
+                        shorten_per_minute,
+                    },
+                    KeysCmd::List => commands::KeysCommand::List,
+                    KeysCmd::Revoke { id } => commands::KeysCommand::Revoke { id },
+                };
+                print!("{}", commands::keys(&settings, command).await?);
+            }
         }
         anyhow::Ok(())
     });

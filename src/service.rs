@@ -5,22 +5,26 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
+use crate::auth::Caller;
 use crate::cache::{Cached, LinkCache, Target};
 use crate::domain::clock::ms_to_datetime;
 use crate::domain::{
-    Alias, Clock, Link, LinkKey, LinkState, NewLink, RedirectKind, SnowflakeGenerator, TargetUrl,
-    UrlPolicy,
+    Alias, Clock, Link, LinkKey, LinkState, NewLink, RedirectKind, Snowflake, SnowflakeGenerator,
+    TargetUrl, TenantId, UrlPolicy,
 };
 use crate::error::ApiError;
 use crate::store::LinkStore;
 
 /// A request to shorten, as received (validated by [`LinkService::validate`]).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://example.com/a/long/path", "alias": "spring-sale"}))]
 pub struct CreateLink {
-    /// The URL to shorten.
+    /// The URL to shorten: http or https, no credentials, at most `links.max_url_length`
+    /// bytes.
     pub url: String,
-    /// A custom alias instead of a generated code.
+    /// A custom alias instead of a generated code: 3 to 64 of `A-Z a-z 0-9 - _`, not a
+    /// reserved path, not 10 or 11 letters and digits only.
     #[serde(default)]
     pub alias: Option<String>,
     /// When the link stops redirecting (RFC 3339).
@@ -28,6 +32,7 @@ pub struct CreateLink {
     pub expires_at: Option<DateTime<Utc>>,
     /// 301 or 302 (default).
     #[serde(default)]
+    #[schema(example = 302)]
     pub redirect: Option<u16>,
 }
 
@@ -82,7 +87,11 @@ impl LinkService {
     ///
     /// # Errors
     /// 422 with a specific code for a bad URL, alias, expiry or redirect kind.
-    pub fn validate(&self, request: CreateLink) -> Result<NewLink, ApiError> {
+    pub fn validate(
+        &self,
+        request: CreateLink,
+        tenant: Option<TenantId>,
+    ) -> Result<NewLink, ApiError> {
         let url = TargetUrl::parse(&request.url, &self.policy)?;
         let alias = request.alias.as_deref().map(Alias::parse).transpose()?;
         if let Some(at) = request.expires_at {
@@ -105,6 +114,7 @@ impl LinkService {
             // back exactly what was accepted.
             expires_at: request.expires_at.map(|t| t.trunc_subsecs(3)),
             redirect,
+            tenant,
         })
     }
 
@@ -131,6 +141,34 @@ impl LinkService {
     pub async fn find(&self, code: &str) -> Result<Link, ApiError> {
         let key = LinkKey::parse(code).ok_or_else(ApiError::not_found)?;
         self.load(&key).await?.ok_or_else(ApiError::not_found)
+    }
+
+    /// The link a code names, if `caller` may read it: `404` otherwise, exactly as for
+    /// a code that names nothing, so another tenant's links do not leak.
+    ///
+    /// # Errors
+    /// 404 unknown or not the caller's; 503 when its shard is unavailable.
+    pub async fn find_for(&self, caller: &Caller, code: &str) -> Result<Link, ApiError> {
+        let link = self.find(code).await?;
+        if caller.can_read(&link) {
+            Ok(link)
+        } else {
+            Err(ApiError::not_found())
+        }
+    }
+
+    /// The live links of `tenant` older than `before` (from the newest when `None`),
+    /// newest first, at most `limit`.
+    ///
+    /// # Errors
+    /// 503 when a shard is unavailable.
+    pub async fn list(
+        &self,
+        tenant: TenantId,
+        before: Option<Snowflake>,
+        limit: usize,
+    ) -> Result<Vec<Link>, ApiError> {
+        Ok(self.store.list_links(tenant, before, limit).await?)
     }
 
     async fn load(&self, key: &LinkKey) -> Result<Option<Link>, crate::store::StoreError> {
@@ -172,12 +210,22 @@ impl LinkService {
         }
     }
 
-    /// Deletes the link a code names; it answers 410 from then on.
+    /// Deletes the link a code names, when it belongs to the caller's tenant; it answers
+    /// 410 from then on.
     ///
     /// # Errors
-    /// 404 unknown, 410 already deleted, 503 shard unavailable.
-    pub async fn delete(&self, code: &str) -> Result<(), ApiError> {
-        let link = self.find(code).await?;
+    /// 404 unknown or another tenant's, 403 created anonymously, 410 already deleted,
+    /// 503 shard unavailable.
+    pub async fn delete(&self, caller: &Caller, code: &str) -> Result<(), ApiError> {
+        let link = self.find_for(caller, code).await?;
+        if !caller.can_manage(&link) {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "link_has_no_owner",
+                "this link was created without an API key, so nobody can delete it through \
+                 the API",
+            ));
+        }
         if link.deleted_at.is_some() || !self.store.mark_deleted(link.id, self.clock.now()).await? {
             return Err(deleted());
         }

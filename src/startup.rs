@@ -95,6 +95,11 @@ impl Application {
             background
                 .push(l.spawn_eviction(Duration::from_secs(settings.limits.evict_every_s.max(1))));
         }
+        let auth = crate::auth::Authenticator::new(
+            store.clone(),
+            settings.allow_anonymous(),
+            settings.auth.key_cache_ttl(),
+        );
         let links = LinkService::new(store, cache, ids, clock, policy);
         metrics.observe(
             links.cache(),
@@ -108,6 +113,7 @@ impl Application {
             public_base: settings.public_base(),
             clicks: analytics.as_ref().map(|a| a.queue().clone()),
             limits: limits.clone(),
+            auth,
         });
 
         let listener = TcpListener::bind(&settings.listen)

@@ -77,6 +77,20 @@ async fn migrate_then_serve_across_a_boundary_a_few_seconds_in_the_future() {
     assert!(table.contains(&s1_first_id.to_string()), "{table}");
     assert!(table.lines().nth(1).unwrap().starts_with("s0"), "{table}");
 
+    // `keys create` prints a new key once, on its second line.
+    let out = binary()
+        .args(["keys", "create", "--tenant", "e2e"])
+        .env("SHORTENER_CONFIG", config.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let key = printed
+        .lines()
+        .find(|l| l.starts_with("shk_"))
+        .unwrap_or_else(|| panic!("no key in {printed}"))
+        .to_owned();
+
     // Act: serve; shorten before and after the boundary.
     let base = format!("http://127.0.0.1:{port}");
     let _server = Server(
@@ -91,12 +105,22 @@ async fn migrate_then_serve_across_a_boundary_a_few_seconds_in_the_future() {
     );
     wait_ready(&base).await;
     let client = client();
+    // The distributed mode refuses anonymous shortening by default.
+    let anonymous = client
+        .post(format!("{base}/api/v1/links"))
+        .json(&json!({ "url": "https://example.com/anonymous" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let shorten = |url: &'static str| {
         let client = client.clone();
         let base = base.clone();
+        let key = key.clone();
         async move {
             let r = client
                 .post(format!("{base}/api/v1/links"))
+                .bearer_auth(&key)
                 .json(&json!({ "url": url }))
                 .send()
                 .await
@@ -202,7 +226,8 @@ async fn a_separate_worker_process_counts_the_clicks_of_a_serve_process() {
         &format!(
             "worker_metrics_listen = \"127.0.0.1:{metrics_port}\"\n\
              [redis]\nkey_prefix = \"test:{suffix}:\"\n[queue]\nkind = \"redis\"\n\
-             [analytics]\nworker_in_serve = false\nflush_interval_ms = 50\n[[shards]]"
+             [analytics]\nworker_in_serve = false\nflush_interval_ms = 50\n\
+             [auth]\nallow_anonymous = true\n[[shards]]"
         ),
         1,
     );

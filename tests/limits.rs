@@ -23,18 +23,27 @@ async fn limited_app(trusted: Vec<String>) -> TestApp {
     s.limits.redirect_per_second = 1;
     s.limits.redirect_burst = 3;
     s.limits.trusted_proxies = trusted;
+    s.limits.key_shorten_per_minute = 3;
+    s.auth.allow_anonymous = Some(true);
     TestApp::spawn(s, Arc::new(ManualClock::at(t0()))).await
+}
+
+async fn shorten_anonymously(app: &TestApp, n: u32) -> reqwest::Response {
+    app.shorten_as(None, json!({ "url": format!("https://example.com/{n}") }))
+        .await
 }
 
 #[tokio::test]
 async fn over_quota_answers_429_with_the_headers_and_is_served_again_after_the_window() {
     let app = limited_app(Vec::new()).await;
-    app.shorten_ok(json!({"url": "https://example.com/1"}))
-        .await;
-    app.shorten_ok(json!({"url": "https://example.com/2"}))
-        .await;
+    for n in 1..=2 {
+        assert_eq!(
+            shorten_anonymously(&app, n).await.status(),
+            StatusCode::CREATED
+        );
+    }
 
-    let refused = app.shorten(json!({"url": "https://example.com/3"})).await;
+    let refused = shorten_anonymously(&app, 3).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     let h = refused.headers().clone();
     assert_eq!(h["retry-after"], "1");
@@ -44,8 +53,10 @@ async fn over_quota_answers_429_with_the_headers_and_is_served_again_after_the_w
     assert_eq!(error_code(refused).await, "rate_limited");
 
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    app.shorten_ok(json!({"url": "https://example.com/3"}))
-        .await;
+    assert_eq!(
+        shorten_anonymously(&app, 4).await.status(),
+        StatusCode::CREATED
+    );
 
     let metrics = app
         .request(Method::GET, "/metrics")
@@ -57,6 +68,41 @@ async fn over_quota_answers_429_with_the_headers_and_is_served_again_after_the_w
         metrics.contains(r#"shortener_rate_limited_total{class="shorten"} 1"#),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn each_api_key_has_its_own_shortening_quota_and_a_tenant_may_have_its_own() {
+    let app = limited_app(Vec::new()).await;
+    // The default key quota is 3 a minute: the client's address is not what counts.
+    for n in 0..3 {
+        app.shorten_ok(json!({ "url": format!("https://example.com/k{n}") }))
+            .await;
+    }
+    let refused = app.shorten(json!({"url": "https://example.com/k3"})).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["ratelimit-limit"], "3");
+    assert_eq!(refused.headers()["retry-after"], "20", "a minute / 3");
+
+    // Another tenant's key from the same address has its own quota; a tenant with a
+    // quota of its own gets that.
+    let generous = shortener::auth::issue_key(app.app.links.store().as_ref(), "big", Some(10))
+        .await
+        .unwrap()
+        .token;
+    for n in 0..10 {
+        let r = app
+            .shorten_as(
+                Some(&generous),
+                json!({ "url": format!("https://example.com/g{n}") }),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED, "{n}");
+    }
+    let refused = app
+        .shorten_as(Some(&generous), json!({"url": "https://example.com/g10"}))
+        .await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["ratelimit-limit"], "10");
 }
 
 async fn redirect_statuses(app: &TestApp, code: &str, forwarded_for: &[&str]) -> Vec<u16> {

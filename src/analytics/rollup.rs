@@ -53,7 +53,7 @@ pub struct RollupRows {
 }
 
 /// One day of the series.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Day {
     pub day: NaiveDate,
     pub total: i64,
@@ -61,14 +61,14 @@ pub struct Day {
 }
 
 /// One value of a dimension.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Count {
     pub value: String,
     pub total: i64,
 }
 
 /// A link's stats over `[from, to]`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub from: NaiveDate,
     pub to: NaiveDate,

@@ -61,6 +61,10 @@ impl From<Snowflake> for u64 {
 }
 
 impl Snowflake {
+    /// The largest ID (2^63 - 1): above every ID ever minted, a "newest first" cursor's
+    /// start.
+    pub const MAX: Self = Self(i64::MAX as u64);
+
     /// Wraps a raw value, refusing anything that does not fit in 63 bits.
     pub fn from_u64(raw: u64) -> Option<Self> {
         (raw <= i64::MAX as u64).then_some(Self(raw))

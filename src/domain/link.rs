@@ -62,10 +62,15 @@ pub struct Link {
     pub expires_at: Option<DateTime<Utc>>,
     /// When the link was deleted; it then answers 410.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The tenant that created it; `None` for a link created anonymously.
+    pub tenant: Option<TenantId>,
 }
 
+/// A tenant's ID (the directory's `tenants.id`).
+pub type TenantId = i64;
+
 /// Whether a link redirects, as of a given instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkState {
     Active,
@@ -101,6 +106,8 @@ pub struct NewLink {
     pub alias: Option<Alias>,
     pub expires_at: Option<DateTime<Utc>>,
     pub redirect: RedirectKind,
+    /// The tenant creating it (`None`: anonymous).
+    pub tenant: Option<TenantId>,
 }
 
 impl NewLink {
@@ -114,6 +121,7 @@ impl NewLink {
             created_at,
             expires_at: self.expires_at,
             deleted_at: None,
+            tenant: self.tenant,
         }
     }
 }
@@ -133,6 +141,7 @@ mod tests {
             created_at: now,
             expires_at: expires_in.map(|s| now + Duration::seconds(s)),
             deleted_at: deleted.then_some(now),
+            tenant: None,
         };
         (link, now)
     }

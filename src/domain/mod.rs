@@ -9,5 +9,5 @@ pub mod target_url;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codes::{Alias, AliasError, LinkKey};
 pub use ids::{IdError, Snowflake, SnowflakeGenerator};
-pub use link::{Link, LinkState, NewLink, RedirectKind};
+pub use link::{Link, LinkState, NewLink, RedirectKind, TenantId};
 pub use target_url::{TargetUrl, UrlError, UrlPolicy};

@@ -7,6 +7,8 @@ use super::AppState;
 use crate::cache::breaker::BreakerState;
 
 /// Alive: answers as long as the process serves HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz",
+    responses((status = 200, description = "Alive", body = Object)))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
@@ -15,6 +17,11 @@ pub async fn healthz() -> HttpResponse {
 /// reported (its breaker) but does not decide readiness: with Redis down an instance
 /// still serves from L1 and the shards, and a load balancer must not pull every
 /// instance because the cache failed.
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
+    responses(
+        (status = 200, description = "Every storage part answers", body = Object),
+        (status = 503, description = "Some part does not (named in `parts`)", body = Object),
+    ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let parts = state.links.store().health().await;
     let ready = parts.iter().all(|p| p.ok);

@@ -3,6 +3,7 @@
 pub mod health;
 pub mod links;
 pub mod observe;
+pub mod openapi;
 pub mod redirect;
 pub mod stats;
 
@@ -24,6 +25,8 @@ pub struct AppState {
     pub clicks: Option<std::sync::Arc<dyn crate::analytics::queue::ClickQueue>>,
     /// Rate limits; `None` when off.
     pub limits: Option<std::sync::Arc<crate::limits::Limits>>,
+    /// Who is calling.
+    pub auth: crate::auth::Authenticator,
 }
 
 impl AppState {
@@ -38,6 +41,32 @@ impl AppState {
                 None => Ok(()),
             },
             None => Ok(()),
+        }
+    }
+
+    /// Applies the shortening quota: per API key for a tenant (its own quota or the
+    /// default), per client address for an anonymous caller.
+    ///
+    /// # Errors
+    /// 429 when over the quota.
+    pub fn limit_shorten(
+        &self,
+        req: &HttpRequest,
+        caller: &crate::auth::Caller,
+    ) -> Result<(), ApiError> {
+        match (caller, &self.limits) {
+            (_, None) => Ok(()),
+            (
+                crate::auth::Caller::Tenant {
+                    key,
+                    shorten_per_minute,
+                    ..
+                },
+                Some(limits),
+            ) => limits.check_key(*key, *shorten_per_minute),
+            (crate::auth::Caller::Anonymous, Some(_)) => {
+                self.limit(req, crate::limits::Class::Shorten)
+            }
         }
     }
 }
@@ -64,9 +93,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(
+        web::resource("/api/v1/openapi.json")
+            .name("/api/v1/openapi.json")
+            .get(openapi::spec)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/api/v1/links")
             .name("/api/v1/links")
             .post(links::create)
+            .get(links::list)
             .default_service(web::to(method_not_allowed)),
     )
     .service(

@@ -44,6 +44,21 @@ fn offer_click(req: &HttpRequest, state: &AppState, queue: &dyn ClickQueue, link
 const PERMANENT_MAX_AGE_S: i64 = 86_400;
 
 /// Redirects to the link's URL with its `301` or `302`.
+#[utoipa::path(
+    method(get, head),
+    path = "/{code}",
+    tag = "redirect",
+    operation_id = "follow",
+    params(("code" = String, Path, description = "The link's code or alias")),
+    responses(
+        (status = 301, description = "Permanent link", headers(("Location" = String))),
+        (status = 302, description = "Temporary link (the default)", headers(("Location" = String))),
+        (status = 404, description = "No such link", body = crate::error::Body),
+        (status = 410, description = "Expired or deleted", body = crate::error::Body),
+        (status = 429, description = "Over the redirect quota", body = crate::error::Body),
+        (status = 503, description = "Its shard is unavailable", body = crate::error::Body),
+    )
+)]
 pub async fn follow(
     req: HttpRequest,
     state: web::Data<AppState>,

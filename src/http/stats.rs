@@ -2,7 +2,7 @@
 //! rollups (fast however many clicks a link has). Counts lag the clicks by the worker's
 //! flush interval.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -16,15 +16,22 @@ pub const MAX_RANGE_DAYS: i64 = 366;
 pub const DEFAULT_DAYS: i64 = 30;
 
 /// Query parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Range {
+    /// First UTC day (default: 29 days before `to`).
+    #[param(value_type = Option<chrono::NaiveDate>)]
     from: Option<String>,
+    /// Last UTC day (default: today). At most 366 days from `from`.
+    #[param(value_type = Option<chrono::NaiveDate>)]
     to: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Body {
+/// A link's clicks over a range of days.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = LinkStats)]
+pub struct Body {
     code: String,
     #[serde(flatten)]
     stats: Stats,
@@ -40,11 +47,28 @@ fn day(name: &'static str, text: &str) -> Result<NaiveDate, ApiError> {
 }
 
 /// The stats of a link over a range of UTC days.
+#[utoipa::path(
+    get,
+    path = "/api/v1/links/{code}/stats",
+    tag = "links",
+    operation_id = "getLinkStats",
+    params(("code" = String, Path, description = "The link's code or alias"), Range),
+    security((), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Clicks: totals, every day of the range, top values", body = Body),
+        (status = 401, description = "No valid API key", body = crate::error::Body),
+        (status = 404, description = "No such link, or another tenant's", body = crate::error::Body),
+        (status = 422, description = "Bad range", body = crate::error::Body),
+        (status = 503, description = "Its shard is unavailable", body = crate::error::Body),
+    )
+)]
 pub async fn stats(
+    req: HttpRequest,
     state: web::Data<AppState>,
     code: web::Path<String>,
     range: Result<web::Query<Range>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
+    let caller = state.auth.caller(&req).await?;
     let range = range.map_err(|e| ApiError::unprocessable("invalid_range", e.to_string()))?;
     let today = state.links.now().date_naive();
     let to = range
@@ -66,7 +90,7 @@ pub async fn stats(
             format!("a range covers at most {MAX_RANGE_DAYS} days"),
         ));
     }
-    let link = state.links.find(&code).await?;
+    let link = state.links.find_for(&caller, &code).await?;
     let rows = state.links.store().click_rollups(link.id, from, to).await?;
     Ok(HttpResponse::Ok().json(Body {
         code: link.code(),

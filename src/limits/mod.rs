@@ -1,12 +1,13 @@
 //! Rate limits (governor, GCRA): separate quotas for shortening and for redirects, per
-//! client address. `X-Forwarded-For` is believed only from configured trusted proxies;
-//! idle keys are evicted so the keyed state cannot grow without bound. (Per-API-key
-//! quotas join these with API keys.)
+//! client address, and a shortening quota per API key (a tenant may have its own).
+//! `X-Forwarded-For` is believed only from configured trusted proxies; idle keys are
+//! evicted so the keyed state cannot grow without bound.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix_web::HttpRequest;
@@ -31,6 +32,9 @@ pub struct LimitSettings {
     pub redirect_per_second: u32,
     /// Redirects one client address may follow at once.
     pub redirect_burst: u32,
+    /// Links one API key may create per minute, unless its tenant has its own quota.
+    /// A key may spend a full minute's quota at once; it then refills continuously.
+    pub key_shorten_per_minute: u32,
     /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
     /// How often state of clients that are back to a full quota is dropped, seconds.
@@ -45,6 +49,7 @@ impl Default for LimitSettings {
             shorten_burst: 60,
             redirect_per_second: 600,
             redirect_burst: 1_200,
+            key_shorten_per_minute: 600,
             trusted_proxies: Vec::new(),
             evict_every_s: 60,
         }
@@ -69,6 +74,9 @@ pub struct LimitStats {
 pub struct Limits {
     shorten: DefaultKeyedRateLimiter<IpAddr>,
     redirect: DefaultKeyedRateLimiter<IpAddr>,
+    /// Per API key, one limiter per distinct quota (tenants with their own quota are few).
+    keys: RwLock<HashMap<u32, Arc<DefaultKeyedRateLimiter<i64>>>>,
+    key_default: u32,
     trusted: Vec<IpNet>,
     clock: DefaultClock,
     stats: Arc<LimitStats>,
@@ -107,6 +115,8 @@ impl Limits {
                 Quota::per_second(nz(settings.redirect_per_second))
                     .allow_burst(nz(settings.redirect_burst)),
             ),
+            keys: RwLock::new(HashMap::new()),
+            key_default: settings.key_shorten_per_minute.max(1),
             trusted: parse_proxies(&settings.trusted_proxies).unwrap_or_default(),
             clock: DefaultClock::default(),
             stats: Arc::new(LimitStats::default()),
@@ -172,17 +182,65 @@ impl Limits {
         }
     }
 
-    /// Drops the state of clients whose quota has fully recovered.
+    /// Applies the shortening quota of one API key: `per_minute` (its tenant's own) or
+    /// the default.
+    ///
+    /// # Errors
+    /// [`ApiError`] 429 when the key is over its quota.
+    pub fn check_key(&self, key: i64, per_minute: Option<u32>) -> Result<(), ApiError> {
+        let quota = per_minute.unwrap_or(self.key_default).max(1);
+        let limiter = self.key_limiter(quota);
+        match limiter.check_key(&key) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                self.stats.shorten.fetch_add(1, Ordering::Relaxed);
+                Err(ApiError::rate_limited(
+                    quota,
+                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                ))
+            }
+        }
+    }
+
+    fn key_limiter(&self, quota: u32) -> Arc<DefaultKeyedRateLimiter<i64>> {
+        if let Some(l) = self.keys.read().ok().and_then(|m| m.get(&quota).cloned()) {
+            return l;
+        }
+        let mut map = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(quota)
+            .or_insert_with(|| {
+                Arc::new(RateLimiter::keyed(
+                    Quota::per_minute(nz(quota)).allow_burst(nz(quota)),
+                ))
+            })
+            .clone()
+    }
+
+    fn key_limiters(&self) -> Vec<Arc<DefaultKeyedRateLimiter<i64>>> {
+        self.keys
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Drops the state of clients and keys whose quota has fully recovered.
     pub fn evict_idle(&self) {
         self.shorten.retain_recent();
         self.redirect.retain_recent();
         self.shorten.shrink_to_fit();
         self.redirect.shrink_to_fit();
+        for l in self.key_limiters() {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
     }
 
-    /// Clients with state (both classes).
+    /// Clients and keys with state (all classes).
     pub fn tracked(&self) -> usize {
-        self.shorten.len() + self.redirect.len()
+        self.shorten.len()
+            + self.redirect.len()
+            + self.key_limiters().iter().map(|l| l.len()).sum::<usize>()
     }
 
     /// Evicts idle clients every `every` until the process ends.
@@ -245,6 +303,25 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         limits.evict_idle();
         assert_eq!(limits.tracked(), 0);
+    }
+
+    #[test]
+    fn each_key_has_its_own_quota_and_a_tenant_quota_overrides_the_default() {
+        let limits = Limits::new(&LimitSettings {
+            key_shorten_per_minute: 3,
+            ..LimitSettings::default()
+        });
+        for _ in 0..3 {
+            limits.check_key(1, None).unwrap();
+        }
+        let refused = limits.check_key(1, None).unwrap_err();
+        assert_eq!(refused.code(), "rate_limited");
+        assert!(limits.check_key(2, None).is_ok(), "another key");
+        for _ in 0..10 {
+            limits.check_key(3, Some(10)).unwrap();
+        }
+        assert!(limits.check_key(3, Some(10)).is_err());
+        assert_eq!(limits.tracked(), 3);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::analytics::event::ClickRecord;
 use crate::analytics::rollup::RollupRows;
-use crate::domain::{Link, Snowflake};
+use crate::domain::{Link, Snowflake, TenantId};
 
 /// What can go wrong in storage, sorted by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,32 @@ pub struct PoolStatus {
     pub waiting: usize,
 }
 
+/// An API key as stored: its secret only as a hash, with its tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// The key's ID (its public part).
+    pub id: i64,
+    /// The tenant it acts for.
+    pub tenant_id: TenantId,
+    /// The tenant's name.
+    pub tenant: String,
+    /// SHA-256 of the key's secret part.
+    pub secret_hash: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked; it then authenticates nothing.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The tenant's own shortening quota per key (`None`: the configured default).
+    pub shorten_per_minute: Option<u32>,
+}
+
+/// Merges pages that are each newest first into the newest `limit` of all of them.
+pub fn merge_newest(pages: Vec<Vec<Link>>, limit: usize) -> Vec<Link> {
+    let mut all: Vec<Link> = pages.into_iter().flatten().collect();
+    all.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+    all.truncate(limit);
+    all
+}
+
 /// Durable storage of links. Every method returns only after its change is committed.
 #[async_trait]
 pub trait LinkStore: Send + Sync + 'static {
@@ -106,6 +132,33 @@ pub trait LinkStore: Send + Sync + 'static {
 
     /// Deletes raw click events from before `before` (rollups stay); returns how many.
     async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// The live (not deleted) links of `tenant` with IDs below `before` (all when
+    /// `None`), newest first, at most `limit`.
+    async fn list_links(
+        &self,
+        tenant: TenantId,
+        before: Option<Snowflake>,
+        limit: usize,
+    ) -> Result<Vec<Link>, StoreError>;
+
+    /// Creates a key holding `secret_hash` for the tenant named `tenant`, creating the
+    /// tenant when it is new and setting its quota when one is given.
+    async fn create_key(
+        &self,
+        tenant: &str,
+        shorten_per_minute: Option<u32>,
+        secret_hash: &[u8],
+    ) -> Result<KeyRecord, StoreError>;
+
+    /// The key with this ID, revoked or not.
+    async fn find_key(&self, id: i64) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Every key, oldest first.
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Revokes a key at `at`; false when it is unknown or already revoked.
+    async fn revoke_key(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError>;
 
     /// Finishes pending writes and releases resources, at shutdown. Idempotent.
     async fn close(&self) {}

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use shortener::analytics::event::ClickRecord;
 use shortener::analytics::rollup::RollupRows;
-use shortener::domain::{Link, Snowflake};
+use shortener::domain::{Link, Snowflake, TenantId};
 use shortener::startup::StoreLayer;
-use shortener::store::{LinkStore, PartHealth, StoreError};
+use shortener::store::{KeyRecord, LinkStore, PartHealth, StoreError};
 use tokio::sync::Semaphore;
 
 /// Wraps a store.
@@ -89,5 +89,30 @@ impl LinkStore for HookedStore {
     }
     async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         self.inner.prune_clicks(before).await
+    }
+    async fn list_links(
+        &self,
+        tenant: TenantId,
+        before: Option<Snowflake>,
+        limit: usize,
+    ) -> Result<Vec<Link>, StoreError> {
+        self.inner.list_links(tenant, before, limit).await
+    }
+    async fn create_key(
+        &self,
+        tenant: &str,
+        quota: Option<u32>,
+        hash: &[u8],
+    ) -> Result<KeyRecord, StoreError> {
+        self.inner.create_key(tenant, quota, hash).await
+    }
+    async fn find_key(&self, id: i64) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.find_key(id).await
+    }
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.list_keys().await
+    }
+    async fn revoke_key(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.revoke_key(id, at).await
     }
 }

@@ -175,10 +175,13 @@ pub fn shard(name: &str, url: &str, from: DateTime<Utc>) -> ShardSettings {
     }
 }
 
-/// A running app and a client with redirects off.
+/// A running app and a client with redirects off that sends the API key of tenant
+/// `test` with every request.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    /// The API key `client` sends.
+    pub key: String,
     pub clock: Arc<ManualClock>,
     pub settings: Settings,
     pub app: actix_web::web::Data<shortener::http::AppState>,
@@ -269,18 +272,46 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let state = app.state();
         tokio::spawn(app.run_until_stopped());
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let key = shortener::auth::issue_key(state.links.store().as_ref(), "test", None)
+            .await?
+            .token;
+        let client = client_with_key(Some(&key));
         Ok(Self {
             address,
             client,
+            key,
             clock: manual,
             settings,
             app: state,
             data_dir: None,
         })
+    }
+
+    /// A new key for `tenant` (created when new).
+    pub async fn key_for(&self, tenant: &str) -> String {
+        shortener::auth::issue_key(self.app.links.store().as_ref(), tenant, None)
+            .await
+            .unwrap()
+            .token
+    }
+
+    /// A request to `path` with `key` (or none) instead of the default key.
+    pub async fn request_as(&self, key: Option<&str>, method: Method, path: &str) -> Response {
+        client_with_key(key)
+            .request(method, format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /api/v1/links` with `key` (or none).
+    pub async fn shorten_as(&self, key: Option<&str>, body: Value) -> Response {
+        client_with_key(key)
+            .post(format!("{}/api/v1/links", self.address))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// `POST /api/v1/links` with a JSON body.
@@ -315,6 +346,22 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// A client with redirects off that sends `key` as a bearer token, if any.
+pub fn client_with_key(key: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = key {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {key}").parse().unwrap(),
+        );
+    }
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// The `error.code` of a JSON error response, asserting the body is one.

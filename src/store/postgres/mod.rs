@@ -16,11 +16,11 @@ pub use migrate::{latest_version, migrate_all, migrate_url, schema_version};
 pub use shard::Shard;
 
 use super::shard_map::ShardMap;
-use super::{LinkStore, PartHealth, PoolStatus, StoreError};
+use super::{merge_newest, KeyRecord, LinkStore, PartHealth, PoolStatus, StoreError};
 use crate::analytics::event::ClickRecord;
 use crate::analytics::rollup::RollupRows;
 use crate::config::Settings;
-use crate::domain::{Link, Snowflake};
+use crate::domain::{Link, Snowflake, TenantId};
 
 /// Links spread over PostgreSQL shards by ID range.
 pub struct ShardedPostgres {
@@ -202,6 +202,48 @@ impl LinkStore for ShardedPostgres {
         to: NaiveDate,
     ) -> Result<RollupRows, StoreError> {
         self.shard_for(link)?.click_rollups(link, from, to).await
+    }
+
+    async fn list_links(
+        &self,
+        tenant: TenantId,
+        before: Option<Snowflake>,
+        limit: usize,
+    ) -> Result<Vec<Link>, StoreError> {
+        let before = before.unwrap_or(Snowflake::MAX);
+        // Fan out: each shard returns its newest `limit` below the cursor, in parallel;
+        // the merge keeps the newest `limit` of all. A shard that is down fails the
+        // listing (a partial page would silently skip links).
+        let pages = futures::future::try_join_all(
+            self.shards
+                .iter()
+                .map(|s| s.list_links(tenant, before, limit)),
+        )
+        .await?;
+        Ok(merge_newest(pages, limit))
+    }
+
+    async fn create_key(
+        &self,
+        tenant: &str,
+        shorten_per_minute: Option<u32>,
+        secret_hash: &[u8],
+    ) -> Result<KeyRecord, StoreError> {
+        self.directory()
+            .create_key(tenant, shorten_per_minute, secret_hash)
+            .await
+    }
+
+    async fn find_key(&self, id: i64) -> Result<Option<KeyRecord>, StoreError> {
+        self.directory().find_key(id).await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.directory().list_keys().await
+    }
+
+    async fn revoke_key(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.directory().revoke_key(id, at).await
     }
 
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {

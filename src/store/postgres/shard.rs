@@ -15,13 +15,27 @@ use tokio_postgres::{NoTls, Row};
 use crate::analytics::event::ClickRecord;
 use crate::analytics::rollup::{Increments, RollupRows};
 use crate::config::{redact_url, DatabaseSettings, ShardSettings};
-use crate::domain::{Link, RedirectKind, Snowflake};
-use crate::store::{PartHealth, PoolStatus, StoreError};
+use crate::domain::{Link, RedirectKind, Snowflake, TenantId};
+use crate::store::{KeyRecord, PartHealth, PoolStatus, StoreError};
 
-const INSERT_LINK: &str = "INSERT INTO links (id, alias, url, redirect, created_at, expires_at) \
-                           VALUES ($1, $2, $3, $4, $5, $6)";
-const SELECT_LINK: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at \
-                           FROM links WHERE id = $1";
+const INSERT_LINK: &str =
+    "INSERT INTO links (id, alias, url, redirect, created_at, expires_at, tenant_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const SELECT_LINK: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
+                           tenant_id FROM links WHERE id = $1";
+const LIST_LINKS: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
+    tenant_id FROM links WHERE tenant_id = $1 AND deleted_at IS NULL AND id < $2 \
+    ORDER BY tenant_id, id DESC LIMIT $3";
+const UPSERT_TENANT: &str = "INSERT INTO tenants (name, shorten_per_minute) VALUES ($1, $2) \
+    ON CONFLICT (name) DO UPDATE \
+    SET shorten_per_minute = COALESCE(EXCLUDED.shorten_per_minute, tenants.shorten_per_minute) \
+    RETURNING id";
+const INSERT_KEY: &str =
+    "INSERT INTO api_keys (tenant_id, secret_hash) VALUES ($1, $2) RETURNING id";
+const SELECT_KEYS: &str = "SELECT k.id, k.tenant_id, t.name, k.secret_hash, k.created_at, \
+    k.revoked_at, t.shorten_per_minute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id";
+const REVOKE_KEY: &str =
+    "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 const MARK_DELETED: &str = "UPDATE links SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
 const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES ($1, $2, $3) \
                              ON CONFLICT (alias) DO NOTHING";
@@ -235,6 +249,7 @@ impl Shard {
                     &redirect,
                     &link.created_at,
                     &link.expires_at,
+                    &link.tenant,
                 ],
             )
             .await
@@ -280,6 +295,79 @@ impl Shard {
             })
             .await?;
         row.map(|r| self.link_from_row(&r)).transpose()
+    }
+
+    /// A tenant's live links with IDs below `before`, newest first.
+    pub(super) async fn list_links(
+        &self,
+        tenant: TenantId,
+        before: Snowflake,
+        limit: usize,
+    ) -> Result<Vec<Link>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .run(|c| async move {
+                let stmt = c.prepare_cached(LIST_LINKS).await?;
+                c.query(&stmt, &[&tenant, &before.as_i64(), &limit]).await
+            })
+            .await?;
+        rows.iter().map(|r| self.link_from_row(r)).collect()
+    }
+
+    /// Creates the tenant when new (setting its quota when one is given) and a key for
+    /// it holding `secret_hash`.
+    pub(super) async fn create_key(
+        &self,
+        tenant: &str,
+        shorten_per_minute: Option<u32>,
+        secret_hash: &[u8],
+    ) -> Result<KeyRecord, StoreError> {
+        let quota = shorten_per_minute.map(|q| i32::try_from(q).unwrap_or(i32::MAX));
+        let id = self
+            .run(|mut c| async move {
+                let tx = c.transaction().await?;
+                let tenant_id: i64 = tx.query_one(UPSERT_TENANT, &[&tenant, &quota]).await?.get(0);
+                let id: i64 = tx
+                    .query_one(INSERT_KEY, &[&tenant_id, &secret_hash])
+                    .await?
+                    .get(0);
+                tx.commit().await?;
+                Ok(id)
+            })
+            .await?;
+        self.find_key(id).await?.ok_or_else(|| StoreError::Internal {
+            part: self.name.clone(),
+            source: anyhow::anyhow!("key {id} vanished after its commit"),
+        })
+    }
+
+    /// One key with its tenant.
+    pub(super) async fn find_key(&self, id: i64) -> Result<Option<KeyRecord>, StoreError> {
+        let row = self
+            .run(|c| async move {
+                let stmt = c
+                    .prepare_cached(&format!("{SELECT_KEYS} WHERE k.id = $1"))
+                    .await?;
+                c.query_opt(&stmt, &[&id]).await
+            })
+            .await?;
+        Ok(row.as_ref().map(key_from_row))
+    }
+
+    /// Every key, oldest first.
+    pub(super) async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = self
+            .run(|c| async move { c.query(&format!("{SELECT_KEYS} ORDER BY k.id"), &[]).await })
+            .await?;
+        Ok(rows.iter().map(key_from_row).collect())
+    }
+
+    /// Revokes a key; false when unknown or already revoked.
+    pub(super) async fn revoke_key(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let n = self
+            .run(|c| async move { c.execute(REVOKE_KEY, &[&id, &at]).await })
+            .await?;
+        Ok(n == 1)
     }
 
     pub(super) async fn mark_deleted(
@@ -475,7 +563,22 @@ impl Shard {
             created_at: row.get(4),
             expires_at: row.get(5),
             deleted_at: row.get(6),
+            tenant: row.get(7),
         })
+    }
+}
+
+fn key_from_row(row: &Row) -> KeyRecord {
+    KeyRecord {
+        id: row.get(0),
+        tenant_id: row.get(1),
+        tenant: row.get(2),
+        secret_hash: row.get(3),
+        created_at: row.get(4),
+        revoked_at: row.get(5),
+        shorten_per_minute: row
+            .get::<_, Option<i32>>(6)
+            .and_then(|q| u32::try_from(q).ok()),
     }
 }
 

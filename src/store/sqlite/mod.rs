@@ -24,11 +24,11 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{LinkStore, PartHealth, StoreError};
+use super::{KeyRecord, LinkStore, PartHealth, StoreError};
 use crate::analytics::event::ClickRecord;
 use crate::analytics::rollup::{Increments, RollupRows};
 use crate::domain::clock::ms_to_datetime;
-use crate::domain::{Link, RedirectKind, Snowflake};
+use crate::domain::{Link, RedirectKind, Snowflake, TenantId};
 
 mod embedded {
     refinery::embed_migrations!("migrations/sqlite");
@@ -44,14 +44,28 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DB_FILE: &str = "shortener.db";
 const PART: &str = "sqlite";
 
-const INSERT_LINK: &str = "INSERT INTO links (id, alias, url, redirect, created_at, expires_at) \
-                           VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-const SELECT_LINK: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at \
-                           FROM links WHERE id = ?1";
+const INSERT_LINK: &str =
+    "INSERT INTO links (id, alias, url, redirect, created_at, expires_at, tenant_id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const SELECT_LINK: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
+                           tenant_id FROM links WHERE id = ?1";
 const SELECT_BY_ALIAS: &str =
     "SELECT l.id, l.alias, l.url, l.redirect, l.created_at, l.expires_at, \
-                               l.deleted_at FROM aliases a JOIN links l ON l.id = a.link_id \
-                               WHERE a.alias = ?1";
+                               l.deleted_at, l.tenant_id FROM aliases a \
+                               JOIN links l ON l.id = a.link_id WHERE a.alias = ?1";
+const LIST_LINKS: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
+    tenant_id FROM links WHERE tenant_id = ?1 AND deleted_at IS NULL AND id < ?2 \
+    ORDER BY tenant_id, id DESC LIMIT ?3";
+const UPSERT_TENANT: &str = "INSERT INTO tenants (name, shorten_per_minute, created_at) \
+    VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE \
+    SET shorten_per_minute = COALESCE(excluded.shorten_per_minute, shorten_per_minute) \
+    RETURNING id";
+const INSERT_KEY: &str =
+    "INSERT INTO api_keys (tenant_id, secret_hash, created_at) VALUES (?1, ?2, ?3) RETURNING id";
+const SELECT_KEYS: &str = "SELECT k.id, k.tenant_id, t.name, k.secret_hash, k.created_at, \
+    k.revoked_at, t.shorten_per_minute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id";
+const REVOKE_KEY: &str =
+    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
 const MARK_DELETED: &str = "UPDATE links SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL";
 const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES (?1, ?2, ?3) \
                              ON CONFLICT (alias) DO NOTHING";
@@ -109,6 +123,14 @@ enum Write {
     Clicks(Vec<ClickRecord>, oneshot::Sender<Result<u64, StoreError>>),
     Prune(i64, oneshot::Sender<Result<u64, StoreError>>),
     Bulk(Vec<Link>, oneshot::Sender<Result<(), StoreError>>),
+    CreateKey {
+        tenant: String,
+        quota: Option<u32>,
+        hash: Vec<u8>,
+        at_ms: i64,
+        reply: oneshot::Sender<Result<i64, StoreError>>,
+    },
+    RevokeKey(i64, i64, oneshot::Sender<Result<bool, StoreError>>),
 }
 
 /// The embedded SQLite store.
@@ -328,6 +350,10 @@ enum Outcome {
         oneshot::Sender<Result<u64, StoreError>>,
         Result<u64, StoreError>,
     ),
+    KeyCreated(
+        oneshot::Sender<Result<i64, StoreError>>,
+        Result<i64, StoreError>,
+    ),
 }
 
 fn commit_batch(conn: &mut Connection, batch: &mut Vec<Write>) {
@@ -355,6 +381,24 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Write>) {
                 Write::Bulk(links, reply) => {
                     let r = links.iter().try_for_each(|l| apply_insert(&mut tx, l));
                     Outcome::Inserted(reply, r)
+                }
+                Write::CreateKey {
+                    tenant,
+                    quota,
+                    hash,
+                    at_ms,
+                    reply,
+                } => {
+                    let r = apply_create_key(&mut tx, &tenant, quota, &hash, at_ms);
+                    Outcome::KeyCreated(reply, r)
+                }
+                Write::RevokeKey(id, at_ms, reply) => {
+                    let r = tx
+                        .prepare_cached(REVOKE_KEY)
+                        .and_then(|mut s| s.execute(params![id, at_ms]))
+                        .map(|n| n == 1)
+                        .map_err(internal);
+                    Outcome::Deleted(reply, r)
                 }
                 Write::Prune(before_ms, reply) => {
                     let r = tx
@@ -386,6 +430,12 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Write>) {
                 let _ = reply.send(Err(internal(anyhow::anyhow!("commit failed: {e}"))));
             }
             (Outcome::Deleted(reply, _), Err(e)) => {
+                let _ = reply.send(Err(internal(anyhow::anyhow!("commit failed: {e}"))));
+            }
+            (Outcome::KeyCreated(reply, r), Ok(())) => {
+                let _ = reply.send(r);
+            }
+            (Outcome::KeyCreated(reply, _), Err(e)) => {
                 let _ = reply.send(Err(internal(anyhow::anyhow!("commit failed: {e}"))));
             }
         }
@@ -424,10 +474,43 @@ fn apply_insert(tx: &mut rusqlite::Transaction<'_>, link: &Link) -> Result<(), S
                 link.redirect.status(),
                 link.created_at.timestamp_millis(),
                 link.expires_at.map(|t| t.timestamp_millis()),
+                link.tenant,
             ])
         })
         .map_err(internal)?;
     sp.commit().map_err(internal)
+}
+
+/// Creates the tenant when new and a key for it, inside a savepoint.
+fn apply_create_key(
+    tx: &mut rusqlite::Transaction<'_>,
+    tenant: &str,
+    quota: Option<u32>,
+    hash: &[u8],
+    at_ms: i64,
+) -> Result<i64, StoreError> {
+    let sp = tx.savepoint_with_name("key").map_err(internal)?;
+    let tenant_id: i64 = sp
+        .query_row(UPSERT_TENANT, params![tenant, quota, at_ms], |r| r.get(0))
+        .map_err(internal)?;
+    let id: i64 = sp
+        .query_row(INSERT_KEY, params![tenant_id, hash, at_ms], |r| r.get(0))
+        .map_err(internal)?;
+    sp.commit().map_err(internal)?;
+    Ok(id)
+}
+
+fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
+    let ms = |v: i64| ms_to_datetime(u64::try_from(v).unwrap_or(0));
+    Ok(KeyRecord {
+        id: row.get(0)?,
+        tenant_id: row.get(1)?,
+        tenant: row.get(2)?,
+        secret_hash: row.get(3)?,
+        created_at: ms(row.get(4)?),
+        revoked_at: row.get::<_, Option<i64>>(5)?.map(ms),
+        shorten_per_minute: row.get(6)?,
+    })
 }
 
 /// Counts clicks inside a savepoint: each event inserted unless known, and exactly the
@@ -490,6 +573,7 @@ fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
         created_at: ms(row.get(4)?),
         expires_at: row.get::<_, Option<i64>>(5)?.map(ms),
         deleted_at: row.get::<_, Option<i64>>(6)?.map(ms),
+        tenant: row.get(7)?,
     })
 }
 
@@ -589,6 +673,67 @@ impl LinkStore for SqliteStore {
                 return Ok(removed);
             }
         }
+    }
+
+    async fn list_links(
+        &self,
+        tenant: TenantId,
+        before: Option<Snowflake>,
+        limit: usize,
+    ) -> Result<Vec<Link>, StoreError> {
+        let before = before.unwrap_or(Snowflake::MAX).as_i64();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            c.prepare_cached(LIST_LINKS)?
+                .query_map(params![tenant, before, limit], link_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn create_key(
+        &self,
+        tenant: &str,
+        shorten_per_minute: Option<u32>,
+        secret_hash: &[u8],
+    ) -> Result<KeyRecord, StoreError> {
+        let (tenant, hash) = (tenant.to_owned(), secret_hash.to_vec());
+        let at_ms = Utc::now().timestamp_millis();
+        let id = self
+            .write(|reply| Write::CreateKey {
+                tenant,
+                quota: shorten_per_minute,
+                hash,
+                at_ms,
+                reply,
+            })
+            .await?;
+        self.find_key(id)
+            .await?
+            .ok_or_else(|| internal(anyhow::anyhow!("key {id} vanished after its commit")))
+    }
+
+    async fn find_key(&self, id: i64) -> Result<Option<KeyRecord>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(&format!("{SELECT_KEYS} WHERE k.id = ?1"))?
+                .query_row([id], key_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.read(|c| {
+            c.prepare(&format!("{SELECT_KEYS} ORDER BY k.id"))?
+                .query_map([], key_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let at_ms = at.timestamp_millis();
+        self.write(|reply| Write::RevokeKey(id, at_ms, reply)).await
     }
 
     async fn close(&self) {
