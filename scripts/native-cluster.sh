@@ -62,6 +62,8 @@ worker_metrics_listen = "127.0.0.1:18090"
 requests = false
 [limits]
 enabled = false   # all traffic comes from 127.0.0.1 through HAProxy
+[auth]
+allow_anonymous = true   # check and benchmark traffic shortens without a key
 [redis]
 url = "redis://127.0.0.1:6379"
 key_prefix = "native:"

@@ -236,8 +236,10 @@ pub async fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<S
                         k.id,
                         k.tenant,
                         k.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
-                        k.revoked_at
-                            .map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                        k.revoked_at.map_or_else(
+                            || "-".to_owned(),
+                            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+                        ),
                         k.shorten_per_minute
                             .map_or_else(|| "default".to_owned(), |q| q.to_string()),
                     )?;

@@ -25,6 +25,8 @@ pub struct ApiError {
     rate_limit: Option<u32>,
     /// Whether to ask for a bearer token (`WWW-Authenticate`), for a 401.
     challenge: bool,
+    /// The `Allow` header of a 405.
+    allow: Option<&'static str>,
     source: Option<anyhow::Error>,
 }
 
@@ -59,6 +61,7 @@ impl ApiError {
             retry_after_s: None,
             rate_limit: None,
             challenge: false,
+            allow: None,
             source: None,
         }
     }
@@ -130,6 +133,15 @@ impl ApiError {
         }
     }
 
+    /// The same error naming the methods a resource allows (for a 405).
+    #[must_use]
+    pub fn with_allow(self, methods: &'static str) -> Self {
+        Self {
+            allow: Some(methods),
+            ..self
+        }
+    }
+
     /// The stable error code.
     pub fn code(&self) -> &'static str {
         self.code
@@ -164,6 +176,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status);
         if let Some(s) = self.retry_after_s {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(s)));
+        }
+        if let Some(methods) = self.allow {
+            response.insert_header((header::ALLOW, methods));
         }
         if self.challenge {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"shortener\""));

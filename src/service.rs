@@ -22,17 +22,23 @@ use crate::store::LinkStore;
 pub struct CreateLink {
     /// The URL to shorten: http or https, no credentials, at most `links.max_url_length`
     /// bytes.
+    #[schema(
+        format = "uri",
+        min_length = 1,
+        example = "https://example.com/a/long/path"
+    )]
     pub url: String,
     /// A custom alias instead of a generated code: 3 to 64 of `A-Z a-z 0-9 - _`, not a
     /// reserved path, not 10 or 11 letters and digits only.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$", example = "spring-sale")]
     pub alias: Option<String>,
     /// When the link stops redirecting (RFC 3339).
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
     /// 301 or 302 (default).
     #[serde(default)]
-    #[schema(example = 302)]
+    #[schema(minimum = 301, maximum = 302, example = 302)]
     pub redirect: Option<u16>,
 }
 

@@ -60,7 +60,11 @@ async fn a_tenant_cannot_get_list_delete_or_read_stats_of_another_tenants_link()
             assert_eq!(r.status(), StatusCode::NOT_FOUND, "B: {method} {path}");
             assert_eq!(error_code(r).await, "not_found");
             let r = app.request_as(None, method.clone(), path).await;
-            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "none: {method} {path}");
+            assert_eq!(
+                r.status(),
+                StatusCode::UNAUTHORIZED,
+                "none: {method} {path}"
+            );
             assert!(r.headers().contains_key(header::WWW_AUTHENTICATE));
             assert_eq!(error_code(r).await, "authentication_required");
         }
@@ -175,7 +179,10 @@ async fn listing_merges_the_shards_newest_first_a_page_at_a_time() {
             app.clock.advance_ms(10_000);
         }
         let link: Value = app
-            .shorten_as(Some(&a), json!({ "url": format!("https://example.com/{n}") }))
+            .shorten_as(
+                Some(&a),
+                json!({ "url": format!("https://example.com/{n}") }),
+            )
             .await
             .json()
             .await

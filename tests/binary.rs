@@ -83,7 +83,11 @@ async fn migrate_then_serve_across_a_boundary_a_few_seconds_in_the_future() {
         .env("SHORTENER_CONFIG", config.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed = String::from_utf8_lossy(&out.stdout);
     let key = printed
         .lines()

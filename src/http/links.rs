@@ -13,11 +13,17 @@ use crate::service::CreateLink;
 /// A link as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LinkView {
+    /// The code (or alias) after the service's base URL.
     pub code: String,
+    /// The short link to hand out.
     pub short_url: String,
+    /// Where it redirects.
     pub url: String,
     pub created_at: DateTime<Utc>,
+    /// After this instant it answers 410.
     pub expires_at: Option<DateTime<Utc>>,
+    /// 301 or 302.
+    #[schema(minimum = 301, maximum = 302)]
     pub redirect: u16,
     pub status: LinkState,
 }
@@ -144,6 +150,7 @@ pub struct Page {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9A-Za-z]{1,11}$")]
     cursor: Option<String>,
 }
 
@@ -199,10 +206,7 @@ pub async fn list(
                 .ok()
                 .and_then(crate::domain::Snowflake::from_u64)
                 .ok_or_else(|| {
-                    ApiError::unprocessable(
-                        "invalid_cursor",
-                        "cursor is not one this API gave out",
-                    )
+                    ApiError::unprocessable("invalid_cursor", "cursor is not one this API gave out")
                 })
         })
         .transpose()?;

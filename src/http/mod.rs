@@ -9,7 +9,7 @@ pub mod stats;
 
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
-use actix_web::{guard, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::error::Category;
 
 use crate::error::ApiError;
@@ -78,55 +78,52 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/metrics")
             .name("/metrics")
             .get(observe::metrics)
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/healthz")
             .name("/healthz")
             .get(health::healthz)
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/readyz")
             .name("/readyz")
             .get(health::readyz)
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/api/v1/openapi.json")
             .name("/api/v1/openapi.json")
             .get(openapi::spec)
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/api/v1/links")
             .name("/api/v1/links")
             .post(links::create)
             .get(links::list)
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET, POST")),
     )
     .service(
         web::resource("/api/v1/links/{code}/stats")
             .name("/api/v1/links/{code}/stats")
             .get(stats::stats)
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/api/v1/links/{code}")
             .name("/api/v1/links/{code}")
             .get(links::get)
             .delete(links::delete)
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET, DELETE")),
     )
     .service(
         web::resource("/{code}")
             .name("/{code}")
-            .route(
-                web::route()
-                    .guard(guard::Any(guard::Get()).or(guard::Head()))
-                    .to(redirect::follow),
-            )
-            .default_service(web::to(method_not_allowed)),
+            .route(web::get().to(redirect::follow))
+            .route(web::head().to(redirect::follow_head))
+            .default_service(not_allowed("GET, HEAD")),
     )
     .default_service(web::to(not_found));
 }
@@ -172,10 +169,16 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     ))
 }
 
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{} is not allowed here", req.method()),
-    ))
+/// The fallback of a resource: `405` with the `Allow` header naming its methods.
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} is not allowed here; use {allow}", req.method()),
+            )
+            .with_allow(allow),
+        )
+    })
 }

@@ -26,6 +26,7 @@ use super::{health, links, observe, redirect, stats};
         links::delete,
         stats::stats,
         redirect::follow,
+        redirect::follow_head,
         health::healthz,
         health::readyz,
         observe::metrics,
@@ -62,9 +63,27 @@ impl Modify for BearerKey {
 pub fn json() -> &'static str {
     static SPEC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SPEC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .expect("the spec serialises")
+        let mut spec = serde_json::to_value(ApiDoc::openapi()).expect("the spec serialises");
+        // A created link's code feeds the operations on it (OpenAPI links), so tools such
+        // as schemathesis can test create → read → stats → delete. Written here because
+        // utoipa 5.5 serialises a link's `operationId` as `operation_id`.
+        let links: serde_json::Map<String, serde_json::Value> =
+            ["getLink", "getLinkStats", "deleteLink", "follow"]
+                .into_iter()
+                .map(|op| {
+                    (
+                        op.to_owned(),
+                        serde_json::json!({
+                            "operationId": op,
+                            "parameters": { "code": "$response.body#/code" }
+                        }),
+                    )
+                })
+                .collect();
+        if let Some(created) = spec.pointer_mut("/paths/~1api~1v1~1links/post/responses/201") {
+            created["links"] = serde_json::Value::Object(links);
+        }
+        serde_json::to_string_pretty(&spec).expect("the spec serialises")
     })
 }
 

@@ -45,7 +45,7 @@ const PERMANENT_MAX_AGE_S: i64 = 86_400;
 
 /// Redirects to the link's URL with its `301` or `302`.
 #[utoipa::path(
-    method(get, head),
+    get,
     path = "/{code}",
     tag = "redirect",
     operation_id = "follow",
@@ -63,6 +63,33 @@ pub async fn follow(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    redirect(req, state).await
+}
+
+/// `HEAD`: the same answer as `GET`, without a body (and the click counts too).
+#[utoipa::path(
+    head,
+    path = "/{code}",
+    tag = "redirect",
+    operation_id = "followHead",
+    params(("code" = String, Path, description = "The link's code or alias")),
+    responses(
+        (status = 301, description = "Permanent link", headers(("Location" = String))),
+        (status = 302, description = "Temporary link (the default)", headers(("Location" = String))),
+        (status = 404, description = "No such link"),
+        (status = 410, description = "Expired or deleted"),
+        (status = 429, description = "Over the redirect quota"),
+        (status = 503, description = "Its shard is unavailable"),
+    )
+)]
+pub async fn follow_head(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    redirect(req, state).await
+}
+
+async fn redirect(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.limit(&req, crate::limits::Class::Redirect)?;
     let code = req.match_info().get("code").unwrap_or_default();
     let link = state.links.resolve(code).await?;

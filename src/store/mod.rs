@@ -87,7 +87,7 @@ pub struct KeyRecord {
 /// Merges pages that are each newest first into the newest `limit` of all of them.
 pub fn merge_newest(pages: Vec<Vec<Link>>, limit: usize) -> Vec<Link> {
     let mut all: Vec<Link> = pages.into_iter().flatten().collect();
-    all.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+    all.sort_unstable_by_key(|l| std::cmp::Reverse(l.id));
     all.truncate(limit);
     all
 }

@@ -34,8 +34,7 @@ const INSERT_KEY: &str =
     "INSERT INTO api_keys (tenant_id, secret_hash) VALUES ($1, $2) RETURNING id";
 const SELECT_KEYS: &str = "SELECT k.id, k.tenant_id, t.name, k.secret_hash, k.created_at, \
     k.revoked_at, t.shorten_per_minute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id";
-const REVOKE_KEY: &str =
-    "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 const MARK_DELETED: &str = "UPDATE links SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
 const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES ($1, $2, $3) \
                              ON CONFLICT (alias) DO NOTHING";
@@ -326,7 +325,10 @@ impl Shard {
         let id = self
             .run(|mut c| async move {
                 let tx = c.transaction().await?;
-                let tenant_id: i64 = tx.query_one(UPSERT_TENANT, &[&tenant, &quota]).await?.get(0);
+                let tenant_id: i64 = tx
+                    .query_one(UPSERT_TENANT, &[&tenant, &quota])
+                    .await?
+                    .get(0);
                 let id: i64 = tx
                     .query_one(INSERT_KEY, &[&tenant_id, &secret_hash])
                     .await?
@@ -335,10 +337,12 @@ impl Shard {
                 Ok(id)
             })
             .await?;
-        self.find_key(id).await?.ok_or_else(|| StoreError::Internal {
-            part: self.name.clone(),
-            source: anyhow::anyhow!("key {id} vanished after its commit"),
-        })
+        self.find_key(id)
+            .await?
+            .ok_or_else(|| StoreError::Internal {
+                part: self.name.clone(),
+                source: anyhow::anyhow!("key {id} vanished after its commit"),
+            })
     }
 
     /// One key with its tenant.

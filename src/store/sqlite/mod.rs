@@ -64,8 +64,7 @@ const INSERT_KEY: &str =
     "INSERT INTO api_keys (tenant_id, secret_hash, created_at) VALUES (?1, ?2, ?3) RETURNING id";
 const SELECT_KEYS: &str = "SELECT k.id, k.tenant_id, t.name, k.secret_hash, k.created_at, \
     k.revoked_at, t.shorten_per_minute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id";
-const REVOKE_KEY: &str =
-    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
+const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
 const MARK_DELETED: &str = "UPDATE links SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL";
 const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES (?1, ?2, ?3) \
                              ON CONFLICT (alias) DO NOTHING";
