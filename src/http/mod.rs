@@ -71,8 +71,11 @@ impl AppState {
     }
 }
 
-/// Registers every route. Fixed paths come before the catch-all `/{code}`. Each
-/// resource is named after its template: the name is the metrics' `route` label.
+/// Registers every route. Fixed paths come first (a string comparison each), then the
+/// redirect `/{code}` (one path segment, so it cannot shadow the API's longer paths) and
+/// only then the API's templated paths: actix-web matches a templated path with a regex,
+/// and the redirect, the hot path, is the first one tried. Each resource is named after
+/// its template: the name is the metrics' `route` label.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/metrics")
@@ -106,6 +109,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET, POST")),
     )
     .service(
+        web::resource("/{code}")
+            .name("/{code}")
+            .route(web::get().to(redirect::follow))
+            .route(web::head().to(redirect::follow_head))
+            .default_service(not_allowed("GET, HEAD")),
+    )
+    .service(
         web::resource("/api/v1/links/{code}/stats")
             .name("/api/v1/links/{code}/stats")
             .get(stats::stats)
@@ -117,13 +127,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .get(links::get)
             .delete(links::delete)
             .default_service(not_allowed("GET, DELETE")),
-    )
-    .service(
-        web::resource("/{code}")
-            .name("/{code}")
-            .route(web::get().to(redirect::follow))
-            .route(web::head().to(redirect::follow_head))
-            .default_service(not_allowed("GET, HEAD")),
     )
     .default_service(web::to(not_found));
 }
