@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark harness: one command, one table.
 #
-#   loadtest/bench.sh                   # distributed: PostgreSQL + Redis (L2 + click stream)
+#   loadtest/bench.sh                   # distributed: PostgreSQL + Redis L2, clicks in process
 #   loadtest/bench.sh embedded          # SQLite file, in-process cache and queue
+#   QUEUE=redis loadtest/bench.sh       # clicks through Redis Streams instead
 #   DURATION=10 MIXED_DURATION=20 loadtest/bench.sh   # shorter
 #
 # It builds the service and the ceiling reference (loadtest/ceiling: an actix-web
@@ -36,13 +37,16 @@ SEED=${SEED:-100000}
 HOT=${HOT:-20000}
 RATE=${RATE:-10000}
 MIXED_DURATION=${MIXED_DURATION:-60}
-K6_RATE=${K6_RATE:-4000}
+K6_RATE=${K6_RATE:-1500}
 K6_MAX=${K6_MAX:-12000}
 K6_DURATION=${K6_DURATION:-20}
 PORT=${PORT:-18080}
 CEILING_PORT=${CEILING_PORT:-18999}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 REDIS=${REDIS:-redis://127.0.0.1:6379}
+# The click queue of the distributed runs: memory (the in-process channel and worker)
+# or redis (Redis Streams, the worker still in the serve process).
+QUEUE=${QUEUE:-memory}
 
 case "$MODE" in embedded | distributed) ;; *) echo "usage: $0 [distributed|embedded]" >&2; exit 2 ;; esac
 
@@ -58,6 +62,9 @@ ceiling_pid=
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
     [ -n "$ceiling_pid" ] && kill "$ceiling_pid" 2>/dev/null && wait "$ceiling_pid" 2>/dev/null
+    # This run's cache entries and click stream.
+    [ "$MODE" = distributed ] && redis-cli -u "$REDIS" --scan --pattern "$prefix*" 2>/dev/null |
+        xargs -r redis-cli -u "$REDIS" del >/dev/null 2>&1
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -79,7 +86,7 @@ public_url = "$base"
 url = "$REDIS"
 key_prefix = "$prefix"
 [queue]
-kind = "redis"
+kind = "$QUEUE"
 $shards
 TOML
     printf 'public_url = "%s"\n%s\n' "$base" "$shards" >"$work/bare.toml"
@@ -188,7 +195,7 @@ closed "$DURATION" "$work/urls.txt" "$work/l1-bare.json"
 row "redirect L1 hit, clicks off" "$work/l1-bare.json" "$server_pid"
 stop_server
 
-# -- the service, full configuration ----------------------------------------------
+# -- the service, full configuration (L1, Redis L2 in the distributed mode, clicks) ---
 echo "== redirect L1, shorten, mixed, k6" >&2
 start_server "$work/full.toml"
 closed 3 "$work/urls.txt" "$work/warm.json"
@@ -256,7 +263,7 @@ stop_server
 
 # -- the table ------------------------------------------------------------------------
 echo
-echo "mode: $MODE · $(nproc) cores · seed $SEED links, $HOT hot codes · closed loop ${DURATION}s x $CONNS connections · mixed ${MIXED_DURATION}s"
+echo "mode: $MODE (click queue: $([ "$MODE" = distributed ] && echo "$QUEUE" || echo memory)) · $(nproc) cores · seed $SEED links, $HOT hot codes · closed loop ${DURATION}s x $CONNS connections · mixed ${MIXED_DURATION}s"
 printf '| %-44s | %9s | %7s | %7s | %6s | %8s | %10s |\n' scenario 'req/s' 'p50 ms' 'p99 ms' errors 'RSS MiB' 'of ceiling'
 printf '|%s|%s:|%s:|%s:|%s:|%s:|%s:|\n' "$(printf -- '-%.0s' {1..46})" ---------- -------- -------- ------- --------- -----------
 for r in "${rows[@]}"; do
