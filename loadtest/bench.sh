@@ -13,7 +13,7 @@
 #
 #   ceiling             oha closed loop against the ceiling (oha's own ceiling here)
 #   ceiling@RATE        oha at a constant RATE/s against the ceiling: can oha hold it?
-#   ceiling k6          k6 against the ceiling at K6_MAX/s: what k6 can reach here
+#   ceiling k6          k6 against the ceiling at CEILING_K6_RATE/s: what k6 can reach here
 #   redirect L1         L1 hits (warmed), closed loop, CONNS connections
 #   redirect Redis      L1 off, Redis hits (distributed only)
 #   redirect DB         no cache at all: every redirect reads the database
@@ -22,7 +22,7 @@
 #                       constant arrival at RATE/s (95% and 5%, two oha processes with
 #                       --latency-correction) for MIXED_DURATION s; clicks are counted by
 #                       the analytics worker and checked against the redirects served
-#   k6 mixed@K6_RATE    loadtest/k6/mixed.js (thresholds: <0.1% failed, p99 < 100 ms)
+#   k6 mixed@MIXED_K6_RATE    loadtest/k6/mixed.js (thresholds: <0.1% failed, p99 < 100 ms)
 #
 # Columns: requests/s, p50 and p99 in ms, errors (transport errors and answers >= 400),
 # server peak RSS (VmHWM) at the end of the scenario, and requests/s as a share of the
@@ -37,9 +37,9 @@ SEED=${SEED:-100000}
 HOT=${HOT:-20000}
 RATE=${RATE:-10000}
 MIXED_DURATION=${MIXED_DURATION:-60}
-K6_RATE=${K6_RATE:-1500}
-K6_MAX=${K6_MAX:-12000}
-K6_DURATION=${K6_DURATION:-20}
+MIXED_K6_RATE=${MIXED_K6_RATE:-1500}
+CEILING_K6_RATE=${CEILING_K6_RATE:-12000}
+MIXED_K6_SECONDS=${MIXED_K6_SECONDS:-20}
 PORT=${PORT:-18080}
 CEILING_PORT=${CEILING_PORT:-18999}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
@@ -167,10 +167,10 @@ ceiling_rps=$(oha_summary "$work/ceiling.json" | awk '{print $1}')
 oha -z 10s -q "$RATE" --latency-correction -c "$CONNS" --no-tui --output-format json --redirect 0 \
     --urls-from-file "$work/ceiling-urls.txt" >"$work/ceiling-rate.json"
 row "ceiling (oha -q $RATE)" "$work/ceiling-rate.json" "$ceiling_pid"
-k6 run -q --no-color -e BASE_URL="$ceiling" -e CODES_FILE="$work/hot.txt" -e RATE="$K6_MAX" \
+k6 run -q --no-color -e BASE_URL="$ceiling" -e CODES_FILE="$work/hot.txt" -e RATE="$CEILING_K6_RATE" \
     -e DURATION=10s -e P99_MS=100000 -e MAX_DROPPED=1000000000 -e PRE_VUS=200 -e MAX_VUS=400 \
     --summary-export "$work/k6-ceiling.json" loadtest/k6/redirect.js >/dev/null 2>&1 || true
-k6_row "ceiling (k6 at $K6_MAX/s asked)" "$work/k6-ceiling.json" "$ceiling_pid"
+k6_row "ceiling (k6 at $CEILING_K6_RATE/s asked)" "$work/k6-ceiling.json" "$ceiling_pid"
 kill "$ceiling_pid"
 wait "$ceiling_pid" 2>/dev/null || true
 ceiling_pid=
@@ -240,10 +240,10 @@ drain
 counted=$(($(clicks_counted) - before))
 
 k6 run -q --no-color -e BASE_URL="$base" -e CODES_FILE="$work/hot.txt" -e API_KEY="$key" \
-    -e RATE="$K6_RATE" -e DURATION="${K6_DURATION}s" -e PRE_VUS=$((K6_RATE / 10)) \
+    -e RATE="$MIXED_K6_RATE" -e DURATION="${MIXED_K6_SECONDS}s" -e PRE_VUS=$((MIXED_K6_RATE / 10)) \
     --summary-export "$work/k6-mixed.json" loadtest/k6/mixed.js >"$work/k6-mixed.txt" 2>&1 &&
     k6_ok=passed || k6_ok=FAILED
-k6_row "k6 mixed.js @$K6_RATE/s (thresholds $k6_ok)" "$work/k6-mixed.json" "$server_pid"
+k6_row "k6 mixed.js @$MIXED_K6_RATE/s (thresholds $k6_ok)" "$work/k6-mixed.json" "$server_pid"
 stop_server
 
 # -- the service, cache tiers off ---------------------------------------------------
