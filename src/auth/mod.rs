@@ -147,11 +147,6 @@ impl Authenticator {
         }
     }
 
-    /// Whether callers without a key may create links.
-    pub fn allows_anonymous(&self) -> bool {
-        self.allow_anonymous
-    }
-
     /// The caller of `req`: a tenant with a valid key, or anonymous when there is no
     /// `Authorization` header.
     ///
@@ -205,18 +200,15 @@ impl Authenticator {
         })
     }
 
-    /// Like [`identify`](Self::identify), refusing anonymous callers.
+    /// The calling tenant, refusing anonymous callers whatever `allow_anonymous` says.
     ///
     /// # Errors
     /// 401 without a valid key.
-    pub async fn require_key(&self, req: &HttpRequest) -> Result<Caller, ApiError> {
-        match self.identify(req).await? {
-            Caller::Anonymous => Err(ApiError::unauthorized(
-                "authentication_required",
-                "this needs an API key: Authorization: Bearer shk_…",
-            )),
-            tenant => Ok(tenant),
-        }
+    pub async fn require_tenant(&self, req: &HttpRequest) -> Result<TenantId, ApiError> {
+        self.identify(req)
+            .await?
+            .tenant()
+            .ok_or_else(authentication_required)
     }
 
     /// The caller, refusing anonymous ones unless `allow_anonymous` is on.
@@ -224,12 +216,18 @@ impl Authenticator {
     /// # Errors
     /// 401 without a valid key when anonymous use is off.
     pub async fn caller(&self, req: &HttpRequest) -> Result<Caller, ApiError> {
-        if self.allow_anonymous {
-            self.identify(req).await
-        } else {
-            self.require_key(req).await
+        match self.identify(req).await? {
+            Caller::Anonymous if !self.allow_anonymous => Err(authentication_required()),
+            caller => Ok(caller),
         }
     }
+}
+
+fn authentication_required() -> ApiError {
+    ApiError::unauthorized(
+        "authentication_required",
+        "this needs an API key: Authorization: Bearer shk_…",
+    )
 }
 
 #[cfg(test)]

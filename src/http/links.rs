@@ -182,8 +182,7 @@ pub async fn list(
     state: web::Data<AppState>,
     page: Result<web::Query<Page>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state.auth.require_key(&req).await?;
-    let tenant = caller.tenant().ok_or_else(ApiError::not_found)?;
+    let tenant = state.auth.require_tenant(&req).await?;
     let page = page.map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
     let limit = match page.limit.as_deref() {
         None => DEFAULT_PAGE,

@@ -11,8 +11,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix_web::HttpRequest;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::clock::{Clock, DefaultClock, QuantaInstant};
+use governor::{DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -165,21 +165,23 @@ impl Limits {
             Class::Shorten => &self.shorten,
             Class::Redirect => &self.redirect,
         };
-        match limiter.check_key(&client) {
-            Ok(()) => Ok(()),
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now());
-                let counter = match class {
-                    Class::Shorten => &self.stats.shorten,
-                    Class::Redirect => &self.stats.redirect,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                Err(ApiError::rate_limited(
-                    not_until.quota().burst_size().get(),
-                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-                ))
-            }
-        }
+        limiter.check_key(&client).map_err(|not_until| {
+            let counter = match class {
+                Class::Shorten => &self.stats.shorten,
+                Class::Redirect => &self.stats.redirect,
+            };
+            self.refuse(&not_until, counter)
+        })
+    }
+
+    /// The 429 for a refused request (its limit is the quota's burst), counted.
+    fn refuse(&self, not_until: &NotUntil<QuantaInstant>, counter: &AtomicU64) -> ApiError {
+        counter.fetch_add(1, Ordering::Relaxed);
+        let wait = not_until.wait_time_from(self.clock.now());
+        ApiError::rate_limited(
+            not_until.quota().burst_size().get(),
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        )
     }
 
     /// Applies the shortening quota of one API key: `per_minute` (its tenant's own) or
@@ -189,18 +191,10 @@ impl Limits {
     /// [`ApiError`] 429 when the key is over its quota.
     pub fn check_key(&self, key: i64, per_minute: Option<u32>) -> Result<(), ApiError> {
         let quota = per_minute.unwrap_or(self.key_default).max(1);
-        let limiter = self.key_limiter(quota);
-        match limiter.check_key(&key) {
-            Ok(()) => Ok(()),
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now());
-                self.stats.shorten.fetch_add(1, Ordering::Relaxed);
-                Err(ApiError::rate_limited(
-                    quota,
-                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-                ))
-            }
-        }
+        // A key may spend a full minute's quota at once: its burst is the quota.
+        self.key_limiter(quota)
+            .check_key(&key)
+            .map_err(|not_until| self.refuse(&not_until, &self.stats.shorten))
     }
 
     fn key_limiter(&self, quota: u32) -> Arc<DefaultKeyedRateLimiter<i64>> {
