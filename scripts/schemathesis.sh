@@ -17,25 +17,9 @@ ST_VERSION=4.32.5
 if ! command -v st >/dev/null || ! st --version 2>/dev/null | grep -q "$ST_VERSION"; then
     pip install -q "schemathesis==$ST_VERSION"
 fi
-cargo build -q --bin shortener
-bin=target/debug/shortener
-
-dir=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port"
-# The key first: `keys create` also creates and migrates the file.
-key=$("$bin" --data-dir "$dir" keys create --tenant schemathesis 2>/dev/null | grep '^shk_')
+. scripts/embedded-instance.sh
 # Rate limits off: the run must reach the handlers, not the limiter.
-SHORTENER_LIMITS__ENABLED=false SHORTENER_LOG__REQUESTS=false \
-    "$bin" --data-dir "$dir" --listen "127.0.0.1:$port" serve >"$dir/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT
-ready=
-for _ in $(seq 300); do
-    if curl -fs "$base/readyz" >/dev/null 2>&1; then ready=1; break; fi
-    sleep 0.1
-done
-[ -n "$ready" ] || { echo "schemathesis: the server did not become ready" >&2; cat "$dir/server.log" >&2; exit 1; }
+start_embedded schemathesis SHORTENER_LIMITS__ENABLED=false
 
 timeout 900 st run "$base/api/v1/openapi.json" \
     --header "Authorization: Bearer $key" \
