@@ -75,7 +75,7 @@ prefix="bench:$$:"
 
 # Configurations: full (L1 + Redis + Redis Streams) and bare (no Redis).
 if [ "$MODE" = distributed ]; then
-    psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+    drop_database "$db"
     shards="[[shards]]
 name = \"s0\"
 url = \"$PG/$db\"
@@ -103,18 +103,6 @@ shuf -n "$HOT" "$work/codes.txt" >"$work/hot.txt"
 sed "s|^|$base/|" "$work/hot.txt" >"$work/urls.txt"
 sed "s|^|$ceiling/|" "$work/hot.txt" >"$work/ceiling-urls.txt"
 
-start_server() { # config, then env assignments
-    local config=$1
-    shift
-    env "$@" "$BIN" serve --config "$config" --listen "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
-    server_pid=$!
-    wait_ready "$base" "$work/server.log"
-}
-stop_server() {
-    kill "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-}
 peak_rss() { # MiB, of the running server
     awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"
 }
@@ -189,15 +177,15 @@ drain() {
 
 # -- the redirect path alone: clicks off --------------------------------------------
 echo "== redirect L1, clicks off" >&2
-start_server "$work/full.toml" SHORTENER_ANALYTICS__ENABLED=false
+serve_config "$work/full.toml" SHORTENER_ANALYTICS__ENABLED=false
 closed 3 "$work/urls.txt" "$work/warm.json"
 closed "$DURATION" "$work/urls.txt" "$work/l1-bare.json"
 row "redirect L1 hit, clicks off" "$work/l1-bare.json" "$server_pid"
-stop_server
+stop_serving
 
 # -- the service, full configuration (L1, Redis L2 in the distributed mode, clicks) ---
 echo "== redirect L1, shorten, mixed, k6" >&2
-start_server "$work/full.toml"
+serve_config "$work/full.toml"
 closed 3 "$work/urls.txt" "$work/warm.json"
 closed "$DURATION" "$work/urls.txt" "$work/l1.json"
 row "redirect L1 hit, clicks counted" "$work/l1.json" "$server_pid"
@@ -244,22 +232,22 @@ k6 run -q --no-color -e BASE_URL="$base" -e CODES_FILE="$work/hot.txt" -e API_KE
     --summary-export "$work/k6-mixed.json" loadtest/k6/mixed.js >"$work/k6-mixed.txt" 2>&1 &&
     k6_ok=passed || k6_ok=FAILED
 k6_row "k6 mixed.js @$MIXED_K6_RATE/s (thresholds $k6_ok)" "$work/k6-mixed.json" "$server_pid"
-stop_server
+stop_serving
 
 # -- the service, cache tiers off ---------------------------------------------------
 if [ "$MODE" = distributed ]; then
     echo "== redirect Redis" >&2
-    start_server "$work/full.toml" SHORTENER_CACHE__L1=false
+    serve_config "$work/full.toml" SHORTENER_CACHE__L1=false
     closed 3 "$work/urls.txt" "$work/warm.json"
     closed "$DURATION" "$work/urls.txt" "$work/redis.json"
     row "redirect Redis hit (L1 off)" "$work/redis.json" "$server_pid"
-    stop_server
+    stop_serving
 fi
 echo "== redirect DB" >&2
-start_server "$work/bare.toml" SHORTENER_CACHE__L1=false
+serve_config "$work/bare.toml" SHORTENER_CACHE__L1=false
 closed "$DURATION" "$work/urls.txt" "$work/db.json"
 row "redirect DB (no cache)" "$work/db.json" "$server_pid"
-stop_server
+stop_serving
 
 # -- the table ------------------------------------------------------------------------
 echo

@@ -43,3 +43,26 @@ statuses = "/".join(f"{k}:{v}" for k, v in sorted(codes.items()))
 print(f'{s["requestsPerSec"]:.0f} {p["p50"]*1e3:.2f} {p["p99"]*1e3:.2f} {errors} {codes.get("302", 0)} {statuses}')
 PY
 }
+
+# The release server on 127.0.0.1:$PORT with CONFIG and the given environment
+# assignments; logs to $work/server.log, sets server_pid, returns once it is ready.
+# Needs BIN (from prepare), PORT, base and work.
+serve_config() { # config [VAR=value …]
+    local config=$1
+    shift
+    env "$@" "$BIN" serve --config "$config" --listen "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
+    server_pid=$!
+    wait_ready "$base" "$work/server.log"
+}
+
+# Stops the server serve_config started, and waits for it to exit.
+stop_serving() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+
+# Drops database $1 on $PG if it exists (migrate creates it again).
+drop_database() {
+    psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null
+}

@@ -28,7 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 base="http://127.0.0.1:$PORT"
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+drop_database "$db"
 cat >"$work/pg.toml" <<TOML
 public_url = "$base"
 [[shards]]
@@ -40,9 +40,7 @@ TOML
 "$BIN" seed --config "$work/pg.toml" --count 100000 --codes "$work/codes.txt" >&2
 key=$("$BIN" keys create --config "$work/pg.toml" --tenant profile 2>/dev/null | grep '^shk_')
 shuf -n 20000 "$work/codes.txt" | sed "s|^|$base/|" >"$work/urls.txt"
-"$BIN" serve --config "$work/pg.toml" --listen "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
-server_pid=$!
-wait_ready "$base" "$work/server.log"
+serve_config "$work/pg.toml"
 
 profile() { # name, then the oha arguments
     local name=$1

@@ -31,13 +31,13 @@ server_pid=
 db=shortener_bench_scale
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    drop_database "$db" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 base="http://127.0.0.1:$PORT"
 
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+drop_database "$db"
 cat >"$work/pg.toml" <<TOML
 public_url = "$base"
 [cache]
@@ -54,16 +54,12 @@ measure() { # label
     # Uniform over every code seeded so far (with replacement).
     shuf -r -n "$SAMPLE" "$work/all.txt" | sed "s|^|$base/|" >"$work/urls.txt"
     psql "$PG/$db" -qc "VACUUM ANALYZE links" >/dev/null
-    "$BIN" serve --config "$work/pg.toml" --listen "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
-    server_pid=$!
-    wait_ready "$base" "$work/server.log"
+    serve_config "$work/pg.toml"
     oha -z "${DURATION}s" -q "$RATE" --latency-correction -c "$CONNS" --no-tui --output-format json \
         --redirect 0 --urls-from-file "$work/urls.txt" >"$work/rate.json"
     oha -z "${DURATION}s" -c "$CONNS" --no-tui --output-format json \
         --redirect 0 --urls-from-file "$work/urls.txt" >"$work/closed.json"
-    kill "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
+    stop_serving
     local size
     size=$(psql "$PG/$db" -Atc "SELECT pg_size_pretty(pg_total_relation_size('links'))")
     rows+=("$1|$size|$(oha_summary "$work/rate.json" | awk '{print $1"|"$2"|"$3"|"$4}')|$(oha_summary "$work/closed.json" | awk '{print $1"|"$3"|"$4}')")

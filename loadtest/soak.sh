@@ -29,7 +29,7 @@ cleanup() {
 trap cleanup EXIT
 base="http://127.0.0.1:$PORT"
 
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+drop_database "$db"
 cat >"$work/pg.toml" <<TOML
 public_url = "$base"
 [redis]
@@ -45,9 +45,7 @@ TOML
 "$BIN" migrate --config "$work/pg.toml" >/dev/null
 "$BIN" seed --config "$work/pg.toml" --count "$SEED" --codes "$work/codes.txt" >&2
 key=$("$BIN" keys create --config "$work/pg.toml" --tenant soak 2>/dev/null | grep '^shk_')
-"$BIN" serve --config "$work/pg.toml" --listen "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
-server_pid=$!
-wait_ready "$base" "$work/server.log"
+serve_config "$work/pg.toml"
 
 (
     while kill -0 "$server_pid" 2>/dev/null; do
