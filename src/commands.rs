@@ -6,7 +6,7 @@ use crate::analytics::queue::QueueKind;
 use crate::analytics::worker::Worker;
 use crate::config::{redact_url, Mode, Settings};
 use crate::store::postgres::migrate_all;
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{SqliteClicks, SqliteStore};
 
 /// The shard map as a table: name, first ID, first time, URL; the directory is marked.
 pub fn shard_table(settings: &Settings) -> String {
@@ -56,14 +56,20 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<String> {
     let mut out = String::new();
     if settings.mode() == Mode::Embedded {
         let (dir, sqlite) = (settings.data_dir.clone(), settings.sqlite.clone());
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir, &sqlite)).await??;
+        let (store, clicks) = tokio::task::spawn_blocking(move || {
+            let clicks = SqliteClicks::open(&dir, &sqlite, 0.0)?;
+            anyhow::Ok((SqliteStore::open(&dir, &sqlite)?, clicks))
+        })
+        .await??;
         let _ = writeln!(
             out,
-            "sqlite: schema version {} in {}",
+            "sqlite: schema version {} in {}; clicks in {}",
             SqliteStore::latest_version(),
-            store.path().display()
+            store.path().display(),
+            clicks.path().display()
         );
         store.close().await;
+        crate::store::clicks::ClickStore::close(&clicks).await;
         return Ok(out);
     }
     let done = migrate_all(settings).await?;
@@ -85,7 +91,8 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
         settings.queue.kind == QueueKind::Redis,
         "`shortener worker` needs queue.kind = \"redis\": the in-process queue is consumed inside `serve`"
     );
-    let store = crate::startup::open_store(settings).await?;
+    let (links, store) = crate::startup::open_stores(settings).await?;
+    links.close().await;
     let (queue, _) = crate::analytics::build_queue(settings)?;
     let worker = Worker::new(queue.clone(), store.clone(), settings.analytics.clone());
     let metrics = actix_web::web::Data::new(crate::metrics::Metrics::new());

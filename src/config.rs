@@ -98,6 +98,11 @@ pub struct DatabaseSettings {
     /// Longest a query may run, in milliseconds: enforced by the client and, as
     /// `statement_timeout`, by the server.
     pub query_timeout_ms: u64,
+    /// Connections per shard per process for counting clicks: a pool of its own, so a
+    /// click flush never takes a connection that a shorten waits for.
+    pub clicks_pool_size: usize,
+    /// Longest a click flush (one transaction on one shard) may run, in milliseconds.
+    pub clicks_query_timeout_ms: u64,
 }
 
 /// Limits on links.
@@ -188,6 +193,8 @@ impl Default for DatabaseSettings {
             connect_timeout_ms: 2_000,
             pool_wait_timeout_ms: 1_000,
             query_timeout_ms: 2_000,
+            clicks_pool_size: 2,
+            clicks_query_timeout_ms: 30_000,
         }
     }
 }
@@ -342,6 +349,25 @@ impl Settings {
                 "analytics.batch_size and queue.capacity must be above 0",
             ));
         }
+        if !(0.0..=1.0).contains(&self.analytics.raw_events) {
+            return Err(invalid(
+                "analytics.raw_events is the share of raw events kept, from 0 to 1",
+            ));
+        }
+        if self.queue.kind == QueueKind::Redis {
+            if self.queue.entry_clicks == 0 {
+                return Err(invalid("queue.entry_clicks must be above 0"));
+            }
+            // A live worker holds its entries for a window before acknowledging them;
+            // taking them over sooner would only make two workers do the same work.
+            if self.queue.claim_idle_ms <= 2 * self.analytics.flush_interval_ms {
+                return Err(invalid(format!(
+                    "queue.claim_idle_ms ({}) must be more than twice \
+                     analytics.flush_interval_ms ({})",
+                    self.queue.claim_idle_ms, self.analytics.flush_interval_ms
+                )));
+            }
+        }
         crate::limits::parse_proxies(&self.limits.trusted_proxies).map_err(invalid)?;
         if let Some(file) = &self.links.blocklist_file {
             if !file.is_file() {
@@ -399,13 +425,19 @@ impl Settings {
                 )));
             }
         }
-        if self.database.pool_size == 0 {
-            return Err(invalid("database.pool_size must be at least 1"));
+        if self.database.pool_size == 0 || self.database.clicks_pool_size == 0 {
+            return Err(invalid(
+                "database.pool_size and database.clicks_pool_size must be at least 1",
+            ));
         }
         for (name, ms) in [
             ("connect_timeout_ms", self.database.connect_timeout_ms),
             ("pool_wait_timeout_ms", self.database.pool_wait_timeout_ms),
             ("query_timeout_ms", self.database.query_timeout_ms),
+            (
+                "clicks_query_timeout_ms",
+                self.database.clicks_query_timeout_ms,
+            ),
         ] {
             if ms == 0 {
                 return Err(invalid(format!("database.{name} must be above 0")));

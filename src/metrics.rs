@@ -19,6 +19,7 @@ use crate::analytics::worker::WorkerStats;
 use crate::cache::{CacheStats, LinkCache};
 use crate::domain::ids::IdStats;
 use crate::domain::SnowflakeGenerator;
+use crate::store::clicks::ClickStore;
 use crate::store::LinkStore;
 
 /// Latency buckets, seconds: resolve 0.5 ms to 2.5 s, dense around the 100 ms objective.
@@ -77,6 +78,7 @@ pub struct Metrics {
     id_clock_failures: IntCounter,
     id_sequence_exhausted: IntCounter,
     pool_connections: IntGaugeVec,
+    click_pool_connections: IntGaugeVec,
     clicks_enqueued: IntCounter,
     clicks_dropped: IntCounter,
     click_queue_depth: IntGauge,
@@ -86,6 +88,9 @@ pub struct Metrics {
     click_batch_failures: IntCounter,
     click_worker_lag_ms: IntGauge,
     clicks_reclaimed: IntCounter,
+    click_rows: IntCounter,
+    click_events: IntCounter,
+    click_entries: IntCounter,
     rate_limited: IntCounterVec,
     sources: Mutex<Sources>,
 }
@@ -97,6 +102,7 @@ struct Sources {
     breaker: Option<Arc<crate::cache::RedisTier>>,
     ids: Option<Arc<SnowflakeGenerator>>,
     store: Option<Arc<dyn LinkStore>>,
+    clicks: Option<Arc<dyn ClickStore>>,
     queue: Option<Arc<dyn ClickQueue>>,
     worker: Option<Arc<WorkerStats>>,
     limits: Option<Arc<crate::limits::LimitStats>>,
@@ -182,6 +188,12 @@ impl Metrics {
                 "Connections per shard pool by state (size, available, waiting).",
                 &["shard", "state"],
             ),
+            click_pool_connections: gauge_vec(
+                r,
+                "click_shard_pool_connections",
+                "Connections per shard's click pool by state (size, available, waiting).",
+                &["shard", "state"],
+            ),
             clicks_enqueued: counter(
                 r,
                 "clicks_enqueued_total",
@@ -196,12 +208,12 @@ impl Metrics {
             click_batches: counter(
                 r,
                 "click_worker_batches_total",
-                "Click batches committed by this process's worker.",
+                "Click flushes committed by this process's worker.",
             ),
             clicks_counted: counter(
                 r,
                 "clicks_counted_total",
-                "Clicks counted (newly inserted) by this process's worker.",
+                "Clicks counted by this process's worker.",
             ),
             clicks_duplicate: counter(
                 r,
@@ -221,7 +233,22 @@ impl Metrics {
             clicks_reclaimed: counter(
                 r,
                 "clicks_reclaimed_total",
-                "Clicks taken over from a stopped worker (Redis Streams).",
+                "Click stream entries taken over from a stopped worker (Redis Streams).",
+            ),
+            click_rows: counter(
+                r,
+                "click_rollup_rows_total",
+                "Rows of per-link, per-day click counts written by this process's worker.",
+            ),
+            click_events: counter(
+                r,
+                "click_events_kept_total",
+                "Raw click events kept (sampled by analytics.raw_events).",
+            ),
+            click_entries: counter(
+                r,
+                "click_stream_entries_total",
+                "Click stream entries appended by this process (Redis Streams; many clicks each).",
             ),
             rate_limited: counter_vec(
                 r,
@@ -243,10 +270,11 @@ impl Metrics {
         cache: &LinkCache,
         ids: &Arc<SnowflakeGenerator>,
         store: &Arc<dyn LinkStore>,
+        clicks: &Arc<dyn ClickStore>,
         queue: Option<&Arc<dyn ClickQueue>>,
         worker: Option<&Arc<WorkerStats>>,
     ) {
-        for collector in store.collectors() {
+        for collector in store.collectors().into_iter().chain(clicks.collectors()) {
             if let Err(e) = self.registry.register(collector) {
                 tracing::warn!(error = %e, "store collector not registered");
             }
@@ -256,6 +284,7 @@ impl Metrics {
             s.breaker = cache.redis().cloned();
             s.ids = Some(ids.clone());
             s.store = Some(store.clone());
+            s.clicks = Some(clicks.clone());
             s.queue = queue.cloned();
             s.worker = worker.cloned();
         }
@@ -265,15 +294,15 @@ impl Metrics {
     /// and worker, no cache.
     pub fn observe_worker(
         &self,
-        store: &Arc<dyn LinkStore>,
+        clicks: &Arc<dyn ClickStore>,
         queue: &Arc<dyn ClickQueue>,
         worker: &Arc<WorkerStats>,
     ) {
-        for collector in store.collectors() {
+        for collector in clicks.collectors() {
             let _ = self.registry.register(collector);
         }
         if let Ok(mut s) = self.sources.lock() {
-            s.store = Some(store.clone());
+            s.clicks = Some(clicks.clone());
             s.queue = Some(queue.clone());
             s.worker = Some(worker.clone());
         }
@@ -320,10 +349,16 @@ impl Metrics {
                 sync(&self.id_clock_failures, &st.clock_failures);
                 sync(&self.id_sequence_exhausted, &st.sequence_exhausted);
             }
-            if let Some(store) = &s.store {
-                for p in store.pool_status() {
-                    let g =
-                        |state: &str| self.pool_connections.with_label_values(&[&p.name, state]);
+            let links = s.store.iter().flat_map(|st| st.pool_status());
+            let clicks = s.clicks.iter().flat_map(|st| st.pool_status());
+            {
+                for p in links.chain(clicks) {
+                    let gauge = if p.pool == "clicks" {
+                        &self.click_pool_connections
+                    } else {
+                        &self.pool_connections
+                    };
+                    let g = |state: &str| gauge.with_label_values(&[&p.name, state]);
                     g("size").set(p.size as i64);
                     g("available").set(p.available as i64);
                     g("waiting").set(p.waiting as i64);
@@ -334,6 +369,7 @@ impl Metrics {
                 sync(&self.clicks_enqueued, &st.enqueued);
                 sync(&self.clicks_dropped, &st.dropped);
                 sync(&self.clicks_reclaimed, &st.reclaimed);
+                sync(&self.click_entries, &st.entries);
                 self.click_queue_depth.set(q.depth() as i64);
             }
             if let Some(l) = &s.limits {
@@ -351,6 +387,8 @@ impl Metrics {
                 sync(&self.clicks_counted, &w.counted);
                 sync(&self.clicks_duplicate, &w.duplicates);
                 sync(&self.click_batch_failures, &w.failures);
+                sync(&self.click_rows, &w.rows);
+                sync(&self.click_events, &w.events);
                 self.click_worker_lag_ms
                     .set(w.lag_ms.load(Ordering::Relaxed) as i64);
             }

@@ -3,16 +3,18 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 
 use crate::auth::Caller;
 use crate::cache::{Cached, LinkCache, Target};
+use crate::domain::click::DayCounts;
 use crate::domain::clock::ms_to_datetime;
 use crate::domain::{
     Alias, Clock, Link, LinkKey, LinkState, NewLink, RedirectKind, Snowflake, SnowflakeGenerator,
     TargetUrl, TenantId, UrlPolicy,
 };
 use crate::error::ApiError;
+use crate::store::clicks::ClickStore;
 use crate::store::LinkStore;
 
 /// A request to shorten, as received (validated by [`LinkService::validate`]).
@@ -45,6 +47,7 @@ pub struct CreateLink {
 /// Creates, finds and deletes links.
 pub struct LinkService {
     store: Arc<dyn LinkStore>,
+    clicks: Arc<dyn ClickStore>,
     cache: LinkCache,
     ids: Arc<SnowflakeGenerator>,
     clock: Arc<dyn Clock>,
@@ -52,9 +55,11 @@ pub struct LinkService {
 }
 
 impl LinkService {
-    /// A service over `store` behind `cache`, minting IDs with `ids`.
+    /// A service over `store` behind `cache`, with the clicks in `clicks`, minting IDs
+    /// with `ids`.
     pub fn new(
         store: Arc<dyn LinkStore>,
+        clicks: Arc<dyn ClickStore>,
         cache: LinkCache,
         ids: Arc<SnowflakeGenerator>,
         clock: Arc<dyn Clock>,
@@ -62,6 +67,7 @@ impl LinkService {
     ) -> Self {
         Self {
             store,
+            clicks,
             cache,
             ids,
             clock,
@@ -77,6 +83,11 @@ impl LinkService {
     /// The storage behind the service.
     pub fn store(&self) -> &Arc<dyn LinkStore> {
         &self.store
+    }
+
+    /// The click store behind the stats.
+    pub fn click_store(&self) -> &Arc<dyn ClickStore> {
+        &self.clicks
     }
 
     /// The ID generator.
@@ -175,6 +186,23 @@ impl LinkService {
         limit: usize,
     ) -> Result<Vec<Link>, ApiError> {
         Ok(self.store.list_links(tenant, before, limit).await?)
+    }
+
+    /// The link a code names and its click counts on each day of `[from, to]` that has
+    /// any, if `caller` may read it.
+    ///
+    /// # Errors
+    /// 404 unknown or not the caller's; 503 when its shard is unavailable.
+    pub async fn clicks(
+        &self,
+        caller: &Caller,
+        code: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<(Link, Vec<(NaiveDate, DayCounts)>), ApiError> {
+        let link = self.find_for(caller, code).await?;
+        let days = self.clicks.days(link.id, from, to).await?;
+        Ok((link, days))
     }
 
     async fn load(&self, key: &LinkKey) -> Result<Option<Link>, crate::store::StoreError> {

@@ -16,21 +16,27 @@ use crate::http::{self, AppState};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::service::LinkService;
-use crate::store::postgres::ShardedPostgres;
-use crate::store::sqlite::SqliteStore;
+use crate::store::clicks::ClickStore;
+use crate::store::postgres::{ShardedClicks, ShardedPostgres};
+use crate::store::sqlite::{SqliteClicks, SqliteStore};
 use crate::store::LinkStore;
 use actix_web::middleware::from_fn;
 
 /// Wraps the store before the service uses it (tests count loads this way).
 pub type StoreLayer = Box<dyn FnOnce(Arc<dyn LinkStore>) -> Arc<dyn LinkStore> + Send>;
 
+/// Wraps the click store before the worker and the service use it.
+pub type ClickLayer = Box<dyn FnOnce(Arc<dyn ClickStore>) -> Arc<dyn ClickStore> + Send>;
+
 /// What tests (and tools) may swap in when building the application.
 #[derive(Default)]
 pub struct Hooks {
     /// The clock; the system clock when absent.
     pub clock: Option<Arc<dyn Clock>>,
-    /// A layer around the store.
+    /// A layer around the links' store.
     pub store_layer: Option<StoreLayer>,
+    /// A layer around the click store.
+    pub click_layer: Option<ClickLayer>,
 }
 
 /// A built, bound, not yet running service.
@@ -60,9 +66,12 @@ impl Application {
     pub async fn build_with(settings: Settings, hooks: Hooks) -> anyhow::Result<Self> {
         log_decisions(&settings);
         let clock = hooks.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let mut store = open_store(&settings).await?;
+        let (mut store, mut clicks) = open_stores(&settings).await?;
         if let Some(layer) = hooks.store_layer {
             store = layer(store);
+        }
+        if let Some(layer) = hooks.click_layer {
+            clicks = layer(clicks);
         }
         let (cache, background) = build_cache(&settings)?;
         let ids = Arc::new(SnowflakeGenerator::new(
@@ -80,7 +89,7 @@ impl Application {
             blocked,
         };
         let analytics = if settings.analytics.enabled {
-            Some(Analytics::start(&settings, store.clone())?)
+            Some(Analytics::start(&settings, clicks.clone())?)
         } else {
             None
         };
@@ -100,11 +109,12 @@ impl Application {
             settings.allow_anonymous(),
             settings.auth.key_cache_ttl(),
         );
-        let links = LinkService::new(store, cache, ids, clock, policy);
+        let links = LinkService::new(store, clicks, cache, ids, clock, policy);
         metrics.observe(
             links.cache(),
             links.ids(),
             links.store(),
+            links.click_store(),
             analytics.as_ref().map(|a| a.queue()),
             analytics.as_ref().and_then(|a| a.worker_stats()),
         );
@@ -179,6 +189,7 @@ impl Application {
             task.abort();
         }
         self.state.links.store().close().await;
+        self.state.links.click_store().close().await;
         served
     }
 }
@@ -211,27 +222,49 @@ fn build_cache(
     Ok((LinkCache::new(l1, l2), background))
 }
 
-/// Opens the storage the configuration asks for.
+/// Opens the links' store and the click store the configuration asks for. In the
+/// embedded mode the click file is opened first: it takes over the click tables that
+/// earlier versions kept in the links' file before the links' migrations drop them.
 ///
 /// # Errors
-/// When the SQLite file cannot be opened or migrated, or a reachable shard has an
-/// unknown schema.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn LinkStore>> {
+/// When a SQLite file cannot be opened or migrated, or a reachable shard has an unknown
+/// schema.
+pub async fn open_stores(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn LinkStore>, Arc<dyn ClickStore>)> {
     Ok(match settings.mode() {
         Mode::Embedded => {
             let dir = settings.data_dir.clone();
             let sqlite = settings.sqlite.clone();
-            let store =
-                tokio::task::spawn_blocking(move || SqliteStore::open(&dir, &sqlite)).await??;
-            tracing::info!(file = %store.path().display(), "embedded storage ready");
-            Arc::new(store)
+            let raw = settings.analytics.raw_events;
+            let (store, clicks) = tokio::task::spawn_blocking(move || {
+                let clicks = SqliteClicks::open(&dir, &sqlite, raw)?;
+                anyhow::Ok((SqliteStore::open(&dir, &sqlite)?, clicks))
+            })
+            .await??;
+            tracing::info!(
+                file = %store.path().display(),
+                clicks = %clicks.path().display(),
+                "embedded storage ready"
+            );
+            (Arc::new(store), Arc::new(clicks))
         }
         Mode::Distributed => {
             let store = ShardedPostgres::connect(settings)?;
             store.check_schema().await?;
-            Arc::new(store)
+            (Arc::new(store), Arc::new(ShardedClicks::connect(settings)?))
         }
     })
+}
+
+/// Opens the links' store alone (for commands that do not count clicks).
+///
+/// # Errors
+/// As for [`open_stores`].
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn LinkStore>> {
+    let (store, clicks) = open_stores(settings).await?;
+    clicks.close().await;
+    Ok(store)
 }
 
 /// Logs, once, what the service decided at startup (without secrets).

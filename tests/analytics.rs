@@ -9,16 +9,18 @@ use std::time::{Duration, Instant};
 
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
-use shortener::analytics::event::RawClick;
-use shortener::analytics::queue::{ClickQueue, QueueKind, QueueSettings, RedisStreamQueue};
+use shortener::analytics::queue::{
+    decode_entry, ClickQueue, QueueKind, QueueSettings, RedisStreamQueue,
+};
 use shortener::analytics::rollup::Stats;
 use shortener::analytics::worker::{Ack, AnalyticsSettings, Worker};
 use shortener::cache::RedisSettings;
 use shortener::config::Settings;
+use shortener::domain::click::{ClientNet, RawClick};
 use shortener::domain::{ManualClock, Snowflake};
-use shortener::store::postgres::ShardedPostgres;
-use shortener::store::LinkStore;
-use support::hooked::HookedStore;
+use shortener::store::clicks::ClickStore;
+use shortener::store::postgres::ShardedClicks;
+use support::hooked::HookedClicks;
 use support::{fresh_database, settings, shard, t0, TestApp};
 use tokio_util::sync::CancellationToken;
 
@@ -219,8 +221,8 @@ async fn a_full_in_process_queue_drops_and_counts_while_redirects_keep_answering
     let mut s = one_shard(QueueKind::Memory).await;
     s.queue.capacity = 5;
     s.analytics.batch_size = 1;
-    let (layer, gate) = HookedStore::gated();
-    let app = TestApp::spawn_layered(s, Arc::new(ManualClock::at(t0())), layer).await;
+    let (layer, gate) = HookedClicks::gated();
+    let app = TestApp::spawn_click_layered(s, Arc::new(ManualClock::at(t0())), layer).await;
     let code = app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
         .as_str()
         .unwrap()
@@ -250,7 +252,7 @@ async fn a_full_in_process_queue_drops_and_counts_while_redirects_keep_answering
 
 /// A Redis-Streams queue and a worker on it, outside any HTTP server.
 fn stream_worker(
-    store: Arc<dyn LinkStore>,
+    store: Arc<dyn ClickStore>,
     prefix: &str,
     consumer: &str,
 ) -> (Arc<RedisStreamQueue>, Worker) {
@@ -275,14 +277,14 @@ fn stream_worker(
     (q, worker)
 }
 
-async fn pg_store() -> Arc<dyn LinkStore> {
+async fn pg_store() -> Arc<dyn ClickStore> {
     let db = fresh_database().await;
     let s = settings(vec![shard(
         "s0",
         &db,
         "2024-01-01T00:00:00Z".parse().unwrap(),
     )]);
-    Arc::new(ShardedPostgres::connect(&s).unwrap())
+    Arc::new(ShardedClicks::connect(&s).unwrap())
 }
 
 /// Puts `n` clicks on the stream through the producer, returns the link clicked.
@@ -301,7 +303,7 @@ async fn produce(q: &Arc<RedisStreamQueue>, n: u64) -> Snowflake {
             at_ms: t0().timestamp_millis() as u64,
             referrer: String::new(),
             user_agent: "Mozilla/5.0 Firefox/121.0".into(),
-            client: "203.0.113.0".into(),
+            client: ClientNet::parse("203.0.113.0"),
         }));
     }
     stop.cancel();
@@ -309,27 +311,34 @@ async fn produce(q: &Arc<RedisStreamQueue>, n: u64) -> Snowflake {
     link
 }
 
-async fn total(store: &Arc<dyn LinkStore>, link: Snowflake) -> i64 {
+async fn total(store: &Arc<dyn ClickStore>, link: Snowflake) -> i64 {
     let day = t0().date_naive();
-    Stats::build(day, day, store.click_rollups(link, day, day).await.unwrap()).total
+    Stats::build(day, day, store.days(link, day, day).await.unwrap()).total
 }
 
+/// Clicks in the stream entries that were read and not acknowledged.
 async fn pending(stream: &str) -> i64 {
+    use redis::AsyncCommands as _;
     let client = redis::Client::open(REDIS).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let summary: redis::Value = redis::cmd("XPENDING")
+    let entries: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
         .arg(stream)
         .arg("workers")
+        .arg("-")
+        .arg("+")
+        .arg(100_000)
         .query_async(&mut conn)
         .await
         .unwrap();
-    match summary {
-        redis::Value::Array(items) => match &items[0] {
-            redis::Value::Int(n) => *n,
-            other => panic!("{other:?}"),
-        },
-        other => panic!("{other:?}"),
+    let mut clicks = 0;
+    for (id, ..) in entries {
+        let range: redis::streams::StreamRangeReply = conn.xrange(stream, &id, &id).await.unwrap();
+        for entry in range.ids {
+            let payload: Vec<u8> = entry.get("k").unwrap();
+            clicks += decode_entry(&payload).unwrap().len() as i64;
+        }
     }
+    clicks
 }
 
 #[tokio::test]

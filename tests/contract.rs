@@ -1,13 +1,12 @@
 //! The storage contract: every function here runs unchanged against each `LinkStore`
-//! implementation (sharded PostgreSQL on real databases, and embedded SQLite).
+//! implementation (sharded PostgreSQL on real databases, and embedded SQLite). The
+//! click store has its own contract, in `click_contract.rs`.
 
 mod support;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use shortener::analytics::event::ClickRecord;
-use shortener::analytics::rollup::Stats;
 use shortener::domain::ids::EPOCH_MS;
 use shortener::domain::{Link, RedirectKind, Snowflake};
 use shortener::store::postgres::ShardedPostgres;
@@ -159,102 +158,6 @@ async fn health_reports_every_part_ok(store: &dyn LinkStore) {
     assert!(parts.iter().all(|p| p.ok), "{parts:?}");
 }
 
-fn click(
-    link: Snowflake,
-    at: DateTime<Utc>,
-    referrer: &str,
-    browser: &str,
-    bot: bool,
-) -> ClickRecord {
-    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    ClickRecord {
-        event_id: Snowflake::from_parts(at.timestamp_millis() as u64 - EPOCH_MS, 1000, seq % 4096),
-        link_id: link,
-        at,
-        day: at.date_naive(),
-        referrer: referrer.into(),
-        browser: browser.into(),
-        os: "Linux".into(),
-        device: if bot { "crawler".into() } else { "pc".into() },
-        bot,
-        client: "203.0.113.0".into(),
-    }
-}
-
-async fn clicks_are_counted_once_however_often_they_are_recorded(store: &dyn LinkStore) {
-    let (a, b) = (link(None), link_at(t0() + Duration::days(2), None));
-    let day1 = t0();
-    let day2 = t0() + Duration::days(1);
-    let batch = vec![
-        click(a.id, day1, "news.example", "Chrome", false),
-        click(a.id, day1, "", "Firefox", false),
-        click(a.id, day2, "news.example", "Chrome", true),
-        click(b.id, day2, "", "Chrome", false),
-    ];
-    assert_eq!(store.record_clicks(&batch).await.unwrap(), 4);
-    assert_eq!(
-        store.record_clicks(&batch).await.unwrap(),
-        0,
-        "a redelivered batch counts nothing"
-    );
-    assert_eq!(
-        store.record_clicks(&batch[1..2]).await.unwrap(),
-        0,
-        "nor does part of one"
-    );
-
-    let rows = store
-        .click_rollups(a.id, day1.date_naive(), day2.date_naive())
-        .await
-        .unwrap();
-    let stats = Stats::build(day1.date_naive(), day2.date_naive(), rows);
-    let series: Vec<_> = stats.daily.iter().map(|d| (d.total, d.bots)).collect();
-    assert_eq!(series, vec![(2, 0), (1, 1)]);
-    assert_eq!((stats.total, stats.humans, stats.bots), (3, 2, 1));
-    assert_eq!(stats.referrers[0].value, "news.example");
-    assert_eq!(stats.referrers[0].total, 2);
-    assert_eq!(stats.browsers[0].value, "Chrome");
-    assert_eq!(stats.browsers[0].total, 2);
-    let other = store
-        .click_rollups(b.id, day1.date_naive(), day2.date_naive())
-        .await
-        .unwrap();
-    assert_eq!(
-        Stats::build(day1.date_naive(), day2.date_naive(), other).total,
-        1
-    );
-}
-
-async fn pruning_removes_raw_events_and_keeps_the_rollups(store: &dyn LinkStore) {
-    let l = link(None);
-    let old = t0() - Duration::days(100);
-    let recent = t0();
-    store
-        .record_clicks(&[
-            click(l.id, old, "", "Chrome", false),
-            click(l.id, old, "", "Chrome", false),
-            click(l.id, recent, "", "Chrome", false),
-        ])
-        .await
-        .unwrap();
-    assert_eq!(
-        store.prune_clicks(t0() - Duration::days(90)).await.unwrap(),
-        2
-    );
-    assert_eq!(
-        store.prune_clicks(t0() - Duration::days(90)).await.unwrap(),
-        0
-    );
-    let rows = store
-        .click_rollups(l.id, old.date_naive(), recent.date_naive())
-        .await
-        .unwrap();
-    assert_eq!(
-        Stats::build(old.date_naive(), recent.date_naive(), rows).total,
-        3
-    );
-}
-
 async fn a_bulk_load_reads_back_link_by_link(store: &dyn LinkStore) {
     let mut links: Vec<Link> = (0..2_500).map(|_| link(None)).collect();
     links.push(link_at(t0() + Duration::days(2), None)); // the other range
@@ -304,7 +207,5 @@ contract!(
     deleting_marks_once,
     many_concurrent_inserts_all_land,
     health_reports_every_part_ok,
-    clicks_are_counted_once_however_often_they_are_recorded,
-    pruning_removes_raw_events_and_keeps_the_rollups,
     a_bulk_load_reads_back_link_by_link,
 );

@@ -1,77 +1,14 @@
-//! Click events: what the redirect path captures (cheaply), and what the worker derives
-//! from it (user-agent parsing happens off the hot path, in the worker).
+//! Turning what the redirect path captured into what is counted: the referrer reduced
+//! to its host, the user agent to browser, OS, device and a bot flag. This happens in
+//! the worker, off the hot path, and each distinct user agent and referrer is worked out
+//! once ([`Classifier`] keeps bounded caches of both).
 
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
-
-use crate::domain::clock::ms_to_datetime;
-use crate::domain::Snowflake;
-
-/// Longest user agent kept, in bytes; longer ones are cut (they are parsed, not stored).
-pub const MAX_USER_AGENT: usize = 256;
-/// Longest referrer host kept.
-pub const MAX_REFERRER: usize = 253;
-/// Longest `Referer` header carried in a click, in bytes (it is reduced to its host by
-/// the worker; a longer one is cut, which can only lose its path).
-pub const MAX_REFERRER_HEADER: usize = 512;
-
-/// A click as the redirect handler captures it: no parsing, and the client address is
-/// already anonymised, so the raw IP never leaves the request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RawClick {
-    /// Unique per click (a Snowflake): what makes redelivery harmless.
-    pub event_id: Snowflake,
-    /// The link clicked.
-    pub link_id: Snowflake,
-    /// When, in Unix milliseconds.
-    pub at_ms: u64,
-    /// The `Referer` header as sent, cut to [`MAX_REFERRER_HEADER`] bytes, or empty for
-    /// direct traffic. The worker reduces it to its host.
-    pub referrer: String,
-    /// The `User-Agent` header, cut to [`MAX_USER_AGENT`] bytes.
-    pub user_agent: String,
-    /// The client address with its host part zeroed: see [`anonymise`].
-    pub client: String,
-}
-
-/// A click ready to be counted: the user agent reduced to families.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClickRecord {
-    pub event_id: Snowflake,
-    pub link_id: Snowflake,
-    pub at: DateTime<Utc>,
-    /// The UTC day the click counts on.
-    pub day: NaiveDate,
-    pub referrer: String,
-    pub browser: String,
-    pub os: String,
-    /// `desktop`, `mobile`, `tablet`-less families as woothee names them: `pc`,
-    /// `smartphone`, `mobilephone`, `appliance`, `crawler`, `misc`, or `unknown`.
-    pub device: String,
-    pub bot: bool,
-    pub client: String,
-}
-
-/// Zeroes the host part of an address: the last octet of IPv4 (a /24), all but the
-/// first 48 bits of IPv6 (a /48). Enough to tell networks and countries apart, not
-/// people. IPv4-mapped IPv6 addresses are treated as IPv4.
-pub fn anonymise(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0")
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => anonymise(IpAddr::V4(v4)),
-            None => {
-                let s = v6.segments();
-                std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_string()
-            }
-        },
-    }
-}
+pub use crate::domain::click::{
+    ClickRecord, ClientNet, Families, RawClick, MAX_REFERRER, MAX_REFERRER_HEADER, MAX_USER_AGENT,
+};
 
 /// The host of a `Referer` header value, lower case, or empty when there is none or it
 /// does not parse.
@@ -88,10 +25,7 @@ pub fn referrer_host(header: Option<&str>) -> String {
 
 /// Cuts a header value to `max` bytes on a character boundary.
 pub fn clip(value: &str, max: usize) -> String {
-    if value.len() <= max {
-        return value.to_owned();
-    }
-    let mut end = max;
+    let mut end = value.len().min(max);
     while !value.is_char_boundary(end) {
         end -= 1;
     }
@@ -118,15 +52,6 @@ const BOT_MARKERS: &[&str] = &[
     "k6/",
     "oha/",
 ];
-
-/// What a user agent reduces to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Families {
-    pub browser: String,
-    pub os: String,
-    pub device: String,
-    pub bot: bool,
-}
 
 /// Parses a user agent into families and decides whether it is a bot.
 pub fn classify(parser: &woothee::parser::Parser, user_agent: &str) -> Families {
@@ -158,32 +83,75 @@ pub fn classify(parser: &woothee::parser::Parser, user_agent: &str) -> Families 
     }
 }
 
-impl RawClick {
-    /// Parses the user agent into families and flags bots.
-    pub fn into_record(self, parser: &woothee::parser::Parser) -> ClickRecord {
-        let families = classify(parser, &self.user_agent);
-        self.into_record_with(&families)
+/// Distinct user agents (and, separately, referrers) remembered; when a cache is full it
+/// is emptied and starts again, which bounds memory whatever the traffic sends.
+pub const CLASSIFIER_CACHE: usize = 10_000;
+
+/// Classifies clicks, working out each distinct user agent and referrer once.
+pub struct Classifier {
+    parser: woothee::parser::Parser,
+    agents: HashMap<String, Arc<Families>>,
+    referrers: HashMap<String, Arc<str>>,
+    direct: Arc<str>,
+    /// How many user agents were parsed (not found in the cache).
+    pub parsed: u64,
+}
+
+impl Default for Classifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Classifier {
+    /// An empty classifier.
+    pub fn new() -> Self {
+        Self {
+            parser: woothee::parser::Parser::new(),
+            agents: HashMap::new(),
+            referrers: HashMap::new(),
+            direct: Arc::from(""),
+            parsed: 0,
+        }
     }
 
-    /// The record, with the user agent already classified (the worker memoises
-    /// [`classify`] per batch: real traffic repeats a few user agents many times).
-    pub fn into_record_with(self, families: &Families) -> ClickRecord {
-        let at = ms_to_datetime(self.at_ms);
+    fn families(&mut self, user_agent: &str) -> Arc<Families> {
+        if let Some(f) = self.agents.get(user_agent) {
+            return f.clone();
+        }
+        if self.agents.len() >= CLASSIFIER_CACHE {
+            self.agents.clear();
+        }
+        self.parsed += 1;
+        let f = Arc::new(classify(&self.parser, user_agent));
+        self.agents.insert(user_agent.to_owned(), f.clone());
+        f
+    }
+
+    fn referrer(&mut self, header: &str) -> Arc<str> {
+        if header.is_empty() {
+            return self.direct.clone();
+        }
+        if let Some(h) = self.referrers.get(header) {
+            return h.clone();
+        }
+        if self.referrers.len() >= CLASSIFIER_CACHE {
+            self.referrers.clear();
+        }
+        let host: Arc<str> = Arc::from(referrer_host(Some(header)));
+        self.referrers.insert(header.to_owned(), host.clone());
+        host
+    }
+
+    /// The click, ready to be counted.
+    pub fn record(&mut self, click: &RawClick) -> ClickRecord {
         ClickRecord {
-            event_id: self.event_id,
-            link_id: self.link_id,
-            day: at.date_naive(),
-            at,
-            referrer: referrer_host(
-                Some(&self.referrer)
-                    .filter(|r| !r.is_empty())
-                    .map(String::as_str),
-            ),
-            browser: families.browser.clone(),
-            os: families.os.clone(),
-            device: families.device.clone(),
-            bot: families.bot,
-            client: self.client,
+            event_id: click.event_id,
+            link_id: click.link_id,
+            at_ms: click.at_ms,
+            referrer: self.referrer(&click.referrer),
+            families: self.families(&click.user_agent),
+            client: click.client,
         }
     }
 }
@@ -191,6 +159,7 @@ impl RawClick {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Snowflake;
 
     fn raw(ua: &str) -> RawClick {
         RawClick {
@@ -199,21 +168,8 @@ mod tests {
             at_ms: 1_800_000_000_000,
             referrer: String::new(),
             user_agent: ua.into(),
-            client: "203.0.113.0".into(),
+            client: ClientNet::parse("203.0.113.0"),
         }
-    }
-
-    #[test]
-    fn addresses_lose_their_host_part() {
-        assert_eq!(anonymise("203.0.113.77".parse().unwrap()), "203.0.113.0");
-        assert_eq!(
-            anonymise("2001:db8:abcd:12:1:2:3:4".parse().unwrap()),
-            "2001:db8:abcd::"
-        );
-        assert_eq!(
-            anonymise("::ffff:198.51.100.9".parse().unwrap()),
-            "198.51.100.0"
-        );
     }
 
     #[test]
@@ -228,20 +184,17 @@ mod tests {
 
     #[test]
     fn user_agents_become_families_and_bots_are_flagged() {
-        let p = woothee::parser::Parser::new();
-        let chrome = raw("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36").into_record(&p);
+        let mut c = Classifier::new();
+        let chrome = c.record(&raw("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"));
+        let f = &chrome.families;
         assert_eq!(
-            (
-                chrome.browser.as_str(),
-                chrome.os.as_str(),
-                chrome.device.as_str(),
-                chrome.bot
-            ),
+            (f.browser.as_str(), f.os.as_str(), f.device.as_str(), f.bot),
             ("Chrome", "Windows 10", "pc", false)
         );
-        let iphone = raw("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1").into_record(&p);
+        let iphone = c.record(&raw("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"));
+        let f = &iphone.families;
         assert_eq!(
-            (iphone.os.as_str(), iphone.device.as_str(), iphone.bot),
+            (f.os.as_str(), f.device.as_str(), f.bot),
             ("iPhone", "smartphone", false)
         );
         for bot in [
@@ -250,25 +203,39 @@ mod tests {
             "python-requests/2.31",
             "",
         ] {
-            assert!(raw(bot).into_record(&p).bot, "{bot:?}");
+            assert!(c.record(&raw(bot)).families.bot, "{bot:?}");
         }
     }
 
     #[test]
+    fn each_distinct_user_agent_is_parsed_once_and_the_cache_stays_bounded() {
+        let mut c = Classifier::new();
+        for _ in 0..100 {
+            c.record(&raw("curl/8.5.0"));
+            c.record(&raw("Mozilla/5.0 Firefox/121.0"));
+        }
+        assert_eq!(c.parsed, 2);
+        for i in 0..CLASSIFIER_CACHE + 5 {
+            c.record(&raw(&format!("agent/{i}")));
+        }
+        assert!(c.agents.len() <= CLASSIFIER_CACHE);
+    }
+
+    #[test]
     fn the_worker_reduces_the_referrer_header_to_its_host() {
-        let p = woothee::parser::Parser::new();
+        let mut c = Classifier::new();
         let mut click = raw("x");
         click.referrer = "https://News.Example.com/story?id=1".into();
-        assert_eq!(click.into_record(&p).referrer, "news.example.com");
-        assert_eq!(raw("x").into_record(&p).referrer, "", "direct traffic");
+        assert_eq!(&*c.record(&click).referrer, "news.example.com");
+        assert_eq!(&*c.record(&raw("x")).referrer, "", "direct traffic");
     }
 
     #[test]
     fn a_click_counts_on_its_utc_day() {
-        let p = woothee::parser::Parser::new();
+        let mut c = Classifier::new();
         let mut late = raw("x");
         late.at_ms = 1_767_225_599_999; // 2025-12-31T23:59:59.999Z
-        assert_eq!(late.into_record(&p).day.to_string(), "2025-12-31");
+        assert_eq!(c.record(&late).day().to_string(), "2025-12-31");
     }
 
     #[test]

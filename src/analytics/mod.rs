@@ -1,6 +1,7 @@
-//! Click analytics: the redirect path offers a [`event::RawClick`] to a [`queue`]
-//! without waiting; the [`worker`] counts batches exactly once into rollups that the
-//! stats API reads ([`rollup`]).
+//! Click analytics: the redirect path offers a [`RawClick`](crate::domain::click::RawClick)
+//! to a [`queue`] without waiting; the [`worker`] classifies clicks ([`event`]), sums a
+//! window of them and has the click store count it exactly once; the stats API shapes
+//! what the store keeps ([`rollup`]).
 //!
 //! [`Analytics`] owns the running parts and stops them in order: the producer flushes
 //! its buffer to Redis, then the worker drains what is left and commits it.
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use self::queue::{ClickQueue, MemoryQueue, QueueKind, RedisStreamQueue};
 use self::worker::{Worker, WorkerStats};
 use crate::config::Settings;
-use crate::store::LinkStore;
+use crate::store::clicks::ClickStore;
 
 /// The running analytics of one process.
 pub struct Analytics {
@@ -55,11 +56,11 @@ pub fn build_queue(settings: &Settings) -> anyhow::Result<BuiltQueue> {
 
 impl Analytics {
     /// Starts the queue's producer (Redis) and, when asked or when the queue is in
-    /// process, a worker.
+    /// process, a worker into `store`.
     ///
     /// # Errors
     /// When the queue cannot be built.
-    pub fn start(settings: &Settings, store: Arc<dyn LinkStore>) -> anyhow::Result<Self> {
+    pub fn start(settings: &Settings, store: Arc<dyn ClickStore>) -> anyhow::Result<Self> {
         let (queue, redis) = build_queue(settings)?;
         let producer = redis.map(|q| {
             let stop = CancellationToken::new();

@@ -2,14 +2,21 @@
 //!
 //! - [`MemoryQueue`]: a bounded channel inside the process (embedded mode, and any
 //!   single-instance deployment). Lost if the process dies without draining.
-//! - [`RedisStreamQueue`]: a Redis stream with a consumer group: `XADD … MAXLEN ~`,
-//!   `XREADGROUP`, `XACK` only after the database commit, and stale pending entries of
-//!   dead workers taken over with `XAUTOCLAIM`. Survives any worker dying.
+//! - [`RedisStreamQueue`]: a Redis stream with a consumer group. A producer task
+//!   gathers clicks for [`QueueSettings::entry_linger_ms`] (or up to
+//!   [`QueueSettings::entry_clicks`]) and appends them as **one entry** in a compact
+//!   binary encoding ([`encode_entry`]), named by its first click's event ID (the unit
+//!   ID the click store records, which makes a retried `XADD` harmless); workers read entries with
+//!   `XREADGROUP`, `XACK` them only after the database commit, and take over entries of
+//!   dead workers with `XAUTOCLAIM`. Redis appends, delivers and acknowledges an entry
+//!   per few milliseconds, not per click.
 //!
 //! Either way [`ClickQueue::offer`] never waits: the redirect path hands the click to a
 //! bounded in-process buffer with `try_send`, and a full buffer drops the click and
-//! counts it. A redirect never waits on analytics.
+//! counts it. Nothing waits on that buffer either: its consumer (the worker, or the
+//! producer) polls it on a timer, so a click never wakes another thread.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +26,8 @@ use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Mutex};
 
-use super::event::RawClick;
+use crate::domain::click::{ClientNet, RawClick};
+use crate::domain::Snowflake;
 
 /// Which queue (`[queue] kind`).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -40,12 +48,19 @@ pub struct QueueSettings {
     /// Clicks buffered in process before new ones are dropped (both kinds: with Redis it
     /// is the buffer in front of `XADD`).
     pub capacity: usize,
-    /// Redis: approximate most entries the stream keeps (`MAXLEN ~`).
+    /// Redis: approximate most entries the stream keeps (`MAXLEN ~`); each entry holds
+    /// up to `entry_clicks` clicks.
     pub stream_maxlen: u64,
     /// Redis: a pending entry idle this long belongs to a dead worker and is taken over.
+    /// Keep it well above `analytics.flush_interval_ms`: a live worker holds its entries
+    /// that long before acknowledging them.
     pub claim_idle_ms: u64,
     /// Redis: this consumer's name in the group (default: host name and process ID).
     pub consumer: Option<String>,
+    /// Redis: most clicks in one stream entry.
+    pub entry_clicks: usize,
+    /// Redis: how long the producer gathers clicks into one entry, in milliseconds.
+    pub entry_linger_ms: u64,
 }
 
 impl Default for QueueSettings {
@@ -53,9 +68,11 @@ impl Default for QueueSettings {
         Self {
             kind: QueueKind::Memory,
             capacity: 65_536,
-            stream_maxlen: 10_000_000,
+            stream_maxlen: 100_000,
             claim_idle_ms: 30_000,
             consumer: None,
+            entry_clicks: 2_048,
+            entry_linger_ms: 20,
         }
     }
 }
@@ -65,16 +82,17 @@ impl Default for QueueSettings {
 pub enum QueueError {
     #[error("queue unavailable: {0}")]
     Unavailable(String),
-    #[error("this queue can only be consumed in the process that produces it")]
-    NotShared,
 }
 
-/// One click handed to the worker, with what it takes to acknowledge it.
-#[derive(Debug, Clone)]
+/// Clicks handed to the worker, with what it takes to count and acknowledge them.
+#[derive(Debug, Clone, Default)]
 pub struct Delivery {
-    pub click: RawClick,
-    /// The stream entry ID (Redis); `None` for the in-process queue.
+    /// The unit these clicks are counted as, when the producer named one (a stream
+    /// entry). `None` for the in-process queue: the worker names its flush instead.
+    pub unit: Option<Snowflake>,
+    /// The stream entry ID to acknowledge (Redis); `None` in process.
     pub entry: Option<String>,
+    pub clicks: Vec<RawClick>,
 }
 
 /// Counters (exported as metrics).
@@ -82,8 +100,12 @@ pub struct Delivery {
 pub struct QueueStats {
     pub enqueued: AtomicU64,
     pub dropped: AtomicU64,
+    /// Clicks handed to a worker.
     pub delivered: AtomicU64,
+    /// Stream entries acknowledged (Redis).
     pub acked: AtomicU64,
+    /// Redis: stream entries appended.
+    pub entries: AtomicU64,
     /// Redis: entries taken over from dead workers.
     pub reclaimed: AtomicU64,
 }
@@ -94,11 +116,16 @@ pub trait ClickQueue: Send + Sync + 'static {
     /// Offers a click without waiting. Returns false, and counts a drop, when full.
     fn offer(&self, click: RawClick) -> bool;
 
-    /// Up to `max` clicks, waiting at most `wait` for the first.
+    /// Clicks waiting now, up to about `max` of them; when none are, waits up to `wait`
+    /// and looks once more.
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
 
-    /// Marks deliveries done: call only after their clicks are committed.
-    async fn ack(&self, deliveries: &[Delivery]) -> Result<(), QueueError>;
+    /// Marks stream entries done: call only after their clicks are committed.
+    async fn ack(&self, entries: &[String]) -> Result<(), QueueError>;
+
+    /// Whether the queue lives in this process only, so that a stopping worker must
+    /// drain it (the Redis stream outlives the process; its entries wait for a worker).
+    fn in_process(&self) -> bool;
 
     /// Clicks buffered in this process, not yet handed on.
     fn depth(&self) -> u64;
@@ -139,16 +166,10 @@ fn offer_to(tx: &mpsc::Sender<RawClick>, stats: &QueueStats, click: RawClick) ->
     }
 }
 
-/// Takes up to `max` from a channel, waiting at most `wait` for the first.
-async fn take(rx: &mut mpsc::Receiver<RawClick>, max: usize, wait: Duration) -> Vec<RawClick> {
+/// Takes what the channel holds now, up to `max`, without waiting. Never registers a
+/// waker: the senders (redirects) are never asked to wake this side.
+fn drain(rx: &mut mpsc::Receiver<RawClick>, max: usize) -> Vec<RawClick> {
     let mut out = Vec::new();
-    if max == 0 {
-        return out;
-    }
-    match tokio::time::timeout(wait, rx.recv()).await {
-        Ok(Some(first)) => out.push(first),
-        _ => return out,
-    }
     while out.len() < max {
         match rx.try_recv() {
             Ok(c) => out.push(c),
@@ -156,6 +177,20 @@ async fn take(rx: &mut mpsc::Receiver<RawClick>, max: usize, wait: Duration) -> 
         }
     }
     out
+}
+
+/// [`drain`], or after `wait` when the channel is empty now.
+async fn drain_or_wait(
+    rx: &mut mpsc::Receiver<RawClick>,
+    max: usize,
+    wait: Duration,
+) -> Vec<RawClick> {
+    let now = drain(rx, max);
+    if !now.is_empty() || wait.is_zero() {
+        return now;
+    }
+    tokio::time::sleep(wait).await;
+    drain(rx, max)
 }
 
 #[async_trait]
@@ -166,21 +201,26 @@ impl ClickQueue for MemoryQueue {
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
         let mut rx = self.rx.lock().await;
-        let clicks = take(&mut rx, max, wait).await;
+        let clicks = drain_or_wait(&mut rx, max, wait).await;
+        if clicks.is_empty() {
+            return Ok(Vec::new());
+        }
         self.stats
             .delivered
             .fetch_add(clicks.len() as u64, Ordering::Relaxed);
-        Ok(clicks
-            .into_iter()
-            .map(|click| Delivery { click, entry: None })
-            .collect())
+        Ok(vec![Delivery {
+            unit: None,
+            entry: None,
+            clicks,
+        }])
     }
 
-    async fn ack(&self, deliveries: &[Delivery]) -> Result<(), QueueError> {
-        self.stats
-            .acked
-            .fetch_add(deliveries.len() as u64, Ordering::Relaxed);
+    async fn ack(&self, _entries: &[String]) -> Result<(), QueueError> {
         Ok(())
+    }
+
+    fn in_process(&self) -> bool {
+        true
     }
 
     fn depth(&self) -> u64 {
@@ -192,10 +232,108 @@ impl ClickQueue for MemoryQueue {
     }
 }
 
+/// The version byte that starts every encoded entry.
+const ENTRY_V1: u8 = 1;
+
+/// One click of an encoded entry: its strings are indices into the entry's table.
+#[derive(Serialize, Deserialize)]
+struct PackedClick {
+    event_id: u64,
+    link_id: u64,
+    at_ms: u64,
+    referrer: u32,
+    user_agent: u32,
+    client: ClientNet,
+}
+
+/// An encoded entry: every distinct string once, then the clicks (postcard: varints
+/// and length-prefixed strings, about 30 bytes a click besides the strings).
+#[derive(Serialize, Deserialize)]
+struct PackedEntry<'a> {
+    #[serde(borrow)]
+    strings: Vec<&'a str>,
+    clicks: Vec<PackedClick>,
+}
+
+/// Encodes clicks into one stream entry's payload.
+pub fn encode_entry(clicks: &[RawClick]) -> Vec<u8> {
+    let mut index: HashMap<&str, u32> = HashMap::new();
+    let mut strings: Vec<&str> = Vec::new();
+    let mut packed = Vec::with_capacity(clicks.len());
+    for c in clicks {
+        let mut intern = |s| {
+            *index.entry(s).or_insert_with(|| {
+                strings.push(s);
+                (strings.len() - 1) as u32
+            })
+        };
+        let referrer = intern(c.referrer.as_str());
+        let user_agent = intern(c.user_agent.as_str());
+        packed.push(PackedClick {
+            event_id: c.event_id.get(),
+            link_id: c.link_id.get(),
+            at_ms: c.at_ms,
+            referrer,
+            user_agent,
+            client: c.client,
+        });
+    }
+    let entry = PackedEntry {
+        strings,
+        clicks: packed,
+    };
+    postcard::to_extend(&entry, vec![ENTRY_V1]).expect("writing to a Vec cannot fail")
+}
+
+/// Decodes an entry's payload.
+///
+/// # Errors
+/// When it is not an entry of a known version.
+pub fn decode_entry(bytes: &[u8]) -> anyhow::Result<Vec<RawClick>> {
+    let Some((&ENTRY_V1, body)) = bytes.split_first() else {
+        anyhow::bail!("unknown entry version");
+    };
+    let entry: PackedEntry<'_> = postcard::from_bytes(body)?;
+    let text = |i: u32| -> anyhow::Result<String> {
+        entry
+            .strings
+            .get(i as usize)
+            .map(|s| (*s).to_owned())
+            .ok_or_else(|| anyhow::anyhow!("string {i} out of range"))
+    };
+    entry
+        .clicks
+        .iter()
+        .map(|p| {
+            Ok(RawClick {
+                event_id: Snowflake::from_u64(p.event_id)
+                    .ok_or_else(|| anyhow::anyhow!("bad event id"))?,
+                link_id: Snowflake::from_u64(p.link_id)
+                    .ok_or_else(|| anyhow::anyhow!("bad link id"))?,
+                at_ms: p.at_ms,
+                referrer: text(p.referrer)?,
+                user_agent: text(p.user_agent)?,
+                client: p.client,
+            })
+        })
+        .collect()
+}
+
+/// An entry written by versions that put one click per entry, as JSON in field `c`.
+#[derive(Deserialize)]
+struct LegacyClick {
+    event_id: Snowflake,
+    link_id: Snowflake,
+    at_ms: u64,
+    referrer: String,
+    user_agent: String,
+    client: String,
+}
+
 /// The consumer group every worker joins.
 pub const GROUP: &str = "workers";
-/// Clicks per `XADD` pipeline.
-const PRODUCE_BATCH: usize = 512;
+/// Most entries one `XREADGROUP` or `XAUTOCLAIM` asks for.
+const READ_ENTRIES: usize = 64;
 /// How often a worker looks for stale pending entries to take over.
 const CLAIM_EVERY: Duration = Duration::from_secs(1);
 
@@ -206,6 +344,8 @@ pub struct RedisStreamQueue {
     consumer: String,
     maxlen: u64,
     claim_idle_ms: u64,
+    entry_clicks: usize,
+    entry_linger: Duration,
     /// The redirect path's buffer in front of `XADD`.
     tx: mpsc::Sender<RawClick>,
     buffer: Mutex<mpsc::Receiver<RawClick>>,
@@ -218,6 +358,14 @@ pub struct RedisStreamQueue {
 
 fn unavailable(e: impl std::fmt::Display) -> QueueError {
     QueueError::Unavailable(e.to_string())
+}
+
+/// An entry ready to append: its unit ID and payload, kept until Redis has it so that a
+/// retry appends the same unit (which the click store counts once).
+struct Outgoing {
+    unit: Snowflake,
+    payload: Vec<u8>,
+    clicks: usize,
 }
 
 impl RedisStreamQueue {
@@ -242,6 +390,8 @@ impl RedisStreamQueue {
             consumer,
             maxlen: settings.stream_maxlen,
             claim_idle_ms: settings.claim_idle_ms,
+            entry_clicks: settings.entry_clicks.max(1),
+            entry_linger: Duration::from_millis(settings.entry_linger_ms.max(1)),
             tx,
             buffer: Mutex::new(rx),
             consumer_conn: Mutex::new(None),
@@ -256,50 +406,66 @@ impl RedisStreamQueue {
         &self.stream
     }
 
-    /// Moves buffered clicks into the stream until the buffer is empty or `stop` says
-    /// so; retries with backoff while Redis is down (the buffer absorbs, then drops).
+    /// Packs what the buffer holds into entries of at most `entry_clicks`, each named
+    /// by its first click's event ID.
+    async fn pack(&self, out: &mut Vec<Outgoing>) {
+        let mut rx = self.buffer.lock().await;
+        loop {
+            let clicks = drain(&mut rx, self.entry_clicks);
+            let Some(first) = clicks.first() else {
+                return;
+            };
+            let full = clicks.len() == self.entry_clicks;
+            out.push(Outgoing {
+                unit: first.event_id,
+                payload: encode_entry(&clicks),
+                clicks: clicks.len(),
+            });
+            if !full {
+                return;
+            }
+        }
+    }
+
+    /// Every `entry_linger_ms`, packs the buffer into entries and appends them (one
+    /// pipelined round trip); retries with backoff while Redis is down, keeping each
+    /// entry's unit ID (the buffer absorbs new clicks meanwhile, then drops). When
+    /// `stop` fires it pushes what is left once and returns.
     pub async fn run_producer(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         let mut conn: Option<redis::aio::MultiplexedConnection> = None;
-        let mut pending: Vec<RawClick> = Vec::new();
-        let mut backoff = Duration::from_millis(50);
+        let mut pending: Vec<Outgoing> = Vec::new();
+        let mut backoff = Duration::ZERO;
         loop {
+            let stopping = tokio::select! {
+                () = tokio::time::sleep(self.entry_linger.max(backoff)) => false,
+                () = stop.cancelled() => true,
+            };
+            self.pack(&mut pending).await;
             if pending.is_empty() {
-                let mut rx = self.buffer.lock().await;
-                tokio::select! {
-                    batch = take(&mut rx, PRODUCE_BATCH, Duration::from_millis(100)) => pending = batch,
-                    () = stop.cancelled() => {
-                        // Drain what is left without waiting.
-                        pending = take(&mut rx, usize::MAX, Duration::ZERO).await;
-                        drop(rx);
-                        if !pending.is_empty() {
-                            if let Err(e) = self.xadd(&mut conn, &pending).await {
-                                tracing::error!(lost = pending.len(), error = %e, "could not push buffered clicks to Redis at shutdown");
-                            }
-                        }
-                        return;
-                    }
+                if stopping {
+                    return;
                 }
-                if pending.is_empty() {
-                    continue;
-                }
+                continue;
             }
             match self.xadd(&mut conn, &pending).await {
                 Ok(()) => {
                     pending.clear();
-                    backoff = Duration::from_millis(50);
+                    backoff = Duration::ZERO;
                 }
                 Err(e) => {
                     conn = None;
-                    tracing::warn!(buffered = pending.len(), error = %e, "XADD failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        () = stop.cancelled() => {
-                            tracing::error!(lost = pending.len(), "Redis unavailable at shutdown; buffered clicks lost");
-                            return;
-                        }
+                    let clicks: usize = pending.iter().map(|o| o.clicks).sum();
+                    if stopping {
+                        tracing::error!(lost = clicks, error = %e, "Redis unavailable at shutdown; buffered clicks lost");
+                        return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    tracing::warn!(buffered = clicks, error = %e, "XADD failed; retrying");
+                    backoff =
+                        (backoff * 2).clamp(Duration::from_millis(50), Duration::from_secs(2));
                 }
+            }
+            if stopping {
+                return;
             }
         }
     }
@@ -307,7 +473,7 @@ impl RedisStreamQueue {
     async fn xadd(
         &self,
         conn: &mut Option<redis::aio::MultiplexedConnection>,
-        clicks: &[RawClick],
+        entries: &[Outgoing],
     ) -> Result<(), QueueError> {
         if conn.is_none() {
             *conn = Some(
@@ -319,19 +485,24 @@ impl RedisStreamQueue {
         }
         let c = conn.as_mut().expect("connected above");
         let mut pipe = redis::pipe();
-        for click in clicks {
-            let body = serde_json::to_string(click).map_err(unavailable)?;
+        for e in entries {
             pipe.cmd("XADD")
                 .arg(&self.stream)
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(self.maxlen)
                 .arg("*")
-                .arg("c")
-                .arg(body)
+                .arg("u")
+                .arg(e.unit.get())
+                .arg("k")
+                .arg(&e.payload)
                 .ignore();
         }
-        pipe.query_async::<()>(c).await.map_err(unavailable)
+        pipe.query_async::<()>(c).await.map_err(unavailable)?;
+        self.stats
+            .entries
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn consumer(&self) -> Result<redis::aio::MultiplexedConnection, QueueError> {
@@ -369,19 +540,26 @@ impl RedisStreamQueue {
         self.consumer_conn.lock().await.take();
     }
 
-    fn parse_entries(&self, entries: Vec<redis::streams::StreamId>) -> Vec<Delivery> {
+    /// Entries as deliveries. An entry that cannot be read is delivered with no clicks,
+    /// so that it is acknowledged rather than taken over forever.
+    fn parse_entries(entries: Vec<redis::streams::StreamId>) -> Vec<Delivery> {
         entries
             .into_iter()
-            .filter_map(|entry| {
-                let body: Option<String> = entry.get("c");
-                match body.as_deref().map(serde_json::from_str::<RawClick>) {
-                    Some(Ok(click)) => Some(Delivery {
-                        click,
+            .map(|entry| {
+                let parsed = parse_entry(&entry);
+                match parsed {
+                    Ok((unit, clicks)) => Delivery {
+                        unit: Some(unit),
                         entry: Some(entry.id),
-                    }),
-                    _ => {
-                        tracing::warn!(entry = %entry.id, "unreadable click entry skipped");
-                        None
+                        clicks,
+                    },
+                    Err(e) => {
+                        tracing::warn!(entry = %entry.id, error = %e, "unreadable click entry skipped");
+                        Delivery {
+                            unit: None,
+                            entry: Some(entry.id),
+                            clicks: Vec::new(),
+                        }
                     }
                 }
             })
@@ -390,7 +568,7 @@ impl RedisStreamQueue {
 
     /// Entries pending for longer than `claim_idle_ms` with consumers that stopped,
     /// taken over by this one.
-    async fn claim_stale(&self, max: usize) -> Result<Vec<Delivery>, QueueError> {
+    async fn claim_stale(&self) -> Result<Vec<Delivery>, QueueError> {
         let mut conn = self.consumer().await?;
         let reply: redis::streams::StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
             .arg(&self.stream)
@@ -399,16 +577,43 @@ impl RedisStreamQueue {
             .arg(self.claim_idle_ms)
             .arg("0-0")
             .arg("COUNT")
-            .arg(max)
+            .arg(READ_ENTRIES)
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        let claimed = self.parse_entries(reply.claimed);
+        let claimed = Self::parse_entries(reply.claimed);
         self.stats
             .reclaimed
             .fetch_add(claimed.len() as u64, Ordering::Relaxed);
         Ok(claimed)
     }
+}
+
+/// An entry's unit and clicks: the current encoding (`u`, `k`), or the one-click JSON
+/// entries (`c`) of earlier versions, whose unit is the click's own event ID.
+fn parse_entry(entry: &redis::streams::StreamId) -> anyhow::Result<(Snowflake, Vec<RawClick>)> {
+    if let Some(payload) = entry.get::<Vec<u8>>("k") {
+        let unit = entry
+            .get::<u64>("u")
+            .and_then(Snowflake::from_u64)
+            .ok_or_else(|| anyhow::anyhow!("no unit ID"))?;
+        return Ok((unit, decode_entry(&payload)?));
+    }
+    let legacy: String = entry
+        .get("c")
+        .ok_or_else(|| anyhow::anyhow!("neither k nor c"))?;
+    let c: LegacyClick = serde_json::from_str(&legacy)?;
+    Ok((
+        c.event_id,
+        vec![RawClick {
+            event_id: c.event_id,
+            link_id: c.link_id,
+            at_ms: c.at_ms,
+            referrer: c.referrer,
+            user_agent: c.user_agent,
+            client: ClientNet::parse(&c.client),
+        }],
+    ))
 }
 
 #[async_trait]
@@ -418,6 +623,7 @@ impl ClickQueue for RedisStreamQueue {
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        let entries = (max / self.entry_clicks).clamp(1, READ_ENTRIES);
         let result = async {
             let due = {
                 let mut last = self.last_claim.lock().await;
@@ -428,11 +634,11 @@ impl ClickQueue for RedisStreamQueue {
                 due
             };
             if due {
-                let claimed = self.claim_stale(max).await?;
+                let claimed = self.claim_stale().await?;
                 if !claimed.is_empty() {
                     tracing::info!(
-                        claimed = claimed.len(),
-                        "took over clicks of a stopped worker"
+                        entries = claimed.len(),
+                        "took over click entries of a stopped worker"
                     );
                     return Ok(claimed);
                 }
@@ -440,7 +646,7 @@ impl ClickQueue for RedisStreamQueue {
             let mut conn = self.consumer().await?;
             let options = redis::streams::StreamReadOptions::default()
                 .group(GROUP, &self.consumer)
-                .count(max)
+                .count(entries)
                 .block(wait.as_millis().max(1) as usize);
             let reply: Option<redis::streams::StreamReadReply> = conn
                 .xread_options(&[&self.stream], &[">"], &options)
@@ -448,15 +654,16 @@ impl ClickQueue for RedisStreamQueue {
                 .map_err(unavailable)?;
             Ok(reply
                 .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-                .map(|ids| self.parse_entries(ids))
+                .map(Self::parse_entries)
                 .unwrap_or_default())
         }
         .await;
         match result {
             Ok(deliveries) => {
+                let clicks: usize = deliveries.iter().map(|d| d.clicks.len()).sum();
                 self.stats
                     .delivered
-                    .fetch_add(deliveries.len() as u64, Ordering::Relaxed);
+                    .fetch_add(clicks as u64, Ordering::Relaxed);
                 Ok(deliveries)
             }
             Err(e) => {
@@ -466,24 +673,24 @@ impl ClickQueue for RedisStreamQueue {
         }
     }
 
-    async fn ack(&self, deliveries: &[Delivery]) -> Result<(), QueueError> {
-        let ids: Vec<&str> = deliveries
-            .iter()
-            .filter_map(|d| d.entry.as_deref())
-            .collect();
-        if ids.is_empty() {
+    async fn ack(&self, entries: &[String]) -> Result<(), QueueError> {
+        if entries.is_empty() {
             return Ok(());
         }
         let mut conn = self.consumer().await?;
         let acked: u64 = redis::cmd("XACK")
             .arg(&self.stream)
             .arg(GROUP)
-            .arg(&ids)
+            .arg(entries)
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
         self.stats.acked.fetch_add(acked, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn in_process(&self) -> bool {
+        false
     }
 
     fn depth(&self) -> u64 {
@@ -507,8 +714,42 @@ mod tests {
             at_ms: 1_800_000_000_000,
             referrer: String::new(),
             user_agent: String::new(),
-            client: String::new(),
+            client: ClientNet::Unknown,
         }
+    }
+
+    fn clicks(d: &[Delivery]) -> usize {
+        d.iter().map(|d| d.clicks.len()).sum()
+    }
+
+    #[test]
+    fn an_entry_decodes_to_the_clicks_it_was_made_of_and_is_compact() {
+        let mut batch: Vec<RawClick> = (0..500).map(click).collect();
+        for (i, c) in batch.iter_mut().enumerate() {
+            c.user_agent = format!("agent/{}", i % 3);
+            c.referrer = if i % 2 == 0 {
+                "https://a.example/x".into()
+            } else {
+                String::new()
+            };
+            c.client = ClientNet::parse("203.0.113.9");
+        }
+        let payload = encode_entry(&batch);
+        assert_eq!(decode_entry(&payload).unwrap(), batch);
+        let json: usize = batch
+            .iter()
+            .map(|c| serde_json::to_string(c).unwrap().len())
+            .sum();
+        assert!(
+            payload.len() * 5 < json,
+            "{} bytes against {json} as JSON",
+            payload.len()
+        );
+        assert!(decode_entry(&payload[1..]).is_err(), "no version byte");
+        assert!(
+            decode_entry(&payload[..payload.len() / 2]).is_err(),
+            "cut short"
+        );
     }
 
     #[tokio::test]
@@ -519,7 +760,7 @@ mod tests {
         assert_eq!(q.stats().dropped.load(Ordering::Relaxed), 7);
         assert_eq!(q.depth(), 3);
         let got = q.receive(10, Duration::from_millis(10)).await.unwrap();
-        assert_eq!(got.len(), 3);
+        assert_eq!(clicks(&got), 3);
         assert_eq!(q.depth(), 0);
     }
 

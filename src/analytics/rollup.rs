@@ -1,56 +1,11 @@
-//! Turning a batch of newly inserted clicks into rollup increments, and rollup rows
-//! into the stats the API shows. Shared by both stores.
+//! The stats the API shows, shaped from the per-day counts a click store keeps.
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::event::ClickRecord;
-use crate::domain::Snowflake;
-
-/// The dimensions counted per link and day.
-pub const DIMENSIONS: [&str; 4] = ["referrer", "browser", "os", "device"];
-
-/// Increments for the rollup tables, sorted by key so that concurrent writers take row
-/// locks in the same order and cannot deadlock.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Increments {
-    /// (link, day) → (clicks, bot clicks).
-    pub daily: BTreeMap<(Snowflake, NaiveDate), (i64, i64)>,
-    /// (link, dimension, day, value) → clicks.
-    pub dims: BTreeMap<(Snowflake, &'static str, NaiveDate, String), i64>,
-}
-
-impl Increments {
-    /// Adds up `clicks` (only the ones actually inserted).
-    pub fn of<'a>(clicks: impl IntoIterator<Item = &'a ClickRecord>) -> Self {
-        let mut inc = Self::default();
-        for c in clicks {
-            let daily = inc.daily.entry((c.link_id, c.day)).or_default();
-            daily.0 += 1;
-            daily.1 += i64::from(c.bot);
-            for (dim, value) in DIMENSIONS
-                .iter()
-                .zip([&c.referrer, &c.browser, &c.os, &c.device])
-            {
-                *inc.dims
-                    .entry((c.link_id, *dim, c.day, value.clone()))
-                    .or_default() += 1;
-            }
-        }
-        inc
-    }
-}
-
-/// Rollup rows for one link over a range of days, as read from a store.
-#[derive(Debug, Default, Clone)]
-pub struct RollupRows {
-    /// (day, clicks, bot clicks), any order, days without clicks absent.
-    pub daily: Vec<(NaiveDate, i64, i64)>,
-    /// (dimension, value, clicks summed over the range).
-    pub dims: Vec<(String, String, i64)>,
-}
+use crate::domain::click::{DayCounts, ValueCounts, OTHER};
 
 /// One day of the series.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -89,12 +44,19 @@ pub const TOP: usize = 10;
 impl Stats {
     /// Shapes rollup rows into the API's stats: the full daily series and the top
     /// values of each dimension (most clicks first, ties by name).
-    pub fn build(from: NaiveDate, to: NaiveDate, rows: RollupRows) -> Self {
-        let by_day: BTreeMap<NaiveDate, (i64, i64)> = rows
-            .daily
-            .into_iter()
-            .map(|(d, t, b)| (d, (t, b)))
-            .collect();
+    pub fn build(from: NaiveDate, to: NaiveDate, days: Vec<(NaiveDate, DayCounts)>) -> Self {
+        let mut by_day: BTreeMap<NaiveDate, (i64, i64)> = BTreeMap::new();
+        let mut dims: [ValueCounts; 4] = Default::default();
+        for (day, counts) in &days {
+            let d = by_day.entry(*day).or_default();
+            d.0 += counts.total;
+            d.1 += counts.bots;
+            for (sum, (_, values)) in dims.iter_mut().zip(counts.dims.each()) {
+                for (value, n) in values {
+                    *sum.entry(value.clone()).or_default() += n;
+                }
+            }
+        }
         let daily: Vec<Day> = from
             .iter_days()
             .take_while(|d| *d <= to)
@@ -105,13 +67,11 @@ impl Stats {
             .collect();
         let total: i64 = daily.iter().map(|d| d.total).sum();
         let bots: i64 = daily.iter().map(|d| d.bots).sum();
-        let top = |dim: &str| {
-            let mut counts: Vec<Count> = rows
-                .dims
+        let top = |i: usize| {
+            let mut counts: Vec<Count> = dims[i]
                 .iter()
-                .filter(|(d, _, _)| d == dim)
-                .map(|(_, value, total)| Count {
-                    value: if dim == "referrer" && value.is_empty() {
+                .map(|(value, total)| Count {
+                    value: if i == 0 && value.is_empty() {
                         "(direct)".into()
                     } else {
                         value.clone()
@@ -119,7 +79,14 @@ impl Stats {
                     total: *total,
                 })
                 .collect();
-            counts.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.value.cmp(&b.value)));
+            // Most clicks first, ties by name; what the per-day cap folded away comes
+            // last whatever its count, as it is not one value.
+            counts.sort_by(|a, b| {
+                (a.value == OTHER)
+                    .cmp(&(b.value == OTHER))
+                    .then_with(|| b.total.cmp(&a.total))
+                    .then_with(|| a.value.cmp(&b.value))
+            });
             counts.truncate(TOP);
             counts
         };
@@ -129,10 +96,10 @@ impl Stats {
             total,
             humans: total - bots,
             bots,
-            referrers: top("referrer"),
-            browsers: top("browser"),
-            os: top("os"),
-            devices: top("device"),
+            referrers: top(0),
+            browsers: top(1),
+            os: top(2),
+            devices: top(3),
             daily,
         }
     }
@@ -146,17 +113,37 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn counts(total: i64, bots: i64, dims: &[(usize, &str, i64)]) -> DayCounts {
+        let mut c = DayCounts {
+            total,
+            bots,
+            ..DayCounts::default()
+        };
+        for (i, value, n) in dims {
+            let map = match i {
+                0 => &mut c.dims.referrer,
+                1 => &mut c.dims.browser,
+                2 => &mut c.dims.os,
+                _ => &mut c.dims.device,
+            };
+            map.insert((*value).into(), *n);
+        }
+        c
+    }
+
     #[test]
     fn the_series_has_every_day_of_the_range() {
-        let rows = RollupRows {
-            daily: vec![(d("2026-01-03"), 5, 1), (d("2026-01-01"), 2, 0)],
-            dims: vec![
-                ("referrer".into(), "".into(), 4),
-                ("referrer".into(), "a.example".into(), 3),
-                ("browser".into(), "Chrome".into(), 7),
-            ],
-        };
-        let s = Stats::build(d("2025-12-31"), d("2026-01-03"), rows);
+        let days = vec![
+            (
+                d("2026-01-03"),
+                counts(5, 1, &[(0, "", 2), (0, "a.example", 3), (1, "Chrome", 5)]),
+            ),
+            (
+                d("2026-01-01"),
+                counts(2, 0, &[(0, "", 2), (1, "Chrome", 2)]),
+            ),
+        ];
+        let s = Stats::build(d("2025-12-31"), d("2026-01-03"), days);
         let series: Vec<_> = s
             .daily
             .iter()
@@ -180,6 +167,22 @@ mod tests {
             }
         );
         assert_eq!(s.browsers.len(), 1);
+        assert_eq!(s.browsers[0].total, 7, "summed over the days");
         assert!(s.os.is_empty());
+    }
+
+    #[test]
+    fn what_the_cap_folded_away_is_listed_last() {
+        let days = vec![(
+            d("2026-01-01"),
+            counts(
+                9,
+                0,
+                &[(0, OTHER, 5), (0, "a.example", 3), (0, "b.example", 1)],
+            ),
+        )];
+        let s = Stats::build(d("2026-01-01"), d("2026-01-01"), days);
+        let order: Vec<&str> = s.referrers.iter().map(|c| c.value.as_str()).collect();
+        assert_eq!(order, ["a.example", "b.example", OTHER]);
     }
 }

@@ -1,20 +1,22 @@
-//! The analytics worker: takes clicks off the queue in batches (by size and by time),
-//! derives their families, and has the store count them exactly once; acknowledges
-//! only after the commit. Also prunes raw events past their retention.
+//! The analytics worker: gathers clicks off the queue for a window
+//! (`flush_interval_ms`, or until `batch_size` clicks), classifies them (each distinct
+//! user agent once), and has the click store count the window as a whole: summed per
+//! link and day in process, one row write per (link, day) per flush, exactly once per
+//! unit. Acknowledges stream entries only after the commit. Also prunes raw events and
+//! old unit IDs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use std::collections::HashMap;
-
-use super::event::{classify, Families};
+use super::event::Classifier;
 use super::queue::{ClickQueue, Delivery};
-use crate::store::LinkStore;
+use crate::domain::click::{ClickRecord, ClickUnit};
+use crate::store::clicks::ClickStore;
 
 /// Worker settings (`[analytics]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,12 +27,21 @@ pub struct AnalyticsSettings {
     /// Whether `serve` runs a worker in process (always in the memory queue mode; with
     /// Redis Streams, turn it off when `shortener worker` runs separately).
     pub worker_in_serve: bool,
-    /// Most clicks written in one batch.
+    /// Most clicks summed into one flush (a bound on the worker's memory).
     pub batch_size: usize,
-    /// Longest a click waits in a partial batch, in milliseconds.
+    /// The window: how long clicks are summed in process before they are written, in
+    /// milliseconds. Stats lag clicks by about this much; a longer window writes a
+    /// link clicked often once instead of many times.
     pub flush_interval_ms: u64,
-    /// Raw click events older than this are deleted (the rollups stay), in days.
+    /// Share of clicks whose raw event is kept (0 = none, the default; 1 = all),
+    /// sampled by event ID. Counts never depend on it.
+    pub raw_events: f64,
+    /// Raw click events older than this are deleted (the counts stay), in days.
     pub retention_days: u32,
+    /// How long the IDs of counted units are remembered, in hours: a unit delivered
+    /// again later than this (say, a stream entry left pending that long after its
+    /// commit) would be counted twice.
+    pub unit_retention_hours: u32,
     /// How often retention runs, in seconds.
     pub prune_every_s: u64,
 }
@@ -40,9 +51,11 @@ impl Default for AnalyticsSettings {
         Self {
             enabled: true,
             worker_in_serve: true,
-            batch_size: 5_000,
-            flush_interval_ms: 200,
+            batch_size: 100_000,
+            flush_interval_ms: 5_000,
+            raw_events: 0.0,
             retention_days: 90,
+            unit_retention_hours: 24,
             prune_every_s: 3_600,
         }
     }
@@ -51,18 +64,22 @@ impl Default for AnalyticsSettings {
 /// Counters (exported as metrics).
 #[derive(Debug, Default)]
 pub struct WorkerStats {
-    /// Batches committed.
+    /// Flushes committed.
     pub batches: AtomicU64,
-    /// Clicks counted (newly inserted).
+    /// Clicks counted.
     pub counted: AtomicU64,
     /// Clicks delivered again after they were counted (redelivery), not counted twice.
     pub duplicates: AtomicU64,
-    /// Batches that failed and were left for redelivery.
+    /// Flushes that failed and were retried or left for redelivery.
     pub failures: AtomicU64,
-    /// Milliseconds between the newest click of the last batch and its commit.
+    /// Milliseconds between the newest click of the last flush and its commit.
     pub lag_ms: AtomicU64,
     /// Raw events removed by retention.
     pub pruned: AtomicU64,
+    /// Rows of per-link, per-day counts written.
+    pub rows: AtomicU64,
+    /// Raw events kept.
+    pub events: AtomicU64,
 }
 
 /// Whether a batch is acknowledged after its commit (tests skip it to play a worker
@@ -73,12 +90,42 @@ pub enum Ack {
     Never,
 }
 
+/// One flush: the units gathered, and the stream entries to acknowledge after it.
+#[derive(Debug, Default)]
+pub struct Batch {
+    units: Vec<ClickUnit>,
+    /// Clicks of the in-process queue, not yet a unit (see [`Worker::seal`]).
+    loose: Vec<ClickRecord>,
+    entries: Vec<String>,
+    clicks: usize,
+}
+
+impl Batch {
+    /// Clicks held.
+    pub fn len(&self) -> usize {
+        self.clicks
+    }
+
+    /// Whether there is nothing to count or acknowledge.
+    pub fn is_empty(&self) -> bool {
+        self.clicks == 0 && self.entries.is_empty()
+    }
+
+    /// The units, once sealed.
+    pub fn units(&self) -> &[ClickUnit] {
+        &self.units
+    }
+}
+
+/// How often a gathering worker looks at the queue.
+const TICK: Duration = Duration::from_millis(100);
+
 /// Counts clicks.
 pub struct Worker {
     queue: Arc<dyn ClickQueue>,
-    store: Arc<dyn LinkStore>,
+    store: Arc<dyn ClickStore>,
     settings: AnalyticsSettings,
-    parser: woothee::parser::Parser,
+    classifier: Mutex<Classifier>,
     stats: Arc<WorkerStats>,
 }
 
@@ -86,14 +133,14 @@ impl Worker {
     /// A worker from `queue` into `store`.
     pub fn new(
         queue: Arc<dyn ClickQueue>,
-        store: Arc<dyn LinkStore>,
+        store: Arc<dyn ClickStore>,
         settings: AnalyticsSettings,
     ) -> Self {
         Self {
             queue,
             store,
             settings,
-            parser: woothee::parser::Parser::new(),
+            classifier: Mutex::new(Classifier::new()),
             stats: Arc::new(WorkerStats::default()),
         }
     }
@@ -103,95 +150,132 @@ impl Worker {
         &self.stats
     }
 
-    /// Gathers one batch: waits for a first click up to `flush_interval`, then keeps
-    /// taking until `batch_size` or until the interval since the first has passed. When
-    /// `stop` fires it returns what it holds at once: a batch in hand is never dropped.
-    pub async fn gather(&self, stop: &CancellationToken) -> Vec<Delivery> {
-        let interval = Duration::from_millis(self.settings.flush_interval_ms);
-        let max = self.settings.batch_size;
-        let first = tokio::select! {
-            r = self.queue.receive(max, interval) => r,
-            () = stop.cancelled() => return Vec::new(),
+    fn add(&self, batch: &mut Batch, deliveries: Vec<Delivery>) {
+        let Ok(mut classifier) = self.classifier.lock() else {
+            return;
         };
-        let mut batch = match first {
-            Ok(b) => b,
+        for d in deliveries {
+            batch.clicks += d.clicks.len();
+            let records = d.clicks.iter().map(|c| classifier.record(c));
+            match d.unit {
+                Some(id) => batch.units.push(ClickUnit {
+                    id,
+                    clicks: records.collect(),
+                }),
+                None => batch.loose.extend(records),
+            }
+            batch.entries.extend(d.entry);
+        }
+    }
+
+    /// Makes the in-process clicks of `batch` one unit. Its ID is its first click's
+    /// event ID: unique (that click is in no other unit), stable across retries of the
+    /// flush (which then count nothing twice), and a Snowflake of the click's time.
+    fn seal(batch: &mut Batch) {
+        if let Some(first) = batch.loose.first() {
+            let id = first.event_id;
+            let clicks = std::mem::take(&mut batch.loose);
+            batch.units.push(ClickUnit { id, clicks });
+        }
+    }
+
+    async fn receive(&self, batch: &mut Batch, wait: Duration) -> bool {
+        let room = self.settings.batch_size.saturating_sub(batch.len()).max(1);
+        match self.queue.receive(room, wait).await {
+            Ok(d) => {
+                let got = !d.is_empty();
+                self.add(batch, d);
+                got
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "click queue unavailable");
-                tokio::select! {
-                    () = tokio::time::sleep(interval) => {}
-                    () = stop.cancelled() => {}
-                }
-                return Vec::new();
-            }
-        };
-        let started = Instant::now();
-        while !batch.is_empty() && batch.len() < max {
-            let left = interval.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                break;
-            }
-            let more = tokio::select! {
-                r = self.queue.receive(max - batch.len(), left) => r,
-                () = stop.cancelled() => break,
-            };
-            match more {
-                Ok(more) if more.is_empty() => break,
-                Ok(more) => batch.extend(more),
-                Err(_) => break,
+                tokio::time::sleep(wait).await;
+                false
             }
         }
+    }
+
+    /// Gathers one flush: looks at the queue every 100 ms (or the window, if shorter)
+    /// until a first click arrives, then keeps taking until `batch_size` clicks or until
+    /// the window since the first has passed. When `stop` fires it returns what it holds
+    /// at once: a batch in hand is never dropped.
+    pub async fn gather(&self, stop: &CancellationToken) -> Batch {
+        let window = Duration::from_millis(self.settings.flush_interval_ms);
+        let tick = TICK.min(window).max(Duration::from_millis(1));
+        let mut batch = Batch::default();
+        loop {
+            tokio::select! {
+                _ = self.receive(&mut batch, tick) => {}
+                () = stop.cancelled() => break,
+            }
+            if !batch.is_empty() {
+                break;
+            }
+        }
+        let started = Instant::now();
+        while !batch.is_empty() && batch.len() < self.settings.batch_size {
+            let left = window.saturating_sub(started.elapsed());
+            if left.is_zero() || stop.is_cancelled() {
+                break;
+            }
+            tokio::select! {
+                _ = self.receive(&mut batch, left.min(tick)) => {}
+                () = stop.cancelled() => break,
+            }
+        }
+        Self::seal(&mut batch);
         batch
     }
 
-    /// Counts a batch in one transaction per shard, then acknowledges it.
+    /// Counts a batch (one transaction per shard), then acknowledges its entries.
+    /// Returns the clicks counted.
     ///
     /// # Errors
-    /// When the store fails: nothing is acknowledged, so the batch is delivered again
-    /// (Redis) or, in process, retried by the caller.
-    pub async fn process(&self, batch: &[Delivery], ack: Ack) -> anyhow::Result<u64> {
+    /// When the store or the acknowledgement fails: counted units stay counted, and a
+    /// retry or a redelivery of the batch counts nothing twice.
+    pub async fn process(&self, batch: &Batch, ack: Ack) -> anyhow::Result<u64> {
         if batch.is_empty() {
             return Ok(0);
         }
-        let mut families: HashMap<&str, Families> = HashMap::new();
-        let records: Vec<_> = batch
+        let newest = batch
+            .units
             .iter()
-            .map(|d| {
-                let ua = d.click.user_agent.as_str();
-                let f = families
-                    .entry(ua)
-                    .or_insert_with(|| classify(&self.parser, ua));
-                d.click.clone().into_record_with(f)
-            })
-            .collect();
-        let newest = records.iter().map(|r| r.at).max();
-        let counted = self.store.record_clicks(&records).await?;
+            .flat_map(|u| u.clicks.iter().map(|c| c.at_ms))
+            .max();
+        let recorded = if batch.units.is_empty() {
+            Default::default()
+        } else {
+            self.store.record(&batch.units).await?
+        };
         if ack == Ack::AfterCommit {
-            self.queue.ack(batch).await?;
+            self.queue.ack(&batch.entries).await?;
         }
-        self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        self.stats.counted.fetch_add(counted, Ordering::Relaxed);
-        self.stats
-            .duplicates
-            .fetch_add(records.len() as u64 - counted, Ordering::Relaxed);
+        let s = &self.stats;
+        s.batches.fetch_add(1, Ordering::Relaxed);
+        s.counted.fetch_add(recorded.counted, Ordering::Relaxed);
+        s.duplicates
+            .fetch_add(recorded.duplicates, Ordering::Relaxed);
+        s.rows.fetch_add(recorded.rows, Ordering::Relaxed);
+        s.events.fetch_add(recorded.events, Ordering::Relaxed);
         if let Some(newest) = newest {
-            let lag = (Utc::now() - newest).num_milliseconds().max(0) as u64;
-            self.stats.lag_ms.store(lag, Ordering::Relaxed);
+            let lag = (Utc::now().timestamp_millis() as u64).saturating_sub(newest);
+            s.lag_ms.store(lag, Ordering::Relaxed);
         }
-        Ok(counted)
+        Ok(recorded.counted)
     }
 
-    async fn process_with_retry(&self, batch: Vec<Delivery>, stop: &CancellationToken) {
+    async fn process_with_retry(&self, batch: Batch, stop: &CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.process(&batch, Ack::AfterCommit).await {
                 Ok(_) => return,
                 Err(e) => {
                     self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(clicks = batch.len(), error = %format!("{e:#}"), "click batch failed; retrying");
+                    tracing::warn!(clicks = batch.len(), error = %format!("{e:#}"), "click flush failed; retrying");
                     // With Redis the entries stay pending and another worker can take
                     // them; in process, this worker is the only holder, so it retries
                     // until it succeeds or is told to stop.
-                    if stop.is_cancelled() && batch.iter().all(|d| d.entry.is_some()) {
+                    if stop.is_cancelled() && !self.queue.in_process() {
                         return;
                     }
                     tokio::time::sleep(backoff).await;
@@ -199,7 +283,7 @@ impl Worker {
                     if stop.is_cancelled() && backoff >= Duration::from_secs(5) {
                         tracing::error!(
                             lost = batch.len(),
-                            "giving up on a click batch at shutdown"
+                            "giving up on a click flush at shutdown"
                         );
                         return;
                     }
@@ -208,8 +292,8 @@ impl Worker {
         }
     }
 
-    /// Runs until `stop`, then drains what the queue still holds in this process,
-    /// counts it and returns.
+    /// Runs until `stop`, then counts the batch in hand and, for an in-process queue,
+    /// everything it still holds, and returns.
     pub async fn run(&self, stop: CancellationToken) {
         let prune_every = Duration::from_secs(self.settings.prune_every_s.max(1));
         let mut last_prune = Instant::now();
@@ -221,16 +305,16 @@ impl Worker {
                 self.prune().await;
             }
         }
-        // Drain: everything already queued is counted before the process exits.
-        loop {
-            let batch = match self
-                .queue
-                .receive(self.settings.batch_size, Duration::from_millis(1))
-                .await
-            {
-                Ok(b) if !b.is_empty() => b,
-                _ => break,
-            };
+        // Drain: everything already queued in this process is counted before it exits.
+        while self.queue.in_process() {
+            let mut batch = Batch::default();
+            while batch.len() < self.settings.batch_size
+                && self.receive(&mut batch, Duration::ZERO).await
+            {}
+            if batch.is_empty() {
+                break;
+            }
+            Self::seal(&mut batch);
             self.process_with_retry(batch, &stop).await;
         }
         tracing::info!(
@@ -239,14 +323,17 @@ impl Worker {
         );
     }
 
-    /// Deletes raw events past the retention (rollups are untouched).
+    /// Deletes raw events past the retention and unit IDs past theirs (the counts are
+    /// untouched).
     pub async fn prune(&self) {
-        let before = Utc::now() - chrono::Duration::days(i64::from(self.settings.retention_days));
-        match self.store.prune_clicks(before).await {
+        let now = Utc::now();
+        let events = now - chrono::Duration::days(i64::from(self.settings.retention_days));
+        let units = now - chrono::Duration::hours(i64::from(self.settings.unit_retention_hours));
+        match self.store.prune(events, units).await {
             Ok(n) => {
                 self.stats.pruned.fetch_add(n, Ordering::Relaxed);
                 if n > 0 {
-                    tracing::info!(removed = n, %before, "pruned raw click events");
+                    tracing::info!(removed = n, before = %events, "pruned raw click events");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "pruning click events failed"),

@@ -5,8 +5,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::AppState;
-use crate::analytics::event::{anonymise, clip, RawClick, MAX_REFERRER_HEADER, MAX_USER_AGENT};
+use crate::analytics::event::clip;
 use crate::analytics::queue::ClickQueue;
+use crate::domain::click::{ClientNet, RawClick, MAX_REFERRER_HEADER, MAX_USER_AGENT};
 use crate::domain::{RedirectKind, Snowflake};
 use crate::error::ApiError;
 
@@ -35,7 +36,7 @@ fn offer_click(req: &HttpRequest, state: &AppState, queue: &dyn ClickQueue, link
         user_agent: clip(text(header::USER_AGENT).unwrap_or_default(), MAX_USER_AGENT),
         client: req
             .peer_addr()
-            .map(|a| anonymise(a.ip()))
+            .map(|a| ClientNet::of(a.ip()))
             .unwrap_or_default(),
     });
 }

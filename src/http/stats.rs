@@ -90,10 +90,9 @@ pub async fn stats(
             format!("a range covers at most {MAX_RANGE_DAYS} days"),
         ));
     }
-    let link = state.links.find_for(&caller, &code).await?;
-    let rows = state.links.store().click_rollups(link.id, from, to).await?;
+    let (link, days) = state.links.clicks(&caller, &code, from, to).await?;
     Ok(HttpResponse::Ok().json(Body {
         code: link.code(),
-        stats: Stats::build(from, to, rows),
+        stats: Stats::build(from, to, days),
     }))
 }

@@ -1,18 +1,18 @@
-//! Where links are kept. One trait, [`LinkStore`], with two implementations: the
-//! range-sharded PostgreSQL of the distributed mode ([`postgres`]) and the single SQLite
-//! file of the embedded mode ([`sqlite`]). The contract tests in `tests/contract.rs` run
-//! the same functions against each.
+//! Where links are kept ([`LinkStore`]) and where clicks are counted
+//! ([`clicks::ClickStore`]), each trait with two implementations: the range-sharded
+//! PostgreSQL of the distributed mode ([`postgres`]) and the SQLite files of the
+//! embedded mode ([`sqlite`]). The contract tests in `tests/contract.rs` run the same
+//! functions against each.
 
+pub mod clicks;
 pub mod postgres;
 pub mod shard_map;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::analytics::event::ClickRecord;
-use crate::analytics::rollup::RollupRows;
 use crate::domain::{Link, Snowflake, TenantId};
 
 /// What can go wrong in storage, sorted by what the caller should do about it.
@@ -60,7 +60,10 @@ pub struct PartHealth {
 /// One connection pool's state.
 #[derive(Debug, Clone)]
 pub struct PoolStatus {
+    /// The part (shard) it connects to.
     pub name: String,
+    /// What it serves: `links` or `clicks`.
+    pub pool: &'static str,
     pub size: usize,
     pub available: usize,
     pub waiting: usize,
@@ -115,23 +118,6 @@ pub trait LinkStore: Send + Sync + 'static {
 
     /// Asks every part for a trivial answer, for `/readyz`.
     async fn health(&self) -> Vec<PartHealth>;
-
-    /// Counts clicks exactly once: each raw event is inserted unless its event ID is
-    /// already stored, and exactly the inserted ones are added to the rollups, in one
-    /// transaction per part. Returns how many were inserted. A click whose link lies
-    /// outside every range is skipped.
-    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<u64, StoreError>;
-
-    /// The rollup rows of one link over the days `[from, to]`.
-    async fn click_rollups(
-        &self,
-        link: Snowflake,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<RollupRows, StoreError>;
-
-    /// Deletes raw click events from before `before` (rollups stay); returns how many.
-    async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// The live (not deleted) links of `tenant` with IDs below `before` (all when
     /// `None`), newest first, at most `limit`.

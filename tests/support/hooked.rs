@@ -1,15 +1,15 @@
-//! A store wrapper for tests: counts the reads that reach the store, and can hold click
-//! writes at a gate (a worker stuck on a slow database).
+//! Store wrappers for tests: one counts the reads that reach the links' store, the
+//! other holds click writes at a gate (a worker stuck on a slow database).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use shortener::analytics::event::ClickRecord;
-use shortener::analytics::rollup::RollupRows;
+use shortener::domain::click::{ClickUnit, DayCounts};
 use shortener::domain::{Link, Snowflake, TenantId};
-use shortener::startup::StoreLayer;
+use shortener::startup::{ClickLayer, StoreLayer};
+use shortener::store::clicks::{ClickStore, Recorded};
 use shortener::store::{KeyRecord, LinkStore, PartHealth, StoreError};
 use tokio::sync::Semaphore;
 
@@ -17,7 +17,6 @@ use tokio::sync::Semaphore;
 pub struct HookedStore {
     inner: Arc<dyn LinkStore>,
     loads: Arc<AtomicU64>,
-    click_gate: Option<Arc<Semaphore>>,
 }
 
 impl HookedStore {
@@ -29,24 +28,47 @@ impl HookedStore {
             Arc::new(HookedStore {
                 inner,
                 loads: counter,
-                click_gate: None,
             })
         });
         (layer, loads)
     }
+}
 
+/// Wraps a click store: every write needs a permit of a gate.
+pub struct HookedClicks {
+    inner: Arc<dyn ClickStore>,
+    gate: Arc<Semaphore>,
+}
+
+impl HookedClicks {
     /// A layer whose click writes each need a permit of the returned semaphore.
-    pub fn gated() -> (StoreLayer, Arc<Semaphore>) {
+    pub fn gated() -> (ClickLayer, Arc<Semaphore>) {
         let gate = Arc::new(Semaphore::new(0));
         let g = gate.clone();
-        let layer: StoreLayer = Box::new(move |inner| {
-            Arc::new(HookedStore {
-                inner,
-                loads: Arc::default(),
-                click_gate: Some(g),
-            })
-        });
+        let layer: ClickLayer = Box::new(move |inner| Arc::new(HookedClicks { inner, gate: g }));
         (layer, gate)
+    }
+}
+
+#[async_trait]
+impl ClickStore for HookedClicks {
+    async fn record(&self, units: &[ClickUnit]) -> Result<Recorded, StoreError> {
+        let _pass = self.gate.acquire().await.expect("gate open");
+        self.inner.record(units).await
+    }
+    async fn days(
+        &self,
+        link: Snowflake,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, DayCounts)>, StoreError> {
+        self.inner.days(link, from, to).await
+    }
+    async fn prune(&self, events: DateTime<Utc>, units: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.prune(events, units).await
+    }
+    async fn health(&self) -> Vec<PartHealth> {
+        self.inner.health().await
     }
 }
 
@@ -71,24 +93,6 @@ impl LinkStore for HookedStore {
     }
     async fn health(&self) -> Vec<PartHealth> {
         self.inner.health().await
-    }
-    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<u64, StoreError> {
-        let _pass = match &self.click_gate {
-            Some(gate) => Some(gate.acquire().await.expect("gate open")),
-            None => None,
-        };
-        self.inner.record_clicks(clicks).await
-    }
-    async fn click_rollups(
-        &self,
-        link: Snowflake,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<RollupRows, StoreError> {
-        self.inner.click_rollups(link, from, to).await
-    }
-    async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.inner.prune_clicks(before).await
     }
     async fn list_links(
         &self,

@@ -13,7 +13,7 @@ use reqwest::{Method, Response};
 use serde_json::Value;
 use shortener::config::{Settings, ShardSettings};
 use shortener::domain::ManualClock;
-use shortener::startup::{Application, Hooks, StoreLayer};
+use shortener::startup::{Application, ClickLayer, Hooks, StoreLayer};
 use shortener::store::postgres::migrate_url;
 use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
@@ -241,7 +241,7 @@ impl TestApp {
         manual: Arc<ManualClock>,
         clock: Arc<dyn shortener::domain::Clock>,
     ) -> anyhow::Result<Self> {
-        Self::try_spawn_with(settings, manual, clock, None).await
+        Self::try_spawn_with(settings, manual, clock, None, None).await
     }
 
     /// Builds and starts an app whose store is wrapped by `layer`.
@@ -250,7 +250,18 @@ impl TestApp {
         clock: Arc<ManualClock>,
         layer: StoreLayer,
     ) -> Self {
-        Self::try_spawn_with(settings, clock.clone(), clock, Some(layer))
+        Self::try_spawn_with(settings, clock.clone(), clock, Some(layer), None)
+            .await
+            .expect("app builds")
+    }
+
+    /// Builds and starts an app whose click store is wrapped by `layer`.
+    pub async fn spawn_click_layered(
+        settings: Settings,
+        clock: Arc<ManualClock>,
+        layer: ClickLayer,
+    ) -> Self {
+        Self::try_spawn_with(settings, clock.clone(), clock, None, Some(layer))
             .await
             .expect("app builds")
     }
@@ -260,6 +271,7 @@ impl TestApp {
         manual: Arc<ManualClock>,
         clock: Arc<dyn shortener::domain::Clock>,
         store_layer: Option<StoreLayer>,
+        click_layer: Option<ClickLayer>,
     ) -> anyhow::Result<Self> {
         if std::env::var_os("TEST_LOG").is_some() {
             shortener::telemetry::init(&settings.log);
@@ -267,6 +279,7 @@ impl TestApp {
         let hooks = Hooks {
             clock: Some(clock),
             store_layer,
+            click_layer,
         };
         let app = Application::build_with(settings.clone(), hooks).await?;
         let address = format!("http://127.0.0.1:{}", app.port());

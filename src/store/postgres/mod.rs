@@ -4,21 +4,21 @@
 //! Each shard is a bulkhead: its own pool, its own timeouts, and errors that name it. A
 //! shard that is down fails only the links on it; the rest keep being served.
 
+mod clicks;
 mod migrate;
 mod shard;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
+pub use clicks::ShardedClicks;
 pub use migrate::{latest_version, migrate_all, migrate_url, schema_version};
 pub use shard::Shard;
 
 use super::shard_map::ShardMap;
 use super::{merge_newest, KeyRecord, LinkStore, PartHealth, PoolStatus, StoreError};
-use crate::analytics::event::ClickRecord;
-use crate::analytics::rollup::RollupRows;
 use crate::config::Settings;
 use crate::domain::{Link, Snowflake, TenantId};
 
@@ -39,7 +39,10 @@ impl ShardedPostgres {
         let shards = settings
             .shards
             .iter()
-            .map(|s| Shard::new(s, &settings.database).map(Arc::new))
+            .map(|s| {
+                let db = &settings.database;
+                Shard::new(s, db, "links", db.pool_size, db.query_timeout_ms).map(Arc::new)
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let map = ShardMap::new(settings.shards.iter().map(|s| s.first_id()).collect())?;
         let directory = settings
@@ -171,39 +174,6 @@ impl LinkStore for ShardedPostgres {
         futures::future::join_all(self.shards.iter().map(|s| s.health())).await
     }
 
-    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<u64, StoreError> {
-        let mut by_shard: Vec<Vec<&ClickRecord>> = vec![Vec::new(); self.shards.len()];
-        for click in clicks {
-            match self.map.shard_for(click.link_id) {
-                Some(i) => by_shard[i].push(click),
-                None => {
-                    tracing::warn!(link = %click.link_id, "click for a link outside every range skipped")
-                }
-            }
-        }
-        // One transaction per shard, in parallel. If one fails the batch fails as a
-        // whole and is delivered again: the shards that did commit see their events
-        // conflict and count nothing twice.
-        let results = futures::future::join_all(
-            by_shard
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| !c.is_empty())
-                .map(|(i, c)| self.shards[i].record_clicks(c)),
-        )
-        .await;
-        results.into_iter().sum()
-    }
-
-    async fn click_rollups(
-        &self,
-        link: Snowflake,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<RollupRows, StoreError> {
-        self.shard_for(link)?.click_rollups(link, from, to).await
-    }
-
     async fn list_links(
         &self,
         tenant: TenantId,
@@ -252,11 +222,5 @@ impl LinkStore for ShardedPostgres {
 
     fn pool_status(&self) -> Vec<PoolStatus> {
         self.shards.iter().map(|s| s.pool_status()).collect()
-    }
-
-    async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let results =
-            futures::future::join_all(self.shards.iter().map(|s| s.prune_clicks(before))).await;
-        results.into_iter().sum()
     }
 }

@@ -3,17 +3,13 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use std::collections::HashSet;
-
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
-use crate::analytics::event::ClickRecord;
-use crate::analytics::rollup::{Increments, RollupRows};
 use crate::config::{redact_url, DatabaseSettings, ShardSettings};
 use crate::domain::{Link, RedirectKind, Snowflake, TenantId};
 use crate::store::{KeyRecord, PartHealth, PoolStatus, StoreError};
@@ -40,28 +36,12 @@ const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VA
                              ON CONFLICT (alias) DO NOTHING";
 const RELEASE_ALIAS: &str = "DELETE FROM aliases WHERE alias = $1 AND link_id = $2";
 const ALIAS_TARGET: &str = "SELECT link_id FROM aliases WHERE alias = $1";
-const INSERT_CLICKS: &str = "INSERT INTO click_events \
-    (event_id, link_id, at, referrer, browser, os, device, bot, client) \
-    SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::timestamptz[], $4::text[], $5::text[], \
-                         $6::text[], $7::text[], $8::bool[], $9::text[]) \
-    ON CONFLICT (event_id) DO NOTHING RETURNING event_id";
-const ADD_DAILY: &str = "INSERT INTO click_daily (link_id, day, total, bots) \
-    SELECT * FROM UNNEST($1::int8[], $2::date[], $3::int8[], $4::int8[]) \
-    ON CONFLICT (link_id, day) DO UPDATE \
-    SET total = click_daily.total + EXCLUDED.total, bots = click_daily.bots + EXCLUDED.bots";
-const ADD_DIMS: &str = "INSERT INTO click_dims (link_id, dim, day, value, total) \
-    SELECT * FROM UNNEST($1::int8[], $2::text[], $3::date[], $4::text[], $5::int8[]) \
-    ON CONFLICT (link_id, dim, day, value) DO UPDATE SET total = click_dims.total + EXCLUDED.total";
-const SELECT_DAILY: &str =
-    "SELECT day, total, bots FROM click_daily WHERE link_id = $1 AND day BETWEEN $2 AND $3";
-const SELECT_DIMS: &str = "SELECT dim, value, SUM(total)::int8 FROM click_dims \
-    WHERE link_id = $1 AND day BETWEEN $2 AND $3 GROUP BY dim, value";
-const PRUNE_CLICKS: &str = "DELETE FROM click_events WHERE event_id IN \
-    (SELECT event_id FROM click_events WHERE at < $1 LIMIT 10000)";
-
 /// A PostgreSQL database holding one range of the ID space.
 pub struct Shard {
     name: String,
+    /// What this pool serves (`links` or `clicks`): a shard has one pool for each, so a
+    /// click flush never takes a connection a shorten is waiting for.
+    pool_kind: &'static str,
     display_url: String,
     first_id: Snowflake,
     pool: Pool,
@@ -73,16 +53,23 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// A shard with a lazily connecting pool.
+    /// A shard with a lazily connecting pool of `pool_size` connections for `pool_kind`
+    /// work (`links` or `clicks`), whose queries may run `query_timeout_ms`.
     ///
     /// # Errors
     /// When the URL does not parse or the pool cannot be built.
-    pub fn new(settings: &ShardSettings, db: &DatabaseSettings) -> anyhow::Result<Self> {
+    pub fn new(
+        settings: &ShardSettings,
+        db: &DatabaseSettings,
+        pool_kind: &'static str,
+        pool_size: usize,
+        query_timeout_ms: u64,
+    ) -> anyhow::Result<Self> {
         let mut config: tokio_postgres::Config = settings.url.parse()?;
         config
             .connect_timeout(Duration::from_millis(db.connect_timeout_ms))
             .application_name("shortener")
-            .options(format!("-c statement_timeout={}", db.query_timeout_ms));
+            .options(format!("-c statement_timeout={query_timeout_ms}"));
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -91,25 +78,36 @@ impl Shard {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(db.pool_size)
+            .max_size(pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_millis(db.pool_wait_timeout_ms)))
             .create_timeout(Some(Duration::from_millis(db.connect_timeout_ms)))
             .recycle_timeout(Some(Duration::from_millis(db.connect_timeout_ms)))
             .build()?;
+        // The links' pool reports as shard_…, the clicks' pool as click_shard_….
+        let metric = |name: &str| {
+            if pool_kind == "links" {
+                name.to_owned()
+            } else {
+                format!("{pool_kind}_{name}").replacen("clicks_", "click_", 1)
+            }
+        };
         let latency = prometheus::Histogram::with_opts(
             prometheus::HistogramOpts::new(
-                "shard_query_duration_seconds",
-                "Shard query latency, pool wait included.",
+                metric("shard_query_duration_seconds"),
+                format!("Shard query latency ({pool_kind} pool), pool wait included."),
             )
             .namespace("shortener")
             .const_label("shard", &settings.name)
             .buckets(crate::metrics::LATENCY_BUCKETS.to_vec()),
         )?;
         let errors = prometheus::IntCounterVec::new(
-            prometheus::Opts::new("shard_errors_total", "Failed shard queries by kind.")
-                .namespace("shortener")
-                .const_label("shard", &settings.name),
+            prometheus::Opts::new(
+                metric("shard_errors_total"),
+                format!("Failed shard queries ({pool_kind} pool) by kind."),
+            )
+            .namespace("shortener")
+            .const_label("shard", &settings.name),
             &["kind"],
         )?;
         // Every kind exists from the start at 0, so rates and alerts see the first error.
@@ -118,10 +116,11 @@ impl Shard {
         }
         Ok(Self {
             name: settings.name.clone(),
+            pool_kind,
             display_url: redact_url(&settings.url),
             first_id: settings.first_id(),
             pool,
-            query_timeout: Duration::from_millis(db.query_timeout_ms),
+            query_timeout: Duration::from_millis(query_timeout_ms),
             latency,
             errors,
         })
@@ -149,7 +148,7 @@ impl Shard {
 
     /// Runs `work` on a pooled connection under the shard's query timeout, turning every
     /// failure into a [`StoreError`] that names this shard.
-    async fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    pub(super) async fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
     where
         F: FnOnce(Object) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
@@ -190,6 +189,7 @@ impl Shard {
         let st = self.pool.status();
         PoolStatus {
             name: self.name.clone(),
+            pool: self.pool_kind,
             size: st.size,
             available: st.available,
             waiting: st.waiting,
@@ -423,108 +423,6 @@ impl Shard {
         Ok(row.and_then(|r| Snowflake::from_i64(r.get(0))))
     }
 
-    pub(super) async fn record_clicks(&self, clicks: &[&ClickRecord]) -> Result<u64, StoreError> {
-        let ids: Vec<i64> = clicks.iter().map(|c| c.event_id.as_i64()).collect();
-        let links: Vec<i64> = clicks.iter().map(|c| c.link_id.as_i64()).collect();
-        let ats: Vec<DateTime<Utc>> = clicks.iter().map(|c| c.at).collect();
-        let column =
-            |f: fn(&ClickRecord) -> &str| clicks.iter().map(|c| f(c)).collect::<Vec<&str>>();
-        let (referrers, browsers) = (column(|c| &c.referrer), column(|c| &c.browser));
-        let (oses, devices, addrs) = (
-            column(|c| &c.os),
-            column(|c| &c.device),
-            column(|c| &c.client),
-        );
-        let bots: Vec<bool> = clicks.iter().map(|c| c.bot).collect();
-        self.run(|mut c| async move {
-            let tx = c.transaction().await?;
-            let stmt = tx.prepare_cached(INSERT_CLICKS).await?;
-            let rows = tx
-                .query(
-                    &stmt,
-                    &[
-                        &ids, &links, &ats, &referrers, &browsers, &oses, &devices, &bots, &addrs,
-                    ],
-                )
-                .await?;
-            let inserted: HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
-            let inc = Increments::of(
-                clicks
-                    .iter()
-                    .copied()
-                    .filter(|c| inserted.contains(&c.event_id.as_i64())),
-            );
-            if !inc.daily.is_empty() {
-                let (mut l, mut d, mut t, mut b) = (vec![], vec![], vec![], vec![]);
-                for ((link, day), (total, bot)) in &inc.daily {
-                    l.push(link.as_i64());
-                    d.push(*day);
-                    t.push(*total);
-                    b.push(*bot);
-                }
-                let stmt = tx.prepare_cached(ADD_DAILY).await?;
-                tx.execute(&stmt, &[&l, &d, &t, &b]).await?;
-                let (mut l, mut dim, mut d, mut v, mut t) =
-                    (vec![], vec![], vec![], vec![], vec![]);
-                for ((link, name, day, value), total) in &inc.dims {
-                    l.push(link.as_i64());
-                    dim.push(*name);
-                    d.push(*day);
-                    v.push(value.as_str());
-                    t.push(*total);
-                }
-                let stmt = tx.prepare_cached(ADD_DIMS).await?;
-                tx.execute(&stmt, &[&l, &dim, &d, &v, &t]).await?;
-            }
-            tx.commit().await?;
-            Ok(inserted.len() as u64)
-        })
-        .await
-    }
-
-    pub(super) async fn click_rollups(
-        &self,
-        link: Snowflake,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<RollupRows, StoreError> {
-        self.run(|c| async move {
-            let daily = c.prepare_cached(SELECT_DAILY).await?;
-            let dims = c.prepare_cached(SELECT_DIMS).await?;
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-                [&link.as_i64(), &from, &to];
-            let (daily, dims) =
-                futures::try_join!(c.query(&daily, &params), c.query(&dims, &params))?;
-            Ok(RollupRows {
-                daily: daily
-                    .iter()
-                    .map(|r| (r.get(0), r.get(1), r.get(2)))
-                    .collect(),
-                dims: dims
-                    .iter()
-                    .map(|r| (r.get(0), r.get(1), r.get(2)))
-                    .collect(),
-            })
-        })
-        .await
-    }
-
-    pub(super) async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut removed = 0;
-        loop {
-            let n = self
-                .run(|c| async move {
-                    let stmt = c.prepare_cached(PRUNE_CLICKS).await?;
-                    c.execute(&stmt, &[&before]).await
-                })
-                .await?;
-            removed += n;
-            if n < 10_000 {
-                return Ok(removed);
-            }
-        }
-    }
-
     /// The schema version the shard is at (`None` when unmigrated).
     ///
     /// # Errors
@@ -587,7 +485,7 @@ fn key_from_row(row: &Row) -> KeyRecord {
 }
 
 /// Escapes a value for `COPY` text format.
-fn copy_escape(value: &str) -> String {
+pub(super) fn copy_escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('\t', "\\t")

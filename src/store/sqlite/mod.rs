@@ -19,16 +19,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{KeyRecord, LinkStore, PartHealth, StoreError};
-use crate::analytics::event::ClickRecord;
-use crate::analytics::rollup::{Increments, RollupRows};
 use crate::domain::clock::ms_to_datetime;
 use crate::domain::{Link, RedirectKind, Snowflake, TenantId};
+
+mod clicks;
+
+pub use clicks::{SqliteClicks, CLICKS_FILE};
 
 mod embedded {
     refinery::embed_migrations!("migrations/sqlite");
@@ -68,20 +70,6 @@ const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND 
 const MARK_DELETED: &str = "UPDATE links SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL";
 const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES (?1, ?2, ?3) \
                              ON CONFLICT (alias) DO NOTHING";
-const INSERT_CLICK: &str = "INSERT OR IGNORE INTO click_events \
-    (event_id, link_id, at, referrer, browser, os, device, bot, client) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-const ADD_DAILY: &str = "INSERT INTO click_daily (link_id, day, total, bots) VALUES (?1, ?2, ?3, ?4) \
-    ON CONFLICT (link_id, day) DO UPDATE SET total = total + excluded.total, bots = bots + excluded.bots";
-const ADD_DIM: &str =
-    "INSERT INTO click_dims (link_id, dim, day, value, total) VALUES (?1, ?2, ?3, ?4, ?5) \
-    ON CONFLICT (link_id, dim, day, value) DO UPDATE SET total = total + excluded.total";
-const SELECT_DAILY: &str =
-    "SELECT day, total, bots FROM click_daily WHERE link_id = ?1 AND day BETWEEN ?2 AND ?3";
-const SELECT_DIMS: &str = "SELECT dim, value, SUM(total) FROM click_dims \
-    WHERE link_id = ?1 AND day BETWEEN ?2 AND ?3 GROUP BY dim, value";
-const PRUNE_CLICKS: &str = "DELETE FROM click_events WHERE event_id IN \
-    (SELECT event_id FROM click_events WHERE at < ?1 LIMIT 10000)";
 
 /// How hard SQLite pushes commits to the disk.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -119,8 +107,6 @@ enum Write {
         DateTime<Utc>,
         oneshot::Sender<Result<bool, StoreError>>,
     ),
-    Clicks(Vec<ClickRecord>, oneshot::Sender<Result<u64, StoreError>>),
-    Prune(i64, oneshot::Sender<Result<u64, StoreError>>),
     Bulk(Vec<Link>, oneshot::Sender<Result<(), StoreError>>),
     CreateKey {
         tenant: String,
@@ -345,10 +331,6 @@ enum Outcome {
         oneshot::Sender<Result<bool, StoreError>>,
         Result<bool, StoreError>,
     ),
-    Counted(
-        oneshot::Sender<Result<u64, StoreError>>,
-        Result<u64, StoreError>,
-    ),
     KeyCreated(
         oneshot::Sender<Result<i64, StoreError>>,
         Result<i64, StoreError>,
@@ -373,10 +355,6 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Write>) {
                         .map_err(internal);
                     Outcome::Deleted(reply, r)
                 }
-                Write::Clicks(clicks, reply) => {
-                    let r = apply_clicks(&mut tx, &clicks);
-                    Outcome::Counted(reply, r)
-                }
                 Write::Bulk(links, reply) => {
                     let r = links.iter().try_for_each(|l| apply_insert(&mut tx, l));
                     Outcome::Inserted(reply, r)
@@ -399,14 +377,6 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Write>) {
                         .map_err(internal);
                     Outcome::Deleted(reply, r)
                 }
-                Write::Prune(before_ms, reply) => {
-                    let r = tx
-                        .prepare_cached(PRUNE_CLICKS)
-                        .and_then(|mut s| s.execute([before_ms]))
-                        .map(|n| n as u64)
-                        .map_err(internal);
-                    Outcome::Counted(reply, r)
-                }
             });
         }
         tx.commit()
@@ -418,12 +388,6 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Write>) {
             }
             (Outcome::Deleted(reply, r), Ok(())) => {
                 let _ = reply.send(r);
-            }
-            (Outcome::Counted(reply, r), Ok(())) => {
-                let _ = reply.send(r);
-            }
-            (Outcome::Counted(reply, _), Err(e)) => {
-                let _ = reply.send(Err(internal(anyhow::anyhow!("commit failed: {e}"))));
             }
             (Outcome::Inserted(reply, _), Err(e)) => {
                 let _ = reply.send(Err(internal(anyhow::anyhow!("commit failed: {e}"))));
@@ -512,51 +476,6 @@ fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
     })
 }
 
-/// Counts clicks inside a savepoint: each event inserted unless known, and exactly the
-/// inserted ones added to the rollups.
-fn apply_clicks(
-    tx: &mut rusqlite::Transaction<'_>,
-    clicks: &[ClickRecord],
-) -> Result<u64, StoreError> {
-    let sp = tx.savepoint_with_name("clicks").map_err(internal)?;
-    let mut inserted = Vec::with_capacity(clicks.len());
-    {
-        let mut insert = sp.prepare_cached(INSERT_CLICK).map_err(internal)?;
-        for c in clicks {
-            let n = insert
-                .execute(params![
-                    c.event_id.as_i64(),
-                    c.link_id.as_i64(),
-                    c.at.timestamp_millis(),
-                    c.referrer,
-                    c.browser,
-                    c.os,
-                    c.device,
-                    c.bot,
-                    c.client
-                ])
-                .map_err(internal)?;
-            if n == 1 {
-                inserted.push(c);
-            }
-        }
-        let inc = Increments::of(inserted.iter().copied());
-        let mut daily = sp.prepare_cached(ADD_DAILY).map_err(internal)?;
-        for ((link, day), (total, bots)) in &inc.daily {
-            daily
-                .execute(params![link.as_i64(), day.to_string(), total, bots])
-                .map_err(internal)?;
-        }
-        let mut dims = sp.prepare_cached(ADD_DIM).map_err(internal)?;
-        for ((link, dim, day, value), total) in &inc.dims {
-            dims.execute(params![link.as_i64(), dim, day.to_string(), value, total])
-                .map_err(internal)?;
-        }
-    }
-    sp.commit().map_err(internal)?;
-    Ok(inserted.len() as u64)
-}
-
 fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
     let bad = |i: usize, msg: String| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Integer, msg.into())
@@ -627,51 +546,6 @@ impl LinkStore for SqliteStore {
             latency_ms: started.elapsed().as_secs_f64() * 1e3,
             error: result.err().map(|e| e.to_string()),
         }]
-    }
-
-    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<u64, StoreError> {
-        let clicks = clicks.to_vec();
-        self.write(|reply| Write::Clicks(clicks, reply)).await
-    }
-
-    async fn click_rollups(
-        &self,
-        link: Snowflake,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<RollupRows, StoreError> {
-        let (from, to) = (from.to_string(), to.to_string());
-        self.read(move |c| {
-            let params = params![link.as_i64(), from, to];
-            let daily = c
-                .prepare_cached(SELECT_DAILY)?
-                .query_map(params, |r| {
-                    let day: String = r.get(0)?;
-                    Ok((day, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-                .into_iter()
-                .filter_map(|(day, t, b)| day.parse().ok().map(|d| (d, t, b)))
-                .collect();
-            let dims = c
-                .prepare_cached(SELECT_DIMS)?
-                .query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(RollupRows { daily, dims })
-        })
-        .await
-    }
-
-    async fn prune_clicks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut removed = 0;
-        loop {
-            let ms = before.timestamp_millis();
-            let n = self.write(|reply| Write::Prune(ms, reply)).await?;
-            removed += n;
-            if n < 10_000 {
-                return Ok(removed);
-            }
-        }
     }
 
     async fn list_links(

@@ -1,0 +1,345 @@
+//! The embedded mode's click counts: `clicks.db` beside `shortener.db`, with a writing
+//! connection of its own. Counting clicks never takes the links file's write lock, so a
+//! flush never holds up a shorten.
+//!
+//! A flush is one `BEGIN IMMEDIATE` transaction: record the units' IDs (`INSERT OR
+//! IGNORE`), then for each (link, day) of exactly the new units' clicks read the row,
+//! add in process ([`DayCounts::add`], the same merge as PostgreSQL's
+//! `click_dims_add`) and write it back, then the sampled raw events; one commit.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{open_connection, SqliteSettings, DB_FILE};
+use crate::domain::click::{keep_raw, ClickRecord, ClickUnit, DayCounts, Dims, Rollup};
+use crate::domain::Snowflake;
+use crate::store::clicks::{ClickStore, Recorded};
+use crate::store::{PartHealth, StoreError};
+
+mod embedded {
+    refinery::embed_migrations!("migrations/sqlite_clicks");
+}
+
+/// The file inside the data directory.
+pub const CLICKS_FILE: &str = "clicks.db";
+const PART: &str = "sqlite-clicks";
+
+const CLAIM_UNIT: &str = "INSERT OR IGNORE INTO click_units (id) VALUES (?1)";
+const SELECT_DAY: &str =
+    "SELECT total, bots, dims FROM click_daily WHERE link_id = ?1 AND day = ?2";
+const PUT_DAY: &str = "INSERT OR REPLACE INTO click_daily (link_id, day, total, bots, dims) \
+    VALUES (?1, ?2, ?3, ?4, ?5)";
+const INSERT_EVENT: &str = "INSERT OR IGNORE INTO click_events \
+    (event_id, link_id, at, referrer, browser, os, device, bot, client) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+const SELECT_DAYS: &str = "SELECT day, total, bots, dims FROM click_daily \
+    WHERE link_id = ?1 AND day BETWEEN ?2 AND ?3";
+const PRUNE_EVENTS: &str = "DELETE FROM click_events WHERE event_id IN \
+    (SELECT event_id FROM click_events WHERE at < ?1 LIMIT 10000)";
+const PRUNE_UNITS: &str = "DELETE FROM click_units WHERE id < ?1";
+
+/// Copies the counts that versions before clicks.db kept in shortener.db (tables
+/// `click_daily`, `click_dims`, `click_events`), once, folding the dimension rows into
+/// each day's JSON. Runs before the links file's migration V4 drops those tables.
+const IMPORT_LEGACY: &str = "
+    INSERT INTO click_daily (link_id, day, total, bots, dims)
+    SELECT d.link_id, d.day, d.total, d.bots, COALESCE((
+        SELECT json_group_object(dim, json(vals)) FROM (
+            SELECT dim, json_group_object(value, total) AS vals FROM links.click_dims x
+            WHERE x.link_id = d.link_id AND x.day = d.day GROUP BY dim)), '{}')
+    FROM links.click_daily d;
+    INSERT OR IGNORE INTO click_events SELECT * FROM links.click_events;";
+
+fn err(e: impl Into<anyhow::Error>) -> StoreError {
+    StoreError::Internal {
+        part: PART.into(),
+        source: e.into(),
+    }
+}
+
+fn unavailable(msg: &str) -> StoreError {
+    StoreError::Unavailable {
+        part: PART.into(),
+        source: anyhow::anyhow!(msg.to_owned()),
+    }
+}
+
+/// Click counts in `clicks.db`.
+pub struct SqliteClicks {
+    path: PathBuf,
+    writer: Arc<Mutex<Option<Connection>>>,
+    reader: Arc<Mutex<Option<Connection>>>,
+    raw_sample: f64,
+}
+
+impl SqliteClicks {
+    /// Opens (creating when needed) `dir/clicks.db` in WAL mode, migrates it, and imports
+    /// the counts an earlier version kept in `dir/shortener.db`. Open it before the
+    /// links' store, whose migration drops those old tables.
+    ///
+    /// # Errors
+    /// When the file cannot be created, migrated or imported into.
+    pub fn open(dir: &Path, settings: &SqliteSettings, raw_sample: f64) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
+        let path = dir.join(CLICKS_FILE);
+        let mut writer = open_connection(&path, settings.synchronous, false)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        anyhow::ensure!(
+            mode.eq_ignore_ascii_case("wal"),
+            "{} refused WAL mode ({mode})",
+            path.display()
+        );
+        embedded::migrations::runner().run(&mut writer)?;
+        import_legacy(&mut writer, &dir.join(DB_FILE))?;
+        let reader = open_connection(&path, settings.synchronous, true)?;
+        Ok(Self {
+            path,
+            writer: Arc::new(Mutex::new(Some(writer))),
+            reader: Arc::new(Mutex::new(Some(reader))),
+            raw_sample,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn with<T: Send + 'static>(
+        conn: &Arc<Mutex<Option<Connection>>>,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| unavailable("lock poisoned"))?;
+            let c = guard
+                .as_mut()
+                .ok_or_else(|| unavailable("the click store is closed"))?;
+            work(c)
+        })
+        .await
+        .map_err(err)?
+    }
+}
+
+fn import_legacy(conn: &mut Connection, links_file: &Path) -> anyhow::Result<()> {
+    let done: bool = conn.query_row("SELECT count(*) > 0 FROM legacy_import", [], |r| r.get(0))?;
+    if done || !links_file.exists() {
+        return Ok(());
+    }
+    conn.execute(
+        "ATTACH DATABASE ?1 AS links",
+        [links_file.to_string_lossy()],
+    )?;
+    let result = (|| -> anyhow::Result<()> {
+        let legacy: i64 = conn.query_row(
+            "SELECT count(*) FROM links.sqlite_master WHERE type = 'table' AND name = 'click_daily'",
+            [],
+            |r| r.get(0),
+        )?;
+        if legacy == 0 {
+            return Ok(());
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(IMPORT_LEGACY)?;
+        let days: i64 = tx.query_row("SELECT count(*) FROM click_daily", [], |r| r.get(0))?;
+        tx.execute(
+            "INSERT INTO legacy_import (done_at) VALUES (?1)",
+            [Utc::now().timestamp_millis()],
+        )?;
+        tx.commit()?;
+        tracing::info!(days, "copied click counts from shortener.db into clicks.db");
+        Ok(())
+    })();
+    conn.execute("DETACH DATABASE links", [])?;
+    result
+}
+
+fn record_units(
+    conn: &mut Connection,
+    units: &[ClickUnit],
+    raw_sample: f64,
+) -> Result<Recorded, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let mut recorded = Recorded::default();
+    let mut fresh: Vec<&ClickRecord> = Vec::new();
+    {
+        let mut claim = tx.prepare_cached(CLAIM_UNIT).map_err(err)?;
+        let mut sorted: Vec<&ClickUnit> = units.iter().collect();
+        sorted.sort_by_key(|u| u.id);
+        for unit in sorted {
+            if claim.execute([unit.id.as_i64()]).map_err(err)? == 1 {
+                fresh.extend(&unit.clicks);
+            } else {
+                recorded.duplicates += unit.clicks.len() as u64;
+            }
+        }
+        let rollup = Rollup::of(fresh.iter().copied());
+        let mut read = tx.prepare_cached(SELECT_DAY).map_err(err)?;
+        let mut put = tx.prepare_cached(PUT_DAY).map_err(err)?;
+        for ((link, day), counts) in &rollup.0 {
+            let day = day.to_string();
+            let stored = read
+                .query_row(params![link.as_i64(), day], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .optional()
+                .map_err(err)?;
+            let mut row = match stored {
+                Some((total, bots, dims)) => DayCounts {
+                    total,
+                    bots,
+                    dims: Dims::from_json(&dims).map_err(err)?,
+                },
+                None => DayCounts::default(),
+            };
+            row.add(counts);
+            put.execute(params![
+                link.as_i64(),
+                day,
+                row.total,
+                row.bots,
+                row.dims.to_json()
+            ])
+            .map_err(err)?;
+            recorded.rows += 1;
+        }
+        let mut insert = tx.prepare_cached(INSERT_EVENT).map_err(err)?;
+        for c in fresh.iter().filter(|c| keep_raw(c.event_id, raw_sample)) {
+            let f = &c.families;
+            recorded.events += insert
+                .execute(params![
+                    c.event_id.as_i64(),
+                    c.link_id.as_i64(),
+                    c.at_ms as i64,
+                    &*c.referrer,
+                    f.browser,
+                    f.os,
+                    f.device,
+                    f.bot,
+                    c.client.to_string()
+                ])
+                .map_err(err)? as u64;
+        }
+    }
+    tx.commit().map_err(err)?;
+    recorded.counted = fresh.len() as u64;
+    Ok(recorded)
+}
+
+#[async_trait]
+impl ClickStore for SqliteClicks {
+    async fn record(&self, units: &[ClickUnit]) -> Result<Recorded, StoreError> {
+        let units = units.to_vec();
+        let rate = self.raw_sample;
+        Self::with(&self.writer, move |c| record_units(c, &units, rate)).await
+    }
+
+    async fn days(
+        &self,
+        link: Snowflake,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, DayCounts)>, StoreError> {
+        let (from, to) = (from.to_string(), to.to_string());
+        Self::with(&self.reader, move |c| {
+            let rows = c
+                .prepare_cached(SELECT_DAYS)
+                .and_then(|mut s| {
+                    s.query_map(params![link.as_i64(), from, to], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(err)?;
+            rows.into_iter()
+                .map(|(day, total, bots, dims)| {
+                    Ok((
+                        day.parse().map_err(err)?,
+                        DayCounts {
+                            total,
+                            bots,
+                            dims: Dims::from_json(&dims).map_err(err)?,
+                        },
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn prune(
+        &self,
+        events_before: DateTime<Utc>,
+        units_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let before_ms = events_before.timestamp_millis();
+        let first_kept =
+            Snowflake::first_of_ms(units_before.timestamp_millis().max(0) as u64).as_i64();
+        let mut removed = 0;
+        loop {
+            let n = Self::with(&self.writer, move |c| {
+                if removed == 0 {
+                    c.execute(PRUNE_UNITS, [first_kept]).map_err(err)?;
+                }
+                c.execute(PRUNE_EVENTS, [before_ms]).map_err(err)
+            })
+            .await? as u64;
+            removed += n;
+            if n < 10_000 {
+                return Ok(removed);
+            }
+        }
+    }
+
+    async fn health(&self) -> Vec<PartHealth> {
+        let started = Instant::now();
+        let result = Self::with(&self.reader, |c| {
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map_err(err)
+        })
+        .await;
+        vec![PartHealth {
+            name: PART.into(),
+            ok: result.is_ok(),
+            latency_ms: started.elapsed().as_secs_f64() * 1e3,
+            error: result.err().map(|e| e.to_string()),
+        }]
+    }
+
+    async fn close(&self) {
+        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
+        self.reader.lock().ok().and_then(|mut r| r.take());
+        if let Some(conn) = writer {
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                }) {
+                    tracing::warn!(error = %e, "clicks.db checkpoint failed");
+                }
+                if let Err((_, e)) = conn.close() {
+                    tracing::warn!(error = %e, "closing clicks.db failed");
+                }
+            })
+            .await;
+        }
+    }
+}
