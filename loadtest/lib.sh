@@ -9,12 +9,17 @@ export SHORTENER_LIMITS__ENABLED=false
 # Shortening without a key in both modes, unless a script passes one.
 export SHORTENER_AUTH__ALLOW_ANONYMOUS=true
 
-# Makes sure the services, oha and the release binary are there; sets BIN.
+# Makes sure the services, oha and the release binary are there; sets BIN (to
+# SERVICE_BIN when given: another build to compare, which is then not rebuilt).
 prepare() {
     scripts/services.sh
     command -v oha >/dev/null || cargo install oha --locked
-    cargo build --release --quiet
-    BIN=$PWD/target/release/shortener
+    if [ -n "${SERVICE_BIN:-}" ]; then
+        BIN=$SERVICE_BIN
+    else
+        cargo build --release --quiet
+        BIN=$PWD/target/release/shortener
+    fi
 }
 
 # Waits (at most 10 s) until $1/readyz answers; prints the log in $2 and fails if not.

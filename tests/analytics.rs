@@ -397,3 +397,125 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
     assert_eq!(total(&store, link).await, 25);
     assert_eq!(pending(q1.stream()).await, 0);
 }
+
+/// Forwards connections on `listener` to the test Redis, holding every chunk for
+/// `delay` each way: a slow network to Redis.
+async fn slow_proxy(listener: tokio::net::TcpListener, delay: Duration) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    async fn pipe(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        delay: Duration,
+    ) {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = from.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            tokio::time::sleep(delay).await;
+            if to.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    }
+    while let Ok((inbound, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            let outbound = tokio::net::TcpStream::connect("127.0.0.1:6379")
+                .await
+                .unwrap();
+            let (ri, wi) = inbound.into_split();
+            let (ro, wo) = outbound.into_split();
+            tokio::spawn(pipe(ri, wo, delay));
+            pipe(ro, wi, delay).await;
+        });
+    }
+}
+
+/// Every click in the stream `stream`, decoded, and the number of entries.
+async fn stream_contents(stream: &str) -> (usize, Vec<RawClick>) {
+    use redis::AsyncCommands as _;
+    let client = redis::Client::open(REDIS).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let range: redis::streams::StreamRangeReply = conn.xrange_all(stream).await.unwrap();
+    let mut clicks = Vec::new();
+    for entry in &range.ids {
+        let payload: Vec<u8> = entry.get("k").unwrap();
+        clicks.extend(decode_entry(&payload).unwrap());
+    }
+    (range.ids.len(), clicks)
+}
+
+fn offer_clicks(q: &RedisStreamQueue, from: u64, n: u64) {
+    for i in from..from + n {
+        assert!(q.offer(RawClick {
+            event_id: Snowflake::from_parts(1_000_000 + i, 7, i % 4096),
+            link_id: Snowflake::from_parts(1_000_000, 0, 0),
+            at_ms: t0().timestamp_millis() as u64,
+            referrer: String::new(),
+            user_agent: format!("agent/{}", i % 5),
+            client: ClientNet::parse("203.0.113.0"),
+        }));
+    }
+}
+
+#[tokio::test]
+async fn the_producer_packs_many_clicks_per_entry_while_redis_is_down_then_slow() {
+    // Arrange: a port where nothing listens yet, standing for Redis being down.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let prefix = prefix();
+    let q = Arc::new(
+        RedisStreamQueue::new(
+            &format!("redis://127.0.0.1:{port}"),
+            &prefix,
+            &QueueSettings {
+                kind: QueueKind::Redis,
+                ..QueueSettings::default()
+            },
+        )
+        .unwrap(),
+    );
+    let stop = CancellationToken::new();
+    let producer = tokio::spawn(q.clone().run_producer(stop.clone()));
+
+    // Act: clicks arrive while Redis cannot be reached...
+    offer_clicks(&q, 0, 3_000);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(q.stats().entries.load(Ordering::Relaxed), 0);
+    // ...then Redis answers, slowly (50 ms each way), while more clicks arrive.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(slow_proxy(listener, Duration::from_millis(50)));
+    for wave in 0..10 {
+        offer_clicks(&q, 3_000 + wave * 100, 100);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let started = Instant::now();
+    while q.depth() > 0 || q.stats().entries.load(Ordering::Relaxed) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "producer stuck"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    producer.await.unwrap();
+
+    // Assert: every click is in the stream exactly once, in few entries.
+    let (entries, clicks) = stream_contents(&format!("{prefix}clicks")).await;
+    assert_eq!(
+        clicks.len(),
+        4_000,
+        "nothing lost while Redis was down or slow"
+    );
+    let distinct: std::collections::HashSet<_> = clicks.iter().map(|c| c.event_id).collect();
+    assert_eq!(distinct.len(), 4_000, "nothing appended twice");
+    assert!(
+        entries <= 20,
+        "{entries} entries for 4,000 clicks: Redis should append a batch, not a click"
+    );
+    assert_eq!(q.stats().dropped.load(Ordering::Relaxed), 0);
+}

@@ -343,3 +343,49 @@ impl ClickStore for SqliteClicks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A links file as versions before clicks.db left it: the click tables of
+    /// migrations/sqlite/V2 with some counts and raw events in them.
+    fn legacy_links_file(dir: &Path, link: i64) {
+        let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+        conn.execute_batch(include_str!("../../../migrations/sqlite/V2__clicks.sql"))
+            .unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO click_daily VALUES ({link}, '2026-01-01', 5, 1), ({link}, '2026-01-02', 2, 0);
+             INSERT INTO click_dims VALUES
+                ({link}, '2026-01-01', 'referrer', '', 3), ({link}, '2026-01-01', 'referrer', 'a.example', 2),
+                ({link}, '2026-01-01', 'browser', 'Chrome', 5), ({link}, '2026-01-02', 'browser', 'Firefox', 2);
+             INSERT INTO click_events VALUES (1, {link}, 0, '', 'Chrome', 'Linux', 'pc', 0, '203.0.113.0');"
+        ))
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn counts_kept_in_the_links_file_by_earlier_versions_are_imported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = Snowflake::from_parts(5, 0, 0);
+        legacy_links_file(dir.path(), link.as_i64());
+
+        let clicks = SqliteClicks::open(dir.path(), &SqliteSettings::default(), 0.0).unwrap();
+        let (from, to) = ("2026-01-01".parse().unwrap(), "2026-01-02".parse().unwrap());
+        let days = clicks.days(link, from, to).await.unwrap();
+        assert_eq!(days.len(), 2);
+        let first = &days.iter().find(|(d, _)| *d == from).unwrap().1;
+        assert_eq!((first.total, first.bots), (5, 1));
+        assert_eq!(first.dims.referrer[""], 3);
+        assert_eq!(first.dims.referrer["a.example"], 2);
+        assert_eq!(first.dims.browser["Chrome"], 5);
+        clicks.close().await;
+
+        // Opened again (the old tables still there): nothing is added twice.
+        let again = SqliteClicks::open(dir.path(), &SqliteSettings::default(), 0.0).unwrap();
+        let days = again.days(link, from, to).await.unwrap();
+        let totals: i64 = days.iter().map(|(_, c)| c.total).sum();
+        assert_eq!(totals, 7);
+        again.close().await;
+    }
+}

@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# What counting clicks costs, in one run: the click pipeline's table of
+# docs/performance.md. Distributed mode (one PostgreSQL shard, Redis as L2 and, in the
+# redis rows, as the click stream), 100,000 seeded links, L1 warm.
+#
+# For each click mode (off, memory, redis):
+#   closed     cached redirects, closed loop, CONNS connections    → req/s, share of "off"
+#   mixed      constant RATE/s for MIXED s: 95% redirects over HOT codes, 5% shortens,
+#              two oha processes with --latency-correction        → p99 of each, errors
+#   then waits until the worker has counted every click and reports, for the mixed run:
+#   redirects answered, clicks counted, click-table row writes per 1,000 clicks
+#   (pg_stat_user_tables), PostgreSQL CPU seconds per million clicks (postmaster and
+#   children, from /proc), Redis CPU seconds per million clicks (INFO cpu).
+# Then the worker alone: DRAIN clicks put on the stream with no worker running, then
+# counted by `shortener worker` into PostgreSQL and into SQLite → clicks/s, and
+# PostgreSQL CPU seconds per million clicks.
+#
+#   loadtest/clicks.sh                        # the release build of this checkout
+#   SERVICE_BIN=/path/to/other loadtest/clicks.sh   # another build (before/after)
+#   MODES="memory" MIXED=30 loadtest/clicks.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-20}
+MIXED=${MIXED:-60}
+CONNS=${CONNS:-64}
+RATE=${RATE:-10000}
+SEED=${SEED:-100000}
+HOT=${HOT:-20000}
+DRAIN=${DRAIN:-300000}
+MODES=${MODES:-off memory redis}
+PORT=${PORT:-18080}
+REDIS_PORT=${REDIS_PORT:-16379}
+PG=${PG:-postgres://postgres@127.0.0.1:5432}
+DB=shortener_bench_clicks
+
+. loadtest/lib.sh
+prepare
+work=$(mktemp -d)
+server_pid=
+redis_pid=
+cleanup() {
+    stop_serving
+    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+base="http://127.0.0.1:$PORT"
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
+redis_pid=$!
+until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+
+drop_database "$DB"
+config() { # queue-kind file
+    cat >"$2" <<TOML
+public_url = "$base"
+[redis]
+url = "redis://127.0.0.1:$REDIS_PORT"
+key_prefix = "bench:"
+[queue]
+kind = "$1"
+[[shards]]
+name = "s0"
+url = "$PG/$DB"
+from = "2024-01-01T00:00:00Z"
+TOML
+}
+config memory "$work/memory.toml"
+config redis "$work/redis.toml"
+cp "$work/memory.toml" "$work/off.toml"
+"$BIN" migrate --config "$work/memory.toml" >/dev/null
+"$BIN" seed --config "$work/memory.toml" --count "$SEED" --codes "$work/codes.txt" >&2
+key=$("$BIN" keys create --config "$work/memory.toml" --tenant bench 2>/dev/null | grep '^shk_')
+shuf -n "$HOT" "$work/codes.txt" | sed "s|^|$base/|" >"$work/urls.txt"
+
+counted() { psql "$PG/$DB" -Atqc "SELECT COALESCE(sum(total), 0) FROM click_daily"; }
+row_writes() {
+    psql "$PG/$DB" -Atqc "SELECT COALESCE(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)
+        FROM pg_stat_user_tables WHERE relname LIKE 'click%'"
+}
+pg_cpu() { # seconds of CPU: the postmaster, its reaped children, and its live children
+    local main ticks
+    main=$(head -1 "$(ls -d /var/run/postgresql/*.pid 2>/dev/null | head -1)" 2>/dev/null ||
+        pgrep -o -x postgres)
+    ticks=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$main/stat")
+    for c in $(pgrep -P "$main"); do
+        ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || echo 0)))
+    done
+    echo "scale=3; $ticks / $(getconf CLK_TCK)" | bc
+}
+redis_cpu() {
+    redis-cli -p "$REDIS_PORT" info cpu | tr -d '\r' |
+        awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.3f", s}'
+}
+# Waits until the click count stops moving for 3 s.
+settle() {
+    local last=-1 now same=0
+    while [ "$same" -lt 6 ]; do
+        now=$(counted)
+        if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
+        sleep 0.5
+    done
+}
+per() { # amount per-unit count → amount * unit / count
+    awk -v a="$1" -v u="$2" -v n="$3" 'BEGIN { if (n > 0) printf "%.2f", a * u / n; else print "-" }'
+}
+
+rows=()
+off_rps=
+for mode in $MODES; do
+    echo "== clicks: $mode" >&2
+    cfg=$work/$mode.toml
+    [ "$mode" = off ] && set -- SHORTENER_ANALYTICS__ENABLED=false || set --
+    serve_config "$cfg" "$@"
+    oha -z 3s -c "$CONNS" --no-tui --output-format quiet --redirect 0 --urls-from-file "$work/urls.txt"
+    oha -z "${DURATION}s" -c "$CONNS" --no-tui --output-format json --redirect 0 \
+        --urls-from-file "$work/urls.txt" >"$work/closed-$mode.json"
+    rps=$(oha_summary "$work/closed-$mode.json" | awk '{print $1}')
+    [ "$mode" = off ] && off_rps=$rps
+    settle
+    c0=$(counted) w0=$(row_writes) p0=$(pg_cpu) r0=$(redis_cpu)
+    oha -z "${MIXED}s" -q $((RATE * 95 / 100)) --latency-correction -c "$CONNS" --no-tui \
+        --output-format json --redirect 0 --urls-from-file "$work/urls.txt" >"$work/mr-$mode.json" &
+    a=$!
+    oha -z "${MIXED}s" -q $((RATE * 5 / 100)) --latency-correction -c 16 --no-tui \
+        --output-format json -m POST -H "authorization: Bearer $key" \
+        -H 'content-type: application/json' -d '{"url":"https://example.com/mixed"}' \
+        "$base/api/v1/links" >"$work/ms-$mode.json" &
+    b=$!
+    wait "$a" "$b"
+    settle
+    c1=$(counted) p1=$(pg_cpu) r1=$(redis_cpu)
+    sleep 11 # PostgreSQL publishes an idle backend's table counters within 10 s
+    w1=$(row_writes)
+    stop_serving
+    read -r _ _ r99 rerr served _ <<<"$(oha_summary "$work/mr-$mode.json")"
+    read -r _ _ s99 serr _ <<<"$(oha_summary "$work/ms-$mode.json")"
+    clicks=$((c1 - c0))
+    if [ "$mode" = off ]; then
+        rows+=("$mode|$rps|1.00|$r99|$s99|$((rerr + serr))|$served|-|-|-|-")
+    else
+        rows+=("$mode|$rps|$(awk -v a="$rps" -v b="${off_rps:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')|$r99|$s99|$((rerr + serr))|$served|$clicks|$(per $((w1 - w0)) 1000 "$clicks")|$(per "$(echo "$p1 - $p0" | bc)" 1000000 "$clicks")|$(per "$(echo "$r1 - $r0" | bc)" 1000000 "$clicks")")
+    fi
+done
+
+# -- the worker alone ------------------------------------------------------------------
+# Fills the stream with DRAIN clicks (serve without a worker), then starts `shortener
+# worker` alone; prints "start-time pg-cpu-at-start".
+worker_rate() { # config
+    local cfg=$1 t0 p0
+    redis-cli -p "$REDIS_PORT" del bench:clicks >/dev/null
+    serve_config "$cfg" SHORTENER_ANALYTICS__WORKER_IN_SERVE=false
+    oha -n "$DRAIN" -c "$CONNS" --no-tui --output-format quiet --redirect 0 --urls-from-file "$work/urls.txt"
+    stop_serving
+    t0=$(date +%s.%N)
+    p0=$(pg_cpu)
+    "$BIN" worker --config "$cfg" >"$work/worker.log" 2>&1 &
+    local wpid=$!
+    echo "$wpid" >"$work/worker.pid"
+    echo "$t0 $p0"
+}
+# Waits until the worker has counted `target` clicks (or the count stops moving for 3 s);
+# prints "clicks/s pg-cpu-s-per-M counted".
+drain_worker() { # counter-command target t0 p0
+    local count=$1 target=$2 t0=$3 p0=$4 n last_change now
+    last_change=$(date +%s.%N)
+    local last=-1 same=0
+    while [ "$same" -lt 6 ]; do
+        n=$($count)
+        if [ "$n" = "$last" ]; then same=$((same + 1)); else same=0; last=$n; last_change=$(date +%s.%N); fi
+        [ "$n" -ge "$target" ] && break
+        sleep 0.5
+    done
+    now=$(date +%s.%N)
+    local p1
+    p1=$(pg_cpu)
+    kill "$(cat "$work/worker.pid")" 2>/dev/null || true
+    wait "$(cat "$work/worker.pid")" 2>/dev/null || true
+    echo "$(awk -v n="$n" -v t="$(echo "$last_change - $t0" | bc)" 'BEGIN { printf "%.0f", n / t }') $(per "$(echo "$p1 - $p0" | bc)" 1000000 "$n") $n"
+}
+
+echo "== worker alone: PostgreSQL" >&2
+psql "$PG/$DB" -qc "TRUNCATE click_daily" >/dev/null
+psql "$PG/$DB" -qc "TRUNCATE click_units" >/dev/null 2>&1 || psql "$PG/$DB" -qc "TRUNCATE click_events, click_dims" >/dev/null 2>&1 || true
+config redis "$work/w.toml"
+printf '[analytics]\nflush_interval_ms = 1000\n' >>"$work/w.toml"
+sed -i 's/^\[queue\]/[queue]\nclaim_idle_ms = 30000/' "$work/w.toml"
+read -r t0 p0 <<<"$(worker_rate "$work/w.toml")"
+read -r pg_rate pg_cpu_m pg_n <<<"$(drain_worker counted "$DRAIN" "$t0" "$p0")"
+
+echo "== worker alone: SQLite" >&2
+cat >"$work/e.toml" <<TOML
+public_url = "$base"
+data_dir = "$work/data"
+[redis]
+url = "redis://127.0.0.1:$REDIS_PORT"
+key_prefix = "bench:"
+[queue]
+kind = "redis"
+TOML
+"$BIN" seed --config "$work/e.toml" --count 20000 --codes "$work/ecodes.txt" >&2
+sed "s|^|$base/|" "$work/ecodes.txt" >"$work/urls.txt"
+sqlite_counted() {
+    python3 - "$work/data" <<'PY'
+import os, sqlite3, sys
+d = sys.argv[1]
+f = os.path.join(d, "clicks.db")
+f = f if os.path.exists(f) else os.path.join(d, "shortener.db")
+try:
+    print(sqlite3.connect(f).execute("SELECT coalesce(sum(total), 0) FROM click_daily").fetchone()[0])
+except sqlite3.Error:
+    print(0)
+PY
+}
+read -r t0 p0 <<<"$(worker_rate "$work/e.toml")"
+read -r sq_rate _ sq_n <<<"$(drain_worker sqlite_counted "$DRAIN" "$t0" "$p0")"
+
+echo
+echo "clicks: $("$BIN" --version 2>/dev/null) · $(nproc) cores · $SEED links, $HOT hot codes · closed loop ${DURATION}s x $CONNS · mixed ${MIXED}s at $RATE/s (95/5)"
+printf '| %-7s | %9s | %7s | %9s | %9s | %6s | %9s | %9s | %10s | %11s | %11s |\n' clicks 'closed/s' 'of off' 'redir p99' 'short p99' errors redirects counted 'rows/1k' 'PG s/M' 'Redis s/M'
+printf '|%s|\n' '---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:'
+for r in "${rows[@]}"; do
+    IFS='|' read -r m rps share r99 s99 err served clicks wpk pgm rdm <<<"$r"
+    printf '| %-7s | %9s | %7s | %9s | %9s | %6s | %9s | %9s | %10s | %11s | %11s |\n' "$m" "$rps" "$share" "$r99" "$s99" "$err" "$served" "$clicks" "$wpk" "$pgm" "$rdm"
+done
+echo
+echo "worker alone (shortener worker draining $DRAIN clicks from the stream):"
+echo "  PostgreSQL: $pg_rate clicks/s, $pg_cpu_m PostgreSQL CPU s per million clicks ($pg_n counted)"
+echo "  SQLite:     $sq_rate clicks/s ($sq_n counted)"

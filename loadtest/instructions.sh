@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Instructions the server process executes per cached redirect (L1 hit), counted by
+# valgrind's callgrind (this VM exposes no hardware counters to perf): the server runs
+# under callgrind, warms up, its counters are zeroed, it serves REQUESTS redirects, the
+# worker gets SETTLE_S to write what it holds (its work per click counts too: it runs in
+# the same process), and the counters are dumped. With clicks off, and with clicks
+# counted through the in-process queue. Instruction counts are stable on this machine
+# when times are not, so this is how a change to the redirect path is compared.
+# Embedded mode; everything on 127.0.0.1.
+#
+#   loadtest/instructions.sh
+#   SERVICE_BIN=/path/to/other/build loadtest/instructions.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REQUESTS=${REQUESTS:-20000}
+SETTLE_S=${SETTLE_S:-8}
+CONNS=${CONNS:-64}
+PORT=${PORT:-18080}
+
+. loadtest/lib.sh
+prepare
+command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    stop_serving
+    rm -rf "$work"
+}
+trap cleanup EXIT
+base="http://127.0.0.1:$PORT"
+printf 'public_url = "%s"\ndata_dir = "%s/data"\n' "$base" "$work" >"$work/e.toml"
+"$BIN" seed --config "$work/e.toml" --count 20000 --codes "$work/codes.txt" >&2
+sed "s|^|$base/|" "$work/codes.txt" >"$work/urls.txt"
+
+count() { # label [VAR=value …]
+    local label=$1 pid n
+    shift
+    env "$@" valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+        "$BIN" serve --config "$work/e.toml" --listen "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 600); do curl -sf "$base/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+    oha -n 2000 -c 8 --no-tui --output-format quiet --redirect 0 --urls-from-file "$work/urls.txt"
+    sleep "$SETTLE_S"
+    callgrind_control -z "$server_pid" >/dev/null
+    oha -n "$REQUESTS" -c 8 --no-tui --output-format quiet --redirect 0 --urls-from-file "$work/urls.txt"
+    sleep "$SETTLE_S"
+    callgrind_control -d "$server_pid" >/dev/null
+    stop_serving
+    n=$(cat "$work"/cg.out.* 2>/dev/null | awk '/^(summary|totals):/ {print $2}' | sort -n | tail -1)
+    rm -f "$work"/cg.out*
+    printf '%-28s %14s instructions  %8.0f per redirect\n' "$label" "$n" "$(echo "$n / $REQUESTS" | bc -l)"
+}
+echo "$BIN, $REQUESTS redirects, $CONNS connections"
+count "clicks off" SHORTENER_ANALYTICS__ENABLED=false
+count "clicks counted (memory)"
