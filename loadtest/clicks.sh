@@ -93,10 +93,12 @@ redis_cpu() {
     redis-cli -p "$REDIS_PORT" info cpu | tr -d '\r' |
         awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.3f", s}'
 }
-# Waits until the click count stops moving for 3 s.
+# Waits until the click count stops moving for SETTLE_S seconds (longer than the
+# worker's window, 5 s by default, during which the count does not move).
+SETTLE_S=${SETTLE_S:-12}
 settle() {
     local last=-1 now same=0
-    while [ "$same" -lt 6 ]; do
+    while [ "$same" -lt $((SETTLE_S * 2)) ]; do
         now=$(counted)
         if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
         sleep 0.5
@@ -166,7 +168,7 @@ drain_worker() { # counter-command target t0 p0
     local count=$1 target=$2 t0=$3 p0=$4 n last_change now
     last_change=$(date +%s.%N)
     local last=-1 same=0
-    while [ "$same" -lt 6 ]; do
+    while [ "$same" -lt $((SETTLE_S * 2)) ]; do
         n=$($count)
         if [ "$n" = "$last" ]; then same=$((same + 1)); else same=0; last=$n; last_change=$(date +%s.%N); fi
         [ "$n" -ge "$target" ] && break

@@ -8,15 +8,18 @@
 //!   validated at load.
 //! - [`domain`]: no I/O. [`domain::ids`] mints Snowflake IDs, [`domain::codes`] turns
 //!   them into Base62 codes and parses aliases, [`domain::target_url`] checks URLs,
-//!   [`domain::link`] is the link and its state.
-//! - [`store`]: the [`store::LinkStore`] trait; [`store::postgres`] shards links over
-//!   PostgreSQL by ID range ([`store::shard_map`] is the routing).
+//!   [`domain::link`] is the link and its state, [`domain::click`] the click types that
+//!   the worker and the click stores share.
+//! - [`store`]: the [`store::LinkStore`] trait and the [`store::clicks::ClickStore`]
+//!   trait; [`store::postgres`] shards both over PostgreSQL by ID range
+//!   ([`store::shard_map`] is the routing), [`store::sqlite`] keeps them in two files.
 //! - [`cache`]: the read-through cache of the redirect path: L1 in process
 //!   ([`cache::local`]), L2 Redis ([`cache::redis`]) behind a circuit breaker.
 //! - [`analytics`]: clicks go from the redirect path through a queue
-//!   ([`analytics::queue`]: in process or Redis Streams) to the worker
-//!   ([`analytics::worker`]), which counts them exactly once into rollups
-//!   ([`analytics::rollup`]).
+//!   ([`analytics::queue`]: in process or Redis Streams, many clicks per entry) to the
+//!   worker ([`analytics::worker`]), which classifies them ([`analytics::event`]), sums
+//!   a window in process and has the click store count it exactly once; the stats are
+//!   shaped in [`analytics::rollup`].
 //! - [`auth`]: tenants and API keys; who may read and manage which link.
 //! - [`limits`]: rate limits per client address and per API key (governor).
 //! - [`service`]: what shortening, resolving and deleting mean.

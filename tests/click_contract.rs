@@ -108,9 +108,9 @@ async fn clicks_are_counted_once_however_often_they_are_recorded(store: &dyn Cli
         click(a, day2, "news.example", "Chrome", true),
         click(b, day2, "", "Chrome", false),
     ]);
-    assert_eq!(store.record(&[batch.clone()]).await.unwrap().counted, 4);
+    assert_eq!(store.record(std::slice::from_ref(&batch)).await.unwrap().counted, 4);
     assert_eq!(
-        store.record(&[batch.clone()]).await.unwrap().counted,
+        store.record(std::slice::from_ref(&batch)).await.unwrap().counted,
         0,
         "a redelivered batch counts nothing"
     );
@@ -219,8 +219,8 @@ async fn values_past_the_cap_are_summed_under_other_as_the_worker_would(store: &
         )
     };
     let (f1, f2) = (flush(0, 50), flush(40, 100));
-    store.record(&[f1.clone()]).await.unwrap();
-    store.record(&[f2.clone()]).await.unwrap();
+    store.record(std::slice::from_ref(&f1)).await.unwrap();
+    store.record(std::slice::from_ref(&f2)).await.unwrap();
 
     // What the store keeps equals the in-process merge of the same two flushes.
     let mut expected = DayCounts::default();

@@ -3,13 +3,18 @@
 -- writes one row per link and day however many values it saw. The worker sums clicks in
 -- process before writing, so a link clicked many times in a flush is one row update.
 
--- Adds two dimension objects ({"referrer": {"a.example": 3}, "browser": {...}, ...})
--- value by value and keeps at most `keep` values per dimension, the ones with the most
--- clicks (ties: the smaller value in byte order); the rest are summed under "(other)".
--- The worker's Rust (domain::click::Dims::add) does exactly the same.
-CREATE FUNCTION click_dims_add(a jsonb, b jsonb, keep int) RETURNS jsonb
+-- The dimension counts of a (link, day) are a JSON array of partial sums, each an object
+-- ({"referrer": {"a.example": 3}, "browser": {...}, "os": {...}, "device": {...}}): a
+-- flush appends its own with `||`, which costs PostgreSQL next to nothing, and when the
+-- array reaches a length the writer chooses, the row is summed into one element by
+-- click_dims_sum. Readers add the elements up (domain::click::Dims).
+
+-- Sums the objects of `parts` value by value into a one-element array, keeping at most
+-- `keep` values per dimension, the ones with the most clicks (ties: the smaller value in
+-- byte order); the rest are summed under "(other)". Dims::add in Rust keeps the same rule.
+CREATE FUNCTION click_dims_sum(parts jsonb, keep int) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT COALESCE(jsonb_object_agg(dim, vals), '{}'::jsonb)
+    SELECT jsonb_build_array(COALESCE(jsonb_object_agg(dim, vals), '{}'::jsonb))
     FROM (
         SELECT dim, jsonb_object_agg(value, total) AS vals
         FROM (
@@ -24,7 +29,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                        ) AS rank
                 FROM (
                     SELECT d.key AS dim, v.key AS value, sum(v.value::bigint) AS total
-                    FROM (SELECT * FROM jsonb_each(a) UNION ALL SELECT * FROM jsonb_each(b)) AS d
+                    FROM jsonb_array_elements(parts) AS p
+                    CROSS JOIN LATERAL jsonb_each(p) AS d
                     CROSS JOIN LATERAL jsonb_each_text(d.value) AS v
                     GROUP BY 1, 2
                 ) AS summed
@@ -35,11 +41,11 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     ) AS per_dim
 $$;
 
-ALTER TABLE click_daily ADD COLUMN dims JSONB NOT NULL DEFAULT '{}';
+ALTER TABLE click_daily ADD COLUMN dims JSONB NOT NULL DEFAULT '[]';
 -- Updated in place every flush: leave room on each page for HOT updates.
 ALTER TABLE click_daily SET (fillfactor = 70);
 
-UPDATE click_daily AS d SET dims = x.dims
+UPDATE click_daily AS d SET dims = jsonb_build_array(x.dims)
 FROM (
     SELECT link_id, day, jsonb_object_agg(dim, vals) AS dims
     FROM (

@@ -179,8 +179,8 @@ impl Worker {
         }
     }
 
-    async fn receive(&self, batch: &mut Batch, wait: Duration) -> bool {
-        let room = self.settings.batch_size.saturating_sub(batch.len()).max(1);
+    async fn receive(&self, batch: &mut Batch, max: usize, wait: Duration) -> bool {
+        let room = max.saturating_sub(batch.len()).max(1);
         match self.queue.receive(room, wait).await {
             Ok(d) => {
                 let got = !d.is_empty();
@@ -200,26 +200,33 @@ impl Worker {
     /// the window since the first has passed. When `stop` fires it returns what it holds
     /// at once: a batch in hand is never dropped.
     pub async fn gather(&self, stop: &CancellationToken) -> Batch {
+        self.gather_up_to(stop, self.settings.batch_size).await
+    }
+
+    /// [`gather`](Self::gather), holding at most `max` clicks (none: returns at once).
+    async fn gather_up_to(&self, stop: &CancellationToken, max: usize) -> Batch {
         let window = Duration::from_millis(self.settings.flush_interval_ms);
         let tick = TICK.min(window).max(Duration::from_millis(1));
         let mut batch = Batch::default();
-        loop {
-            tokio::select! {
-                _ = self.receive(&mut batch, tick) => {}
-                () = stop.cancelled() => break,
-            }
-            if !batch.is_empty() {
-                break;
+        if max > 0 {
+            loop {
+                tokio::select! {
+                    _ = self.receive(&mut batch, max, tick) => {}
+                    () = stop.cancelled() => break,
+                }
+                if !batch.is_empty() {
+                    break;
+                }
             }
         }
         let started = Instant::now();
-        while !batch.is_empty() && batch.len() < self.settings.batch_size {
+        while !batch.is_empty() && batch.len() < max {
             let left = window.saturating_sub(started.elapsed());
             if left.is_zero() || stop.is_cancelled() {
                 break;
             }
             tokio::select! {
-                _ = self.receive(&mut batch, left.min(tick)) => {}
+                _ = self.receive(&mut batch, max, left.min(tick)) => {}
                 () = stop.cancelled() => break,
             }
         }
@@ -242,11 +249,19 @@ impl Worker {
             .iter()
             .flat_map(|u| u.clicks.iter().map(|c| c.at_ms))
             .max();
+        let started = Instant::now();
         let recorded = if batch.units.is_empty() {
             Default::default()
         } else {
             self.store.record(&batch.units).await?
         };
+        tracing::debug!(
+            clicks = recorded.counted,
+            duplicates = recorded.duplicates,
+            rows = recorded.rows,
+            ms = started.elapsed().as_millis() as u64,
+            "click flush committed"
+        );
         if ack == Ack::AfterCommit {
             self.queue.ack(&batch.entries).await?;
         }
@@ -293,24 +308,37 @@ impl Worker {
     }
 
     /// Runs until `stop`, then counts the batch in hand and, for an in-process queue,
-    /// everything it still holds, and returns.
+    /// everything it still holds, and returns. A window is written while the next one
+    /// gathers, so the queue keeps being drained during a flush; the two together hold
+    /// at most `batch_size` clicks.
     pub async fn run(&self, stop: CancellationToken) {
         let prune_every = Duration::from_secs(self.settings.prune_every_s.max(1));
         let mut last_prune = Instant::now();
+        let mut gathered: Option<Batch> = None;
         while !stop.is_cancelled() {
-            let batch = self.gather(&stop).await;
-            self.process_with_retry(batch, &stop).await;
+            let previous = gathered.take();
+            let room =
+                (self.settings.batch_size).saturating_sub(previous.as_ref().map_or(0, Batch::len));
+            let flush = async {
+                if let Some(batch) = previous {
+                    self.process_with_retry(batch, &stop).await;
+                }
+            };
+            let (batch, ()) = tokio::join!(self.gather_up_to(&stop, room), flush);
+            gathered = Some(batch);
             if last_prune.elapsed() >= prune_every {
                 last_prune = Instant::now();
                 self.prune().await;
             }
         }
+        if let Some(batch) = gathered {
+            self.process_with_retry(batch, &stop).await;
+        }
         // Drain: everything already queued in this process is counted before it exits.
         while self.queue.in_process() {
             let mut batch = Batch::default();
-            while batch.len() < self.settings.batch_size
-                && self.receive(&mut batch, Duration::ZERO).await
-            {}
+            let max = self.settings.batch_size;
+            while batch.len() < max && self.receive(&mut batch, max, Duration::ZERO).await {}
             if batch.is_empty() {
                 break;
             }

@@ -180,8 +180,8 @@ impl Dims {
     }
 
     /// Adds `other` in, then keeps at most [`MAX_DIM_VALUES`] values per dimension (see
-    /// [`cap`]). The SQL function `click_dims_add` of the PostgreSQL schema does the
-    /// same, so both stores keep identical rows.
+    /// [`cap`]). The SQL function `click_dims_sum` of the PostgreSQL schema keeps the
+    /// same rule when it sums a row's partial sums.
     pub fn add(&mut self, other: &Dims) {
         for (mine, (_, theirs)) in self.each_mut().into_iter().zip(other.each()) {
             for (value, n) in theirs {
@@ -202,6 +202,19 @@ impl Dims {
     /// When the text is not a JSON object of objects of integers.
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
+    }
+
+    /// Reads a JSON array of partial sums (how PostgreSQL keeps them) and adds them up.
+    ///
+    /// # Errors
+    /// When the text is not a JSON array of such objects.
+    pub fn sum_json(text: &str) -> Result<Self, serde_json::Error> {
+        let parts: Vec<Dims> = serde_json::from_str(text)?;
+        let mut sum = Dims::default();
+        for part in &parts {
+            sum.add(part);
+        }
+        Ok(sum)
     }
 }
 

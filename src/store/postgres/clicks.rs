@@ -4,8 +4,9 @@
 //!
 //! One flush is one transaction per shard, with a fixed number of statements whatever
 //! its size: record the units' IDs (`INSERT … ON CONFLICT DO NOTHING RETURNING`), add the
-//! per-(link, day) sums of exactly the new units' clicks (one multi-row upsert that merges
-//! the dimension JSON with `click_dims_add`), `COPY` the sampled raw events, commit.
+//! per-(link, day) sums of exactly the new units' clicks (one multi-row upsert that
+//! appends the dimension sums to the row, summing the row up every 16 flushes), `COPY`
+//! the sampled raw events, commit.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -25,11 +26,18 @@ use crate::store::{PartHealth, PoolStatus, StoreError};
 
 const CLAIM_UNITS: &str = "INSERT INTO click_units (id) SELECT unnest($1::int8[]) \
     ON CONFLICT DO NOTHING RETURNING id";
+/// The flush's sums are appended to the row's array of partial sums; a row whose array
+/// has reached `$7` elements is summed into one (`click_dims_sum`, migration V4).
+/// Appending is nearly free for PostgreSQL, summing is not: this way a row is summed
+/// once every [`COMPACT_AT`] flushes, not at every one.
 const ADD_DAYS: &str = "INSERT INTO click_daily AS d (link_id, day, total, bots, dims) \
     SELECT l, day, t, b, j::jsonb \
     FROM UNNEST($1::int8[], $2::date[], $3::int8[], $4::int8[], $5::text[]) AS u(l, day, t, b, j) \
     ON CONFLICT (link_id, day) DO UPDATE SET total = d.total + EXCLUDED.total, \
-    bots = d.bots + EXCLUDED.bots, dims = click_dims_add(d.dims, EXCLUDED.dims, $6)";
+    bots = d.bots + EXCLUDED.bots, dims = CASE WHEN jsonb_array_length(d.dims) < $7 \
+    THEN d.dims || EXCLUDED.dims ELSE click_dims_sum(d.dims || EXCLUDED.dims, $6) END";
+/// Partial sums a row may hold before it is summed into one.
+const COMPACT_AT: i32 = 16;
 const COPY_EVENTS: &str = "COPY click_events \
     (event_id, link_id, at, referrer, browser, os, device, bot, client) FROM STDIN";
 const SELECT_DAYS: &str = "SELECT day, total, bots, dims::text FROM click_daily \
@@ -176,11 +184,13 @@ async fn record_on(
                     d.push(*day);
                     t.push(counts.total);
                     b.push(counts.bots);
-                    j.push(counts.dims.to_json());
+                    j.push(format!("[{}]", counts.dims.to_json()));
                 }
                 let keep = MAX_DIM_VALUES as i32;
                 let add = tx.prepare_cached(ADD_DAYS).await?;
-                recorded.rows = tx.execute(&add, &[&l, &d, &t, &b, &j, &keep]).await?;
+                recorded.rows = tx
+                    .execute(&add, &[&l, &d, &t, &b, &j, &keep, &COMPACT_AT])
+                    .await?;
             }
             let kept: Vec<&ClickRecord> = fresh
                 .iter()
@@ -238,7 +248,7 @@ impl ClickStore for ShardedClicks {
         rows.iter()
             .map(|r| {
                 let text: String = r.get(3);
-                let dims = Dims::from_json(&text).map_err(|e| StoreError::Internal {
+                let dims = Dims::sum_json(&text).map_err(|e| StoreError::Internal {
                     part: shard.name().to_owned(),
                     source: e.into(),
                 })?;

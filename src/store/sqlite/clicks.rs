@@ -5,7 +5,7 @@
 //! A flush is one `BEGIN IMMEDIATE` transaction: record the units' IDs (`INSERT OR
 //! IGNORE`), then for each (link, day) of exactly the new units' clicks read the row,
 //! add in process ([`DayCounts::add`], the same merge as PostgreSQL's
-//! `click_dims_add`) and write it back, then the sampled raw events; one commit.
+//! `click_dims_sum`) and write it back, then the sampled raw events; one commit.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

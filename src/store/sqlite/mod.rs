@@ -1,4 +1,5 @@
-//! The embedded store: one SQLite file, set up for a server.
+//! The embedded store: one SQLite file for links, set up for a server (clicks have a
+//! file of their own: [`SqliteClicks`]).
 //!
 //! - **WAL** journal, so readers never block the writer or each other.
 //! - **One writer thread** owns the only writing connection. Writes arrive over a

@@ -1,0 +1,278 @@
+//! The click queue: one trait, two implementations.
+//!
+//! - [`MemoryQueue`]: a bounded channel inside the process (embedded mode, and any
+//!   single-instance deployment). Lost if the process dies without draining.
+//! - [`RedisStreamQueue`]: a Redis stream with a consumer group. A producer task
+//!   gathers clicks for [`QueueSettings::entry_linger_ms`] (or up to
+//!   [`QueueSettings::entry_clicks`]) and appends them as **one entry** in a compact
+//!   binary encoding ([`encode_entry`]), named by its first click's event ID (the unit
+//!   ID the click store records, which makes a retried `XADD` harmless); workers read entries with
+//!   `XREADGROUP`, `XACK` them only after the database commit, and take over entries of
+//!   dead workers with `XAUTOCLAIM`. Redis appends, delivers and acknowledges an entry
+//!   per few milliseconds, not per click.
+//!
+//! Either way [`ClickQueue::offer`] never waits: the redirect path hands the click to a
+//! bounded in-process buffer with `try_send`, and a full buffer drops the click and
+//! counts it. Nothing waits on that buffer either: its consumer (the worker, or the
+//! producer) polls it on a timer, so a click never wakes another thread.
+
+mod entry;
+mod stream;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, Mutex};
+
+pub use self::entry::{decode_entry, encode_entry};
+pub use self::stream::{RedisStreamQueue, GROUP};
+use crate::domain::click::RawClick;
+use crate::domain::Snowflake;
+
+/// Which queue (`[queue] kind`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueKind {
+    /// In process.
+    Memory,
+    /// Redis Streams.
+    Redis,
+}
+
+/// Queue settings (`[queue]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSettings {
+    /// `memory` (default) or `redis` (needs `[redis]`).
+    pub kind: QueueKind,
+    /// Clicks buffered in process before new ones are dropped (both kinds: with Redis it
+    /// is the buffer in front of `XADD`).
+    pub capacity: usize,
+    /// Redis: approximate most entries the stream keeps (`MAXLEN ~`); each entry holds
+    /// up to `entry_clicks` clicks.
+    pub stream_maxlen: u64,
+    /// Redis: a pending entry idle this long belongs to a dead worker and is taken over.
+    /// Keep it well above `analytics.flush_interval_ms`: a live worker holds its entries
+    /// that long before acknowledging them.
+    pub claim_idle_ms: u64,
+    /// Redis: this consumer's name in the group (default: host name and process ID).
+    pub consumer: Option<String>,
+    /// Redis: most clicks in one stream entry.
+    pub entry_clicks: usize,
+    /// Redis: how long the producer gathers clicks into one entry, in milliseconds.
+    pub entry_linger_ms: u64,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            kind: QueueKind::Memory,
+            capacity: 65_536,
+            stream_maxlen: 100_000,
+            claim_idle_ms: 30_000,
+            consumer: None,
+            entry_clicks: 2_048,
+            entry_linger_ms: 50,
+        }
+    }
+}
+
+/// Why the queue could not deliver or acknowledge.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Clicks handed to the worker, with what it takes to count and acknowledge them.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    /// The unit these clicks are counted as, when the producer named one (a stream
+    /// entry). `None` for the in-process queue: the worker names its flush instead.
+    pub unit: Option<Snowflake>,
+    /// The stream entry ID to acknowledge (Redis); `None` in process.
+    pub entry: Option<String>,
+    pub clicks: Vec<RawClick>,
+}
+
+/// Counters (exported as metrics).
+#[derive(Debug, Default)]
+pub struct QueueStats {
+    pub enqueued: AtomicU64,
+    pub dropped: AtomicU64,
+    /// Clicks handed to a worker.
+    pub delivered: AtomicU64,
+    /// Stream entries acknowledged (Redis).
+    pub acked: AtomicU64,
+    /// Redis: stream entries appended.
+    pub entries: AtomicU64,
+    /// Redis: entries taken over from dead workers.
+    pub reclaimed: AtomicU64,
+}
+
+/// A queue of clicks between the redirect path and the analytics worker.
+#[async_trait]
+pub trait ClickQueue: Send + Sync + 'static {
+    /// Offers a click without waiting. Returns false, and counts a drop, when full.
+    fn offer(&self, click: RawClick) -> bool;
+
+    /// Clicks waiting now, up to about `max` of them; when none are, waits up to `wait`
+    /// and looks once more.
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
+
+    /// Marks stream entries done: call only after their clicks are committed.
+    async fn ack(&self, entries: &[String]) -> Result<(), QueueError>;
+
+    /// Whether the queue lives in this process only, so that a stopping worker must
+    /// drain it (the Redis stream outlives the process; its entries wait for a worker).
+    fn in_process(&self) -> bool;
+
+    /// Clicks buffered in this process, not yet handed on.
+    fn depth(&self) -> u64;
+
+    /// The counters.
+    fn stats(&self) -> &QueueStats;
+}
+
+/// The in-process queue.
+pub struct MemoryQueue {
+    tx: mpsc::Sender<RawClick>,
+    rx: Mutex<mpsc::Receiver<RawClick>>,
+    stats: QueueStats,
+}
+
+impl MemoryQueue {
+    /// A queue holding at most `capacity` clicks.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        Self {
+            tx,
+            rx: Mutex::new(rx),
+            stats: QueueStats::default(),
+        }
+    }
+}
+
+fn offer_to(tx: &mpsc::Sender<RawClick>, stats: &QueueStats, click: RawClick) -> bool {
+    match tx.try_send(click) {
+        Ok(()) => {
+            stats.enqueued.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(_) => {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+/// Takes what the channel holds now, up to `max`, without waiting. Never registers a
+/// waker: the senders (redirects) are never asked to wake this side.
+fn drain(rx: &mut mpsc::Receiver<RawClick>, max: usize) -> Vec<RawClick> {
+    let mut out = Vec::new();
+    while out.len() < max {
+        match rx.try_recv() {
+            Ok(c) => out.push(c),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// [`drain`], or after `wait` when the channel is empty now.
+async fn drain_or_wait(
+    rx: &mut mpsc::Receiver<RawClick>,
+    max: usize,
+    wait: Duration,
+) -> Vec<RawClick> {
+    let now = drain(rx, max);
+    if !now.is_empty() || wait.is_zero() {
+        return now;
+    }
+    tokio::time::sleep(wait).await;
+    drain(rx, max)
+}
+
+#[async_trait]
+impl ClickQueue for MemoryQueue {
+    fn offer(&self, click: RawClick) -> bool {
+        offer_to(&self.tx, &self.stats, click)
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        let mut rx = self.rx.lock().await;
+        let clicks = drain_or_wait(&mut rx, max, wait).await;
+        if clicks.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.stats
+            .delivered
+            .fetch_add(clicks.len() as u64, Ordering::Relaxed);
+        Ok(vec![Delivery {
+            unit: None,
+            entry: None,
+            clicks,
+        }])
+    }
+
+    async fn ack(&self, _entries: &[String]) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    fn in_process(&self) -> bool {
+        true
+    }
+
+    fn depth(&self) -> u64 {
+        (self.tx.max_capacity() - self.tx.capacity()) as u64
+    }
+
+    fn stats(&self) -> &QueueStats {
+        &self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::click::ClientNet;
+
+    fn click(n: u64) -> RawClick {
+        RawClick {
+            event_id: Snowflake::from_parts(n, 0, 0),
+            link_id: Snowflake::from_parts(1, 0, 0),
+            at_ms: 1_800_000_000_000,
+            referrer: String::new(),
+            user_agent: String::new(),
+            client: ClientNet::Unknown,
+        }
+    }
+
+    fn clicks(d: &[Delivery]) -> usize {
+        d.iter().map(|d| d.clicks.len()).sum()
+    }
+
+    #[tokio::test]
+    async fn a_full_memory_queue_drops_and_counts_without_waiting() {
+        let q = MemoryQueue::new(3);
+        let accepted = (0..10).filter(|n| q.offer(click(*n))).count();
+        assert_eq!(accepted, 3);
+        assert_eq!(q.stats().dropped.load(Ordering::Relaxed), 7);
+        assert_eq!(q.depth(), 3);
+        let got = q.receive(10, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(clicks(&got), 3);
+        assert_eq!(q.depth(), 0);
+    }
+
+    #[tokio::test]
+    async fn receive_returns_empty_after_the_wait() {
+        let q = MemoryQueue::new(3);
+        assert!(q
+            .receive(10, Duration::from_millis(5))
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}
