@@ -108,9 +108,20 @@ async fn clicks_are_counted_once_however_often_they_are_recorded(store: &dyn Cli
         click(a, day2, "news.example", "Chrome", true),
         click(b, day2, "", "Chrome", false),
     ]);
-    assert_eq!(store.record(std::slice::from_ref(&batch)).await.unwrap().counted, 4);
     assert_eq!(
-        store.record(std::slice::from_ref(&batch)).await.unwrap().counted,
+        store
+            .record(std::slice::from_ref(&batch))
+            .await
+            .unwrap()
+            .counted,
+        4
+    );
+    assert_eq!(
+        store
+            .record(std::slice::from_ref(&batch))
+            .await
+            .unwrap()
+            .counted,
         0,
         "a redelivered batch counts nothing"
     );

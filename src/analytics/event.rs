@@ -6,9 +6,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::queue::EntryView;
 pub use crate::domain::click::{
     ClickRecord, ClientNet, Families, RawClick, MAX_REFERRER, MAX_REFERRER_HEADER, MAX_USER_AGENT,
 };
+use crate::domain::Snowflake;
 
 /// The host of a `Referer` header value, lower case, or empty when there is none or it
 /// does not parse.
@@ -115,7 +117,8 @@ impl Classifier {
         }
     }
 
-    fn families(&mut self, user_agent: &str) -> Arc<Families> {
+    /// The families of a user agent.
+    pub fn families(&mut self, user_agent: &str) -> Arc<Families> {
         if let Some(f) = self.agents.get(user_agent) {
             return f.clone();
         }
@@ -128,7 +131,8 @@ impl Classifier {
         f
     }
 
-    fn referrer(&mut self, header: &str) -> Arc<str> {
+    /// The host of a `Referer` header.
+    pub fn referrer(&mut self, header: &str) -> Arc<str> {
         if header.is_empty() {
             return self.direct.clone();
         }
@@ -141,6 +145,38 @@ impl Classifier {
         let host: Arc<str> = Arc::from(referrer_host(Some(header)));
         self.referrers.insert(header.to_owned(), host.clone());
         host
+    }
+
+    /// The clicks of a stream entry, ready to be counted: each of its distinct strings
+    /// is looked up once, not once per click.
+    pub fn records_of(&mut self, entry: &EntryView<'_>, out: &mut Vec<ClickRecord>) {
+        let mut referrers: Vec<Option<Arc<str>>> = vec![None; entry.strings.len()];
+        let mut agents: Vec<Option<Arc<Families>>> = vec![None; entry.strings.len()];
+        for c in &entry.clicks {
+            let (Some(event_id), Some(link_id)) = (
+                Snowflake::from_u64(c.event_id),
+                Snowflake::from_u64(c.link_id),
+            ) else {
+                continue;
+            };
+            let (r, a) = (c.referrer as usize, c.user_agent as usize);
+            let referrer = match &referrers[r] {
+                Some(h) => h.clone(),
+                None => referrers[r].insert(self.referrer(entry.strings[r])).clone(),
+            };
+            let families = match &agents[a] {
+                Some(f) => f.clone(),
+                None => agents[a].insert(self.families(entry.strings[a])).clone(),
+            };
+            out.push(ClickRecord {
+                event_id,
+                link_id,
+                at_ms: c.at_ms,
+                referrer,
+                families,
+                client: c.client,
+            });
+        }
     }
 
     /// The click, ready to be counted.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::event::Classifier;
-use super::queue::{ClickQueue, Delivery};
+use super::queue::{view_entry, ClickQueue, Delivery};
 use crate::domain::click::{ClickRecord, ClickUnit};
 use crate::store::clicks::ClickStore;
 
@@ -155,12 +155,19 @@ impl Worker {
             return;
         };
         for d in deliveries {
-            batch.clicks += d.clicks.len();
-            let records = d.clicks.iter().map(|c| classifier.record(c));
+            batch.clicks += d.len();
+            let mut records: Vec<ClickRecord> =
+                d.clicks.iter().map(|c| classifier.record(c)).collect();
+            if let Some((payload, _)) = &d.packed {
+                // Checked when it was received, so it reads again.
+                if let Ok(view) = view_entry(payload) {
+                    classifier.records_of(&view, &mut records);
+                }
+            }
             match d.unit {
                 Some(id) => batch.units.push(ClickUnit {
                     id,
-                    clicks: records.collect(),
+                    clicks: records,
                 }),
                 None => batch.loose.extend(records),
             }
@@ -183,7 +190,7 @@ impl Worker {
         let room = max.saturating_sub(batch.len()).max(1);
         match self.queue.receive(room, wait).await {
             Ok(d) => {
-                let got = !d.is_empty();
+                let got = d.iter().any(|d| !d.is_empty() || d.entry.is_some());
                 self.add(batch, d);
                 got
             }
@@ -262,9 +269,6 @@ impl Worker {
             ms = started.elapsed().as_millis() as u64,
             "click flush committed"
         );
-        if ack == Ack::AfterCommit {
-            self.queue.ack(&batch.entries).await?;
-        }
         let s = &self.stats;
         s.batches.fetch_add(1, Ordering::Relaxed);
         s.counted.fetch_add(recorded.counted, Ordering::Relaxed);
@@ -275,6 +279,10 @@ impl Worker {
         if let Some(newest) = newest {
             let lag = (Utc::now().timestamp_millis() as u64).saturating_sub(newest);
             s.lag_ms.store(lag, Ordering::Relaxed);
+        }
+        // Counted once committed; the acknowledgement only stops redelivery.
+        if ack == Ack::AfterCommit {
+            self.queue.ack(&batch.entries).await?;
         }
         Ok(recorded.counted)
     }

@@ -11,23 +11,24 @@ use crate::domain::Snowflake;
 const ENTRY_V1: u8 = 1;
 
 /// One click of an encoded entry: its strings are indices into the entry's table.
-#[derive(Serialize, Deserialize)]
-struct PackedClick {
-    event_id: u64,
-    link_id: u64,
-    at_ms: u64,
-    referrer: u32,
-    user_agent: u32,
-    client: ClientNet,
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PackedClick {
+    pub event_id: u64,
+    pub link_id: u64,
+    pub at_ms: u64,
+    pub referrer: u32,
+    pub user_agent: u32,
+    pub client: ClientNet,
 }
 
 /// An encoded entry: every distinct string once, then the clicks (postcard: varints
-/// and length-prefixed strings, about 30 bytes a click besides the strings).
-#[derive(Serialize, Deserialize)]
-struct PackedEntry<'a> {
+/// and length-prefixed strings, about 30 bytes a click besides the strings). Read
+/// without copying its strings: a reader works each one out once per entry.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EntryView<'a> {
     #[serde(borrow)]
-    strings: Vec<&'a str>,
-    clicks: Vec<PackedClick>,
+    pub strings: Vec<&'a str>,
+    pub clicks: Vec<PackedClick>,
 }
 
 /// Encodes clicks into one stream entry's payload.
@@ -53,45 +54,56 @@ pub fn encode_entry(clicks: &[RawClick]) -> Vec<u8> {
             client: c.client,
         });
     }
-    let entry = PackedEntry {
+    let entry = EntryView {
         strings,
         clicks: packed,
     };
     postcard::to_extend(&entry, vec![ENTRY_V1]).expect("writing to a Vec cannot fail")
 }
 
-/// Decodes an entry's payload.
+/// Reads an entry's payload, checking every index and ID in it.
 ///
 /// # Errors
-/// When it is not an entry of a known version.
-pub fn decode_entry(bytes: &[u8]) -> anyhow::Result<Vec<RawClick>> {
+/// When it is not an entry of a known version, or not a consistent one.
+pub fn view_entry(bytes: &[u8]) -> anyhow::Result<EntryView<'_>> {
     let Some((&ENTRY_V1, body)) = bytes.split_first() else {
         anyhow::bail!("unknown entry version");
     };
-    let entry: PackedEntry<'_> = postcard::from_bytes(body)?;
-    let text = |i: u32| -> anyhow::Result<String> {
-        entry
-            .strings
-            .get(i as usize)
-            .map(|s| (*s).to_owned())
-            .ok_or_else(|| anyhow::anyhow!("string {i} out of range"))
-    };
-    entry
+    let view: EntryView<'_> = postcard::from_bytes(body)?;
+    let n = view.strings.len() as u32;
+    for c in &view.clicks {
+        anyhow::ensure!(
+            c.referrer < n && c.user_agent < n,
+            "string index out of range"
+        );
+        anyhow::ensure!(
+            Snowflake::from_u64(c.event_id).is_some() && Snowflake::from_u64(c.link_id).is_some(),
+            "bad ID"
+        );
+    }
+    Ok(view)
+}
+
+/// Decodes an entry's payload into owned clicks.
+///
+/// # Errors
+/// As for [`view_entry`].
+pub fn decode_entry(bytes: &[u8]) -> anyhow::Result<Vec<RawClick>> {
+    let view = view_entry(bytes)?;
+    Ok(view
         .clicks
         .iter()
-        .map(|p| {
-            Ok(RawClick {
-                event_id: Snowflake::from_u64(p.event_id)
-                    .ok_or_else(|| anyhow::anyhow!("bad event id"))?,
-                link_id: Snowflake::from_u64(p.link_id)
-                    .ok_or_else(|| anyhow::anyhow!("bad link id"))?,
+        .filter_map(|p| {
+            Some(RawClick {
+                event_id: Snowflake::from_u64(p.event_id)?,
+                link_id: Snowflake::from_u64(p.link_id)?,
                 at_ms: p.at_ms,
-                referrer: text(p.referrer)?,
-                user_agent: text(p.user_agent)?,
+                referrer: view.strings[p.referrer as usize].to_owned(),
+                user_agent: view.strings[p.user_agent as usize].to_owned(),
                 client: p.client,
             })
         })
-        .collect()
+        .collect())
 }
 
 /// An entry written by versions that put one click per entry, as JSON in field `c`.

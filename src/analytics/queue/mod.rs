@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Mutex};
 
-pub use self::entry::{decode_entry, encode_entry};
+pub use self::entry::{decode_entry, encode_entry, view_entry, EntryView, PackedClick};
 pub use self::stream::{RedisStreamQueue, GROUP};
 use crate::domain::click::RawClick;
 use crate::domain::Snowflake;
@@ -94,7 +94,23 @@ pub struct Delivery {
     pub unit: Option<Snowflake>,
     /// The stream entry ID to acknowledge (Redis); `None` in process.
     pub entry: Option<String>,
+    /// Clicks as captured (the in-process queue, and entries of earlier versions).
     pub clicks: Vec<RawClick>,
+    /// A stream entry's payload, checked (see [`view_entry`]), and how many clicks it
+    /// holds: the worker reads it without copying a string per click.
+    pub packed: Option<(Vec<u8>, usize)>,
+}
+
+impl Delivery {
+    /// How many clicks it carries.
+    pub fn len(&self) -> usize {
+        self.clicks.len() + self.packed.as_ref().map_or(0, |(_, n)| *n)
+    }
+
+    /// Whether it carries no click.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Counters (exported as metrics).
@@ -211,9 +227,8 @@ impl ClickQueue for MemoryQueue {
             .delivered
             .fetch_add(clicks.len() as u64, Ordering::Relaxed);
         Ok(vec![Delivery {
-            unit: None,
-            entry: None,
             clicks,
+            ..Delivery::default()
         }])
     }
 

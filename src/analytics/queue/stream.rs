@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use redis::AsyncCommands as _;
 use tokio::sync::{mpsc, Mutex};
 
-use super::entry::{decode_entry, encode_entry, LegacyClick};
+use super::entry::{encode_entry, view_entry, LegacyClick};
 use super::{drain, offer_to, ClickQueue, Delivery, QueueError, QueueSettings, QueueStats};
 use crate::domain::click::{ClientNet, RawClick};
 use crate::domain::Snowflake;
@@ -229,21 +229,16 @@ impl RedisStreamQueue {
     fn parse_entries(entries: Vec<redis::streams::StreamId>) -> Vec<Delivery> {
         entries
             .into_iter()
-            .map(|entry| {
-                let parsed = parse_entry(&entry);
-                match parsed {
-                    Ok((unit, clicks)) => Delivery {
-                        unit: Some(unit),
+            .map(|entry| match parse_entry(&entry) {
+                Ok(mut d) => {
+                    d.entry = Some(entry.id);
+                    d
+                }
+                Err(e) => {
+                    tracing::warn!(entry = %entry.id, error = %e, "unreadable click entry skipped");
+                    Delivery {
                         entry: Some(entry.id),
-                        clicks,
-                    },
-                    Err(e) => {
-                        tracing::warn!(entry = %entry.id, error = %e, "unreadable click entry skipped");
-                        Delivery {
-                            unit: None,
-                            entry: Some(entry.id),
-                            clicks: Vec::new(),
-                        }
+                        ..Delivery::default()
                     }
                 }
             })
@@ -275,21 +270,26 @@ impl RedisStreamQueue {
 
 /// An entry's unit and clicks: the current encoding (`u`, `k`), or the one-click JSON
 /// entries (`c`) of earlier versions, whose unit is the click's own event ID.
-fn parse_entry(entry: &redis::streams::StreamId) -> anyhow::Result<(Snowflake, Vec<RawClick>)> {
+fn parse_entry(entry: &redis::streams::StreamId) -> anyhow::Result<Delivery> {
     if let Some(payload) = entry.get::<Vec<u8>>("k") {
         let unit = entry
             .get::<u64>("u")
             .and_then(Snowflake::from_u64)
             .ok_or_else(|| anyhow::anyhow!("no unit ID"))?;
-        return Ok((unit, decode_entry(&payload)?));
+        let n = view_entry(&payload)?.clicks.len();
+        return Ok(Delivery {
+            unit: Some(unit),
+            packed: Some((payload, n)),
+            ..Delivery::default()
+        });
     }
     let legacy: String = entry
         .get("c")
         .ok_or_else(|| anyhow::anyhow!("neither k nor c"))?;
     let c: LegacyClick = serde_json::from_str(&legacy)?;
-    Ok((
-        c.event_id,
-        vec![RawClick {
+    Ok(Delivery {
+        unit: Some(c.event_id),
+        clicks: vec![RawClick {
             event_id: c.event_id,
             link_id: c.link_id,
             at_ms: c.at_ms,
@@ -297,7 +297,8 @@ fn parse_entry(entry: &redis::streams::StreamId) -> anyhow::Result<(Snowflake, V
             user_agent: c.user_agent,
             client: ClientNet::parse(&c.client),
         }],
-    ))
+        ..Delivery::default()
+    })
 }
 
 #[async_trait]
@@ -344,7 +345,7 @@ impl ClickQueue for RedisStreamQueue {
         .await;
         match result {
             Ok(deliveries) => {
-                let clicks: usize = deliveries.iter().map(|d| d.clicks.len()).sum();
+                let clicks: usize = deliveries.iter().map(Delivery::len).sum();
                 self.stats
                     .delivered
                     .fetch_add(clicks as u64, Ordering::Relaxed);
