@@ -9,15 +9,20 @@
 #              two oha processes with --latency-correction        → p99 of each, errors
 #   then waits until the worker has counted every click and reports, for the mixed run:
 #   redirects answered, clicks counted, click-table row writes per 1,000 clicks
-#   (pg_stat_user_tables), PostgreSQL CPU seconds per million clicks (postmaster and
-#   children, from /proc), Redis CPU seconds per million clicks (INFO cpu).
+#   (pg_stat_user_tables), and the CPU seconds PostgreSQL (postmaster and children,
+#   from /proc) and Redis (INFO cpu) used from the start of the mixed run until every
+#   click was counted (compare with the "off" row: the shortens' share).
 # Then the worker alone: DRAIN clicks put on the stream with no worker running, then
-# counted by `shortener worker` into PostgreSQL and into SQLite → clicks/s, and
-# PostgreSQL CPU seconds per million clicks.
+# counted by `shortener worker` into PostgreSQL and into SQLite → clicks/s, PostgreSQL
+# CPU seconds per million clicks, and Redis CPU seconds per million clicks for the
+# stream alone (appending and delivering them).
 #
 #   loadtest/clicks.sh                        # the release build of this checkout
+#   EMBEDDED=1 loadtest/clicks.sh             # the embedded mode (SQLite; off and memory)
 #   SERVICE_BIN=/path/to/other loadtest/clicks.sh   # another build (before/after)
 #   MODES="memory" MIXED=30 loadtest/clicks.sh
+#   SKEW=zipf MODES="off memory" loadtest/clicks.sh   # code k of HOT picked ∝ 1/k, as k6's lib.js
+#   WORKER_ALONE=0 loadtest/clicks.sh         # without the worker-alone runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +33,7 @@ RATE=${RATE:-10000}
 SEED=${SEED:-100000}
 HOT=${HOT:-20000}
 DRAIN=${DRAIN:-300000}
-MODES=${MODES:-off memory redis}
+if [ -n "${EMBEDDED:-}" ]; then MODES=${MODES:-off memory}; else MODES=${MODES:-off memory redis}; fi
 PORT=${PORT:-18080}
 REDIS_PORT=${REDIS_PORT:-16379}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
@@ -52,7 +57,12 @@ redis_pid=$!
 until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
 
 drop_database "$DB"
+EMBEDDED=${EMBEDDED:-}
 config() { # queue-kind file
+    if [ -n "$EMBEDDED" ]; then
+        printf 'public_url = "%s"\ndata_dir = "%s/edata"\n' "$base" "$work" >"$2"
+        return
+    fi
     cat >"$2" <<TOML
 public_url = "$base"
 [redis]
@@ -73,9 +83,35 @@ cp "$work/memory.toml" "$work/off.toml"
 "$BIN" seed --config "$work/memory.toml" --count "$SEED" --codes "$work/codes.txt" >&2
 key=$("$BIN" keys create --config "$work/memory.toml" --tenant bench 2>/dev/null | grep '^shk_')
 shuf -n "$HOT" "$work/codes.txt" | sed "s|^|$base/|" >"$work/urls.txt"
+if [ "${SKEW:-uniform}" = zipf ]; then
+    # oha picks lines uniformly: repeating the k-th URL ∝ 1/k times makes the picks Zipf-like.
+    python3 - "$work/urls.txt" <<'PY'
+import sys
+urls = open(sys.argv[1]).read().split()
+with open(sys.argv[1], "w") as out:
+    for k, url in enumerate(urls, 1):
+        out.write((url + "\n") * max(1, round(20000 / k)))
+PY
+fi
 
-counted() { psql "$PG/$DB" -Atqc "SELECT COALESCE(sum(total), 0) FROM click_daily"; }
+counted() {
+    if [ -n "$EMBEDDED" ]; then
+        # clicks.db, or shortener.db for builds from before clicks had a file of their own
+        python3 - "$work/edata" <<'PY'
+import os, sqlite3, sys
+f = os.path.join(sys.argv[1], "clicks.db")
+f = f if os.path.exists(f) else os.path.join(sys.argv[1], "shortener.db")
+try:
+    print(sqlite3.connect(f).execute("SELECT coalesce(sum(total), 0) FROM click_daily").fetchone()[0])
+except sqlite3.Error:
+    print(0)
+PY
+    else
+        psql "$PG/$DB" -Atqc "SELECT COALESCE(sum(total), 0) FROM click_daily"
+    fi
+}
 row_writes() {
+    [ -n "$EMBEDDED" ] && { echo 0; return; }
     psql "$PG/$DB" -Atqc "SELECT COALESCE(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)
         FROM pg_stat_user_tables WHERE relname LIKE 'click%'"
 }
@@ -89,17 +125,23 @@ pg_cpu() { # seconds of CPU: the postmaster, its reaped children, and its live c
     done
     echo "scale=3; $ticks / $(getconf CLK_TCK)" | bc
 }
+proc_cpu() { # seconds of CPU of process $1 (all its threads)
+    echo "scale=3; $(awk '{print $14 + $15}' "/proc/$1/stat") / $(getconf CLK_TCK)" | bc
+}
+idle_ticks() { awk '/^cpu / {print $5 + $6}' /proc/stat; }
 redis_cpu() {
     redis-cli -p "$REDIS_PORT" info cpu | tr -d '\r' |
         awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.3f", s}'
 }
 # Waits until the click count stops moving for SETTLE_S seconds (longer than the
 # worker's window, 5 s by default, during which the count does not move).
+# It asks the server's own counter, not the database: a count over click_daily every
+# half second would be PostgreSQL work of the measurement's own.
 SETTLE_S=${SETTLE_S:-12}
 settle() {
     local last=-1 now same=0
     while [ "$same" -lt $((SETTLE_S * 2)) ]; do
-        now=$(counted)
+        now=$(curl -s "$base/metrics" | awk '/^shortener_clicks_counted_total/ {print $2}')
         if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
         sleep 0.5
     done
@@ -109,6 +151,7 @@ per() { # amount per-unit count → amount * unit / count
 }
 
 rows=()
+busy=()
 off_rps=
 for mode in $MODES; do
     echo "== clicks: $mode" >&2
@@ -122,6 +165,7 @@ for mode in $MODES; do
     [ "$mode" = off ] && off_rps=$rps
     settle
     c0=$(counted) w0=$(row_writes) p0=$(pg_cpu) r0=$(redis_cpu)
+    s0=$(proc_cpu "$server_pid") i0=$(idle_ticks) t0=$(date +%s.%N)
     oha -z "${MIXED}s" -q $((RATE * 95 / 100)) --latency-correction -c "$CONNS" --no-tui \
         --output-format json --redirect 0 --urls-from-file "$work/urls.txt" >"$work/mr-$mode.json" &
     a=$!
@@ -131,6 +175,7 @@ for mode in $MODES; do
         "$base/api/v1/links" >"$work/ms-$mode.json" &
     b=$!
     wait "$a" "$b"
+    s1=$(proc_cpu "$server_pid") i1=$(idle_ticks) t1=$(date +%s.%N)
     settle
     c1=$(counted) p1=$(pg_cpu) r1=$(redis_cpu)
     sleep 11 # PostgreSQL publishes an idle backend's table counters within 10 s
@@ -139,20 +184,31 @@ for mode in $MODES; do
     read -r _ _ r99 rerr served _ <<<"$(oha_summary "$work/mr-$mode.json")"
     read -r _ _ s99 serr _ <<<"$(oha_summary "$work/ms-$mode.json")"
     clicks=$((c1 - c0))
+    pg_s=$(echo "$p1 - $p0" | bc)
+    # During the mixed run itself: the server's share of a core, the machine's idle share.
+    secs=$(echo "$t1 - $t0" | bc)
+    busy+=("$mode: server $(awk -v a="$s0" -v b="$s1" -v t="$secs" 'BEGIN {printf "%.0f%%", (b - a) / t * 100}') of a core, machine idle $(awk -v a="$i0" -v b="$i1" -v t="$secs" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" 'BEGIN {printf "%.0f%%", (b - a) / hz / t / n * 100}')")
+    redis_s=$(echo "$r1 - $r0" | bc)
     if [ "$mode" = off ]; then
-        rows+=("$mode|$rps|1.00|$r99|$s99|$((rerr + serr))|$served|-|-|-|-")
+        rows+=("$mode|$rps|1.00|$r99|$s99|$((rerr + serr))|$served|-|-|$pg_s|$redis_s")
     else
-        rows+=("$mode|$rps|$(awk -v a="$rps" -v b="${off_rps:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')|$r99|$s99|$((rerr + serr))|$served|$clicks|$(per $((w1 - w0)) 1000 "$clicks")|$(per "$(echo "$p1 - $p0" | bc)" 1000000 "$clicks")|$(per "$(echo "$r1 - $r0" | bc)" 1000000 "$clicks")")
+        rows+=("$mode|$rps|$(awk -v a="$rps" -v b="${off_rps:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')|$r99|$s99|$((rerr + serr))|$served|$clicks|$(per $((w1 - w0)) 1000 "$clicks")|$pg_s|$redis_s")
     fi
 done
 
 # -- the worker alone ------------------------------------------------------------------
 # Fills the stream with DRAIN clicks (serve without a worker), then starts `shortener
-# worker` alone; prints "start-time pg-cpu-at-start".
+# worker` alone; prints "start-time pg-cpu-at-start". Redis's CPU from before the fill
+# to the end of the drain is in $work/redis0.
 worker_rate() { # config
     local cfg=$1 t0 p0
     redis-cli -p "$REDIS_PORT" del bench:clicks >/dev/null
     serve_config "$cfg" SHORTENER_ANALYTICS__WORKER_IN_SERVE=false
+    # Warm L1 first, so that Redis's CPU below is the stream's alone.
+    oha -n 40000 -c "$CONNS" --no-tui --output-format quiet --redirect 0 --urls-from-file "$work/urls.txt"
+    sleep 1
+    redis-cli -p "$REDIS_PORT" del bench:clicks >/dev/null
+    redis_cpu >"$work/redis0"
     oha -n "$DRAIN" -c "$CONNS" --no-tui --output-format quiet --redirect 0 --urls-from-file "$work/urls.txt"
     stop_serving
     t0=$(date +%s.%N)
@@ -177,11 +233,15 @@ drain_worker() { # counter-command target t0 p0
     now=$(date +%s.%N)
     local p1
     p1=$(pg_cpu)
+    echo "$(redis_cpu) - $(cat "$work/redis0")" | bc >"$work/redis-s"
     kill "$(cat "$work/worker.pid")" 2>/dev/null || true
     wait "$(cat "$work/worker.pid")" 2>/dev/null || true
     echo "$(awk -v n="$n" -v t="$(echo "$last_change - $t0" | bc)" 'BEGIN { printf "%.0f", n / t }') $(per "$(echo "$p1 - $p0" | bc)" 1000000 "$n") $n"
 }
 
+WORKER_ALONE=${WORKER_ALONE:-1}
+[ -n "$EMBEDDED" ] && WORKER_ALONE=0
+if [ "$WORKER_ALONE" = 1 ]; then # (not indented: it holds here-documents)
 echo "== worker alone: PostgreSQL" >&2
 psql "$PG/$DB" -qc "TRUNCATE click_daily" >/dev/null
 psql "$PG/$DB" -qc "TRUNCATE click_units" >/dev/null 2>&1 || psql "$PG/$DB" -qc "TRUNCATE click_events, click_dims" >/dev/null 2>&1 || true
@@ -190,6 +250,7 @@ printf '[analytics]\nflush_interval_ms = 1000\n' >>"$work/w.toml"
 sed -i 's/^\[queue\]/[queue]\nclaim_idle_ms = 30000/' "$work/w.toml"
 read -r t0 p0 <<<"$(worker_rate "$work/w.toml")"
 read -r pg_rate pg_cpu_m pg_n <<<"$(drain_worker counted "$DRAIN" "$t0" "$p0")"
+stream_redis_m=$(per "$(cat "$work/redis-s")" 1000000 "$pg_n")
 
 echo "== worker alone: SQLite" >&2
 cat >"$work/e.toml" <<TOML
@@ -217,16 +278,20 @@ PY
 }
 read -r t0 p0 <<<"$(worker_rate "$work/e.toml")"
 read -r sq_rate _ sq_n <<<"$(drain_worker sqlite_counted "$DRAIN" "$t0" "$p0")"
+fi
 
 echo
-echo "clicks: $("$BIN" --version 2>/dev/null) · $(nproc) cores · $SEED links, $HOT hot codes · closed loop ${DURATION}s x $CONNS · mixed ${MIXED}s at $RATE/s (95/5)"
-printf '| %-7s | %9s | %7s | %9s | %9s | %6s | %9s | %9s | %10s | %11s | %11s |\n' clicks 'closed/s' 'of off' 'redir p99' 'short p99' errors redirects counted 'rows/1k' 'PG s/M' 'Redis s/M'
+echo "clicks: $("$BIN" --version 2>/dev/null) · $([ -n "$EMBEDDED" ] && echo embedded || echo distributed) · $(nproc) cores · $SEED links, $HOT hot codes (${SKEW:-uniform}) · closed loop ${DURATION}s x $CONNS · mixed ${MIXED}s at $RATE/s (95/5)"
+printf '| %-7s | %9s | %7s | %9s | %9s | %6s | %9s | %9s | %10s | %11s | %11s |\n' clicks 'closed/s' 'of off' 'redir p99' 'short p99' errors redirects counted 'rows/1k' 'PG CPU s' 'Redis CPU s'
 printf '|%s|\n' '---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:'
 for r in "${rows[@]}"; do
     IFS='|' read -r m rps share r99 s99 err served clicks wpk pgm rdm <<<"$r"
     printf '| %-7s | %9s | %7s | %9s | %9s | %6s | %9s | %9s | %10s | %11s | %11s |\n' "$m" "$rps" "$share" "$r99" "$s99" "$err" "$served" "$clicks" "$wpk" "$pgm" "$rdm"
 done
+echo "CPU during the mixed runs: ${busy[*]}"
+[ "$WORKER_ALONE" = 1 ] || exit 0
 echo
 echo "worker alone (shortener worker draining $DRAIN clicks from the stream):"
 echo "  PostgreSQL: $pg_rate clicks/s, $pg_cpu_m PostgreSQL CPU s per million clicks ($pg_n counted)"
+echo "  Redis CPU for the stream (fill and drain): $stream_redis_m s per million clicks"
 echo "  SQLite:     $sq_rate clicks/s ($sq_n counted)"

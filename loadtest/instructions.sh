@@ -4,7 +4,7 @@
 # under callgrind, warms up, its counters are zeroed, it serves REQUESTS redirects, the
 # worker gets SETTLE_S to write what it holds (its work per click counts too: it runs in
 # the same process), and the counters are dumped. With clicks off, and with clicks
-# counted through the in-process queue. Instruction counts are stable on this machine
+# counted through the in-process queue, and through Redis Streams. Instruction counts are stable on this machine
 # when times are not, so this is how a change to the redirect path is compared.
 # Embedded mode; everything on 127.0.0.1.
 #
@@ -54,3 +54,6 @@ count() { # label [VAR=value …]
 echo "$BIN, $REQUESTS redirects, $CONNS connections"
 count "clicks off" SHORTENER_ANALYTICS__ENABLED=false
 count "clicks counted (memory)"
+# Redis Streams, producer and worker both in the serve process; Redis on 127.0.0.1:6379.
+count "clicks counted (redis)" SHORTENER_QUEUE__KIND=redis \
+    SHORTENER_REDIS__URL=redis://127.0.0.1:6379 SHORTENER_REDIS__KEY_PREFIX="instr:$$:"

@@ -6,7 +6,7 @@ use crate::analytics::queue::QueueKind;
 use crate::analytics::worker::Worker;
 use crate::config::{redact_url, Mode, Settings};
 use crate::store::postgres::migrate_all;
-use crate::store::sqlite::{SqliteClicks, SqliteStore};
+use crate::store::sqlite::{SqliteStore, CLICKS_FILE};
 
 /// The shard map as a table: name, first ID, first time, URL; the directory is marked.
 pub fn shard_table(settings: &Settings) -> String {
@@ -55,21 +55,19 @@ pub fn shard_table(settings: &Settings) -> String {
 pub async fn migrate(settings: &Settings) -> anyhow::Result<String> {
     let mut out = String::new();
     if settings.mode() == Mode::Embedded {
-        let (dir, sqlite) = (settings.data_dir.clone(), settings.sqlite.clone());
-        let (store, clicks) = tokio::task::spawn_blocking(move || {
-            let clicks = SqliteClicks::open(&dir, &sqlite, 0.0)?;
-            anyhow::Ok((SqliteStore::open(&dir, &sqlite)?, clicks))
-        })
-        .await??;
+        let (store, clicks) = crate::startup::open_stores(settings).await?;
         let _ = writeln!(
             out,
             "sqlite: schema version {} in {}; clicks in {}",
             SqliteStore::latest_version(),
-            store.path().display(),
-            clicks.path().display()
+            settings
+                .data_dir
+                .join(crate::store::sqlite::DB_FILE)
+                .display(),
+            settings.data_dir.join(CLICKS_FILE).display()
         );
         store.close().await;
-        crate::store::clicks::ClickStore::close(&clicks).await;
+        clicks.close().await;
         return Ok(out);
     }
     let done = migrate_all(settings).await?;
