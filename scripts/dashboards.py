@@ -79,6 +79,11 @@ CLICKS = [
         q(f"sum by (instance) (rate(shortener_click_worker_batches_total{R}))", "batches {{instance}}"),
         q(f"sum by (instance) (rate(shortener_click_worker_failures_total{R}))", "failures {{instance}}")], ""),
     ("Worker lag", "ms", [q("shortener_click_worker_lag_milliseconds", "{{instance}}")], "Age of the newest click of the last committed batch."),
+    ("Count rows written per click", "short", [q(f"sum(rate(shortener_click_rollup_rows_total{R})) / sum(rate(shortener_clicks_counted_total{R}))", "rows per click")], "One row per link and day per window: far below 1 when links repeat."),
+    ("Click store query p99 by shard", "s", [q(f"histogram_quantile(0.99, sum by (le, shard) (rate(shortener_click_shard_query_duration_seconds_bucket{R})))", "{{shard}}")], "The click pool of each shard; a flush is one transaction per shard."),
+    ("Click stream entries", "ops", [
+        q(f"sum by (instance) (rate(shortener_click_stream_entries_total{R}))", "entries {{instance}}"),
+        q(f"sum(rate(shortener_clicks_enqueued_total{R})) / sum(rate(shortener_click_stream_entries_total{R}))", "clicks per entry")], "Redis Streams: many clicks per entry."),
     ("Dropped share of clicks", "percentunit", [q(f"sum(rate(shortener_clicks_dropped_total{R})) / (sum(rate(shortener_clicks_enqueued_total{R})) + sum(rate(shortener_clicks_dropped_total{R})))", "dropped / offered")], "Alert on any drop."),
 ]
 
