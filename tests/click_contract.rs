@@ -1,6 +1,7 @@
 //! The click store's contract: every function here runs unchanged against each
 //! `ClickStore` (sharded PostgreSQL on real databases, and the embedded `clicks.db`).
 
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
@@ -308,31 +309,6 @@ async fn health_reports_every_part_ok(store: &dyn ClickStore) {
     let parts = store.health().await;
     assert!(!parts.is_empty());
     assert!(parts.iter().all(|p| p.ok), "{parts:?}");
-}
-
-macro_rules! contract {
-    ($($case:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let subject = super::postgres().await;
-                    super::$case(&*subject.store).await;
-                    subject.store.close().await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let subject = super::sqlite().await;
-                    super::$case(&*subject.store).await;
-                    subject.store.close().await;
-                }
-            )*
-        }
-    };
 }
 
 contract!(

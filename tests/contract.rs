@@ -2,6 +2,7 @@
 //! implementation (sharded PostgreSQL on real databases, and embedded SQLite). The
 //! click store has its own contract, in `click_contract.rs`.
 
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
@@ -170,31 +171,6 @@ async fn a_bulk_load_reads_back_link_by_link(store: &dyn LinkStore) {
     {
         assert_eq!(store.get(l.id).await.unwrap().as_ref(), Some(l));
     }
-}
-
-macro_rules! contract {
-    ($($case:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let subject = super::postgres().await;
-                    super::$case(&*subject.store).await;
-                    subject.store.close().await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let subject = super::sqlite().await;
-                    super::$case(&*subject.store).await;
-                    subject.store.close().await;
-                }
-            )*
-        }
-    };
 }
 
 contract!(

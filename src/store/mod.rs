@@ -43,6 +43,24 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// [`StoreError::Internal`] on `part`.
+    pub fn internal(part: &str, source: impl Into<anyhow::Error>) -> Self {
+        Self::Internal {
+            part: part.to_owned(),
+            source: source.into(),
+        }
+    }
+
+    /// [`StoreError::Unavailable`] on `part`, for `reason`.
+    pub fn unavailable(part: &str, reason: &str) -> Self {
+        Self::Unavailable {
+            part: part.to_owned(),
+            source: anyhow::anyhow!(reason.to_owned()),
+        }
+    }
+}
+
 /// Whether one part of storage (a shard, the SQLite file) answers.
 #[derive(Debug, Clone, Serialize)]
 pub struct PartHealth {

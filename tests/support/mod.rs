@@ -2,6 +2,34 @@
 //! once, and an in-process app on a free port driven over real HTTP.
 #![allow(dead_code)] // each test binary uses a different subset
 
+/// Runs each named contract function as a test against `postgres()` and against
+/// `sqlite()`, which the test file defines (each returns a subject with a `store`).
+#[allow(unused_macros)] // only the contract test binaries use it
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let subject = super::postgres().await;
+                    super::$case(&*subject.store).await;
+                    subject.store.close().await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let subject = super::sqlite().await;
+                    super::$case(&*subject.store).await;
+                    subject.store.close().await;
+                }
+            )*
+        }
+    };
+}
+
 pub mod hooked;
 pub mod process;
 

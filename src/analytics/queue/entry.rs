@@ -119,18 +119,8 @@ pub(super) struct LegacyClick {
 
 #[cfg(test)]
 mod tests {
+    use super::super::sample_click as click;
     use super::*;
-
-    fn click(n: u64) -> RawClick {
-        RawClick {
-            event_id: Snowflake::from_parts(n, 0, 0),
-            link_id: Snowflake::from_parts(1, 0, 0),
-            at_ms: 1_800_000_000_000,
-            referrer: String::new(),
-            user_agent: String::new(),
-            client: ClientNet::Unknown,
-        }
-    }
 
     #[test]
     fn an_entry_decodes_to_the_clicks_it_was_made_of_and_is_compact() {

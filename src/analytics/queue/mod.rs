@@ -249,21 +249,23 @@ impl ClickQueue for MemoryQueue {
     }
 }
 
+/// A click for the queue's tests.
+#[cfg(test)]
+fn sample_click(n: u64) -> RawClick {
+    RawClick {
+        event_id: Snowflake::from_parts(n, 0, 0),
+        link_id: Snowflake::from_parts(1, 0, 0),
+        at_ms: 1_800_000_000_000,
+        referrer: String::new(),
+        user_agent: String::new(),
+        client: crate::domain::click::ClientNet::Unknown,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::sample_click as click;
     use super::*;
-    use crate::domain::click::ClientNet;
-
-    fn click(n: u64) -> RawClick {
-        RawClick {
-            event_id: Snowflake::from_parts(n, 0, 0),
-            link_id: Snowflake::from_parts(1, 0, 0),
-            at_ms: 1_800_000_000_000,
-            referrer: String::new(),
-            user_agent: String::new(),
-            client: ClientNet::Unknown,
-        }
-    }
 
     fn clicks(d: &[Delivery]) -> usize {
         d.iter().map(|d| d.clicks.len()).sum()

@@ -56,17 +56,11 @@ const IMPORT_LEGACY: &str = "
     INSERT OR IGNORE INTO click_events SELECT * FROM links.click_events;";
 
 fn err(e: impl Into<anyhow::Error>) -> StoreError {
-    StoreError::Internal {
-        part: PART.into(),
-        source: e.into(),
-    }
+    StoreError::internal(PART, e)
 }
 
 fn unavailable(msg: &str) -> StoreError {
-    StoreError::Unavailable {
-        part: PART.into(),
-        source: anyhow::anyhow!(msg.to_owned()),
-    }
+    StoreError::unavailable(PART, msg)
 }
 
 /// Click counts in `clicks.db`.

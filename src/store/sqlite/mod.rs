@@ -129,17 +129,11 @@ pub struct SqliteStore {
 }
 
 fn internal(e: impl Into<anyhow::Error>) -> StoreError {
-    StoreError::Internal {
-        part: PART.into(),
-        source: e.into(),
-    }
+    StoreError::internal(PART, e)
 }
 
 fn unavailable(msg: &str) -> StoreError {
-    StoreError::Unavailable {
-        part: PART.into(),
-        source: anyhow::anyhow!(msg.to_owned()),
-    }
+    StoreError::unavailable(PART, msg)
 }
 
 fn open_connection(
