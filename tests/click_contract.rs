@@ -255,6 +255,26 @@ async fn values_past_the_cap_are_summed_under_other_as_the_worker_would(store: &
     assert!(stored.referrer[OTHER] > 0);
 }
 
+async fn a_row_written_by_many_flushes_still_adds_up(store: &dyn ClickStore) {
+    // More flushes than a row keeps partial sums for: it is summed up along the way.
+    let link = id_at(t0());
+    for i in 0..20 {
+        let host = format!("r{}.example", i % 3);
+        let clicks = (0..3).map(|_| click(link, t0(), &host, "Chrome", i % 2 == 0));
+        store.record(&[unit(clicks.collect())]).await.unwrap();
+    }
+    let days = store
+        .days(link, t0().date_naive(), t0().date_naive())
+        .await
+        .unwrap();
+    let day = &days[0].1;
+    assert_eq!((day.total, day.bots), (60, 30));
+    assert_eq!(day.dims.referrer["r0.example"], 21);
+    assert_eq!(day.dims.referrer["r1.example"], 21);
+    assert_eq!(day.dims.referrer["r2.example"], 18);
+    assert_eq!(day.dims.browser["Chrome"], 60);
+}
+
 async fn pruning_removes_raw_events_and_keeps_the_rollups(store: &dyn ClickStore) {
     let l = id_at(t0());
     let old = t0() - Duration::days(100);
@@ -316,6 +336,7 @@ contract!(
     units_delivered_again_in_another_mix_count_only_what_is_new,
     a_flush_writes_one_row_per_link_and_day_and_later_flushes_add_to_it,
     values_past_the_cap_are_summed_under_other_as_the_worker_would,
+    a_row_written_by_many_flushes_still_adds_up,
     pruning_removes_raw_events_and_keeps_the_rollups,
     a_pruned_unit_is_forgotten_and_a_kept_one_is_not,
     health_reports_every_part_ok,

@@ -1,13 +1,14 @@
 -- The embedded mode's click counts, in a file of their own (clicks.db beside
 -- shortener.db): its own writer and its own commits, so counting clicks never holds the
 -- write lock that shortens need. Same shapes as migrations/postgres (V2, V4); times are
--- Unix milliseconds, days 'YYYY-MM-DD', dims a JSON object.
+-- Unix milliseconds, days 'YYYY-MM-DD', dims a JSON array of partial sums (a flush
+-- appends its own; the store sums the array into one element every 16 flushes).
 CREATE TABLE click_daily (
     link_id  INTEGER NOT NULL,
     day      TEXT    NOT NULL,
     total    INTEGER NOT NULL,
     bots     INTEGER NOT NULL,
-    dims     TEXT    NOT NULL DEFAULT '{}',
+    dims     TEXT    NOT NULL DEFAULT '[]',
     PRIMARY KEY (link_id, day)
 ) WITHOUT ROWID;
 

@@ -3,9 +3,12 @@
 //! flush never holds up a shorten.
 //!
 //! A flush is one `BEGIN IMMEDIATE` transaction: record the units' IDs (`INSERT OR
-//! IGNORE`), then for each (link, day) of exactly the new units' clicks read the row,
-//! add in process ([`DayCounts::add`], the same merge as PostgreSQL's
-//! `click_dims_sum`) and write it back, then the sampled raw events; one commit.
+//! IGNORE`), then for each (link, day) of exactly the new units' clicks one upsert that
+//! adds the totals and appends the flush's dimension sums to the row's JSON array (SQLite's
+//! own JSON functions: no parsing in Rust); a row whose array reaches [`COMPACT_AT`]
+//! partial sums is read, summed in Rust ([`Dims::sum_json`], the same rule as
+//! PostgreSQL's `click_dims_sum`) and written back as one. Then the sampled raw events;
+//! one commit.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -13,7 +16,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use super::{open_connection, SqliteSettings, DB_FILE};
 use crate::domain::click::{keep_raw, ClickRecord, ClickUnit, DayCounts, Dims, Rollup};
@@ -30,10 +33,15 @@ pub const CLICKS_FILE: &str = "clicks.db";
 const PART: &str = "sqlite-clicks";
 
 const CLAIM_UNIT: &str = "INSERT OR IGNORE INTO click_units (id) VALUES (?1)";
-const SELECT_DAY: &str =
-    "SELECT total, bots, dims FROM click_daily WHERE link_id = ?1 AND day = ?2";
-const PUT_DAY: &str = "INSERT OR REPLACE INTO click_daily (link_id, day, total, bots, dims) \
-    VALUES (?1, ?2, ?3, ?4, ?5)";
+const ADD_DAY: &str = "INSERT INTO click_daily (link_id, day, total, bots, dims) \
+    VALUES (?1, ?2, ?3, ?4, json_array(json(?5))) ON CONFLICT (link_id, day) DO UPDATE \
+    SET total = total + excluded.total, bots = bots + excluded.bots, \
+    dims = json_insert(dims, '$[#]', json(?5)) RETURNING json_array_length(dims)";
+const SELECT_DIMS: &str = "SELECT dims FROM click_daily WHERE link_id = ?1 AND day = ?2";
+const PUT_DIMS: &str =
+    "UPDATE click_daily SET dims = json_array(json(?3)) WHERE link_id = ?1 AND day = ?2";
+/// Partial sums a row may hold before it is summed into one.
+const COMPACT_AT: i64 = 16;
 const INSERT_EVENT: &str = "INSERT OR IGNORE INTO click_events \
     (event_id, link_id, at, referrer, browser, os, device, bot, client) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
@@ -48,10 +56,10 @@ const PRUNE_UNITS: &str = "DELETE FROM click_units WHERE id < ?1";
 /// each day's JSON. Runs before the links file's migration V4 drops those tables.
 const IMPORT_LEGACY: &str = "
     INSERT INTO click_daily (link_id, day, total, bots, dims)
-    SELECT d.link_id, d.day, d.total, d.bots, COALESCE((
+    SELECT d.link_id, d.day, d.total, d.bots, json_array(json(COALESCE((
         SELECT json_group_object(dim, json(vals)) FROM (
             SELECT dim, json_group_object(value, total) AS vals FROM links.click_dims x
-            WHERE x.link_id = d.link_id AND x.day = d.day GROUP BY dim)), '{}')
+            WHERE x.link_id = d.link_id AND x.day = d.day GROUP BY dim)), '{}')))
     FROM links.click_daily d;
     INSERT OR IGNORE INTO click_events SELECT * FROM links.click_events;";
 
@@ -178,38 +186,36 @@ fn record_units(
             }
         }
         let rollup = Rollup::of(fresh.iter().copied());
-        let mut read = tx.prepare_cached(SELECT_DAY).map_err(err)?;
-        let mut put = tx.prepare_cached(PUT_DAY).map_err(err)?;
+        let mut add = tx.prepare_cached(ADD_DAY).map_err(err)?;
+        let mut full = Vec::new();
         for ((link, day), counts) in &rollup.0 {
             let day = day.to_string();
-            let stored = read
-                .query_row(params![link.as_i64(), day], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })
-                .optional()
+            let parts: i64 = add
+                .query_row(
+                    params![
+                        link.as_i64(),
+                        day,
+                        counts.total,
+                        counts.bots,
+                        counts.dims.to_json()
+                    ],
+                    |r| r.get(0),
+                )
                 .map_err(err)?;
-            let mut row = match stored {
-                Some((total, bots, dims)) => DayCounts {
-                    total,
-                    bots,
-                    dims: Dims::from_json(&dims).map_err(err)?,
-                },
-                None => DayCounts::default(),
-            };
-            row.add(counts);
-            put.execute(params![
-                link.as_i64(),
-                day,
-                row.total,
-                row.bots,
-                row.dims.to_json()
-            ])
-            .map_err(err)?;
             recorded.rows += 1;
+            if parts >= COMPACT_AT {
+                full.push((link.as_i64(), day));
+            }
+        }
+        let mut read = tx.prepare_cached(SELECT_DIMS).map_err(err)?;
+        let mut put = tx.prepare_cached(PUT_DIMS).map_err(err)?;
+        for (link, day) in full {
+            let text: String = read
+                .query_row(params![link, day], |r| r.get(0))
+                .map_err(err)?;
+            let sum = Dims::sum_json(&text).map_err(err)?;
+            put.execute(params![link, day, sum.to_json()])
+                .map_err(err)?;
         }
         let mut insert = tx.prepare_cached(INSERT_EVENT).map_err(err)?;
         for c in fresh.iter().filter(|c| keep_raw(c.event_id, raw_sample)) {
@@ -271,7 +277,7 @@ impl ClickStore for SqliteClicks {
                         DayCounts {
                             total,
                             bots,
-                            dims: Dims::from_json(&dims).map_err(err)?,
+                            dims: Dims::sum_json(&dims).map_err(err)?,
                         },
                     ))
                 })
