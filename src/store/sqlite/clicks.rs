@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, Connection};
 
-use super::{open_connection, SqliteSettings, DB_FILE};
+use super::{open_connection, open_writer, SqliteSettings, DB_FILE};
 use crate::domain::click::{keep_raw, ClickRecord, ClickUnit, DayCounts, Dims, Rollup};
 use crate::domain::Snowflake;
 use crate::store::clicks::{ClickStore, Recorded};
@@ -87,17 +87,7 @@ impl SqliteClicks {
     /// # Errors
     /// When the file cannot be created, migrated or imported into.
     pub fn open(dir: &Path, settings: &SqliteSettings, raw_sample: f64) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
-        let path = dir.join(CLICKS_FILE);
-        let mut writer = open_connection(&path, settings.synchronous, false)
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        anyhow::ensure!(
-            mode.eq_ignore_ascii_case("wal"),
-            "{} refused WAL mode ({mode})",
-            path.display()
-        );
+        let (path, mut writer) = open_writer(dir, CLICKS_FILE, settings.synchronous)?;
         embedded::migrations::runner().run(&mut writer)?;
         import_legacy(&mut writer, &dir.join(DB_FILE))?;
         let reader = open_connection(&path, settings.synchronous, true)?;

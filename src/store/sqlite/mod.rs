@@ -161,6 +161,26 @@ fn open_connection(
     Ok(conn)
 }
 
+/// Creates `dir` when needed and opens `dir/file` for writing, in WAL mode.
+fn open_writer(
+    dir: &Path,
+    file: &str,
+    synchronous: Synchronous,
+) -> anyhow::Result<(PathBuf, Connection)> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
+    let path = dir.join(file);
+    let writer = open_connection(&path, synchronous, false)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    anyhow::ensure!(
+        mode.eq_ignore_ascii_case("wal"),
+        "{} refused WAL mode ({mode})",
+        path.display()
+    );
+    Ok((path, writer))
+}
+
 impl SqliteStore {
     /// Opens (creating when needed) `dir/shortener.db`, switches it to WAL, applies
     /// `migrations/sqlite`, and starts the writer.
@@ -168,17 +188,7 @@ impl SqliteStore {
     /// # Errors
     /// When the directory or file cannot be created or migrated.
     pub fn open(dir: &Path, settings: &SqliteSettings) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
-        let path = dir.join(DB_FILE);
-        let mut writer = open_connection(&path, settings.synchronous, false)
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        anyhow::ensure!(
-            mode.eq_ignore_ascii_case("wal"),
-            "{} refused WAL mode ({mode})",
-            path.display()
-        );
+        let (path, mut writer) = open_writer(dir, DB_FILE, settings.synchronous)?;
         let report = embedded::migrations::runner().run(&mut writer)?;
         for m in report.applied_migrations() {
             tracing::info!(file = %path.display(), version = m.version(), name = m.name(), "applied migration");
