@@ -110,11 +110,6 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.clicks == 0 && self.entries.is_empty()
     }
-
-    /// The units, once sealed.
-    pub fn units(&self) -> &[ClickUnit] {
-        &self.units
-    }
 }
 
 /// How often a gathering worker looks at the queue.

@@ -196,15 +196,8 @@ impl Dims {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
     }
 
-    /// Reads the stored JSON; unknown dimensions are ignored.
-    ///
-    /// # Errors
-    /// When the text is not a JSON object of objects of integers.
-    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text)
-    }
-
-    /// Reads a JSON array of partial sums (how PostgreSQL keeps them) and adds them up.
+    /// Reads a JSON array of partial sums (how both stores keep them) and adds them up;
+    /// unknown dimensions are ignored.
     ///
     /// # Errors
     /// When the text is not a JSON array of such objects.
@@ -393,7 +386,7 @@ mod tests {
             json,
             r#"{"referrer":{"a.example":1},"browser":{"Chrome":1},"os":{"Linux":1},"device":{"pc":1}}"#
         );
-        let b = Dims::from_json(&json).unwrap();
+        let b = Dims::sum_json(&format!("[{json}]")).unwrap();
         a.add(&b);
         assert_eq!(a.referrer["a.example"], 2);
         assert_eq!(a.os["Linux"], 2);
