@@ -34,9 +34,8 @@ cleanup() {
 trap cleanup EXIT
 base="http://127.0.0.1:$PORT"
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
-pids+=($!)
-until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+start_redis "$REDIS_PORT"
+pids+=("$redis_pid")
 
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
 cat >"$work/pg.toml" <<TOML

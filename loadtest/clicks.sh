@@ -52,9 +52,7 @@ cleanup() {
 trap cleanup EXIT
 base="http://127.0.0.1:$PORT"
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
-redis_pid=$!
-until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+start_redis "$REDIS_PORT"
 
 drop_database "$DB"
 EMBEDDED=${EMBEDDED:-}

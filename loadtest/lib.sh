@@ -71,3 +71,11 @@ stop_serving() {
 drop_database() {
     psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null
 }
+
+# Starts a private redis-server on 127.0.0.1:$1 (no persistence) and waits until it
+# answers; sets redis_pid (the caller's EXIT trap stops it).
+start_redis() { # port
+    redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
+    redis_pid=$!
+    until redis-cli -p "$1" ping >/dev/null 2>&1; do sleep 0.1; done
+}
