@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use crate::analytics::queue::QueueKind;
 use crate::analytics::worker::Worker;
+use crate::analytics::StreamAt;
 use crate::config::{redact_url, Mode, Settings};
+use crate::shutdown::Shutdown;
 use crate::store::postgres::migrate_all;
 use crate::store::sqlite::{SqliteStore, CLICKS_FILE};
 
@@ -55,7 +57,7 @@ pub fn shard_table(settings: &Settings) -> String {
 pub async fn migrate(settings: &Settings) -> anyhow::Result<String> {
     let mut out = String::new();
     if settings.mode() == Mode::Embedded {
-        let (store, clicks) = crate::startup::open_stores(settings).await?;
+        let stores = crate::startup::open_stores(settings).await?;
         let _ = writeln!(
             out,
             "sqlite: schema version {} in {}; clicks in {}",
@@ -66,11 +68,10 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<String> {
                 .display(),
             settings.data_dir.join(CLICKS_FILE).display()
         );
-        store.close().await;
-        clicks.close().await;
+        stores.close().await;
         return Ok(out);
     }
-    let done = migrate_all(settings).await?;
+    let done = migrate_all(&settings.shards).await?;
     for (name, version) in done {
         let _ = writeln!(out, "{name}: schema version {version}");
     }
@@ -89,9 +90,14 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
         settings.queue.kind == QueueKind::Redis,
         "`shortener worker` needs queue.kind = \"redis\": the in-process queue is consumed inside `serve`"
     );
-    let (links, store) = crate::startup::open_stores(settings).await?;
-    links.close().await;
-    let (queue, _) = crate::analytics::build_queue(settings)?;
+    let stores = crate::startup::open_stores(settings).await?;
+    stores.links.close().await;
+    let store = stores.clicks;
+    let redis = settings.redis.as_ref().map(|r| StreamAt {
+        url: &r.url,
+        key_prefix: &r.key_prefix,
+    });
+    let (queue, _) = crate::analytics::build_queue(&settings.queue, redis)?;
     let worker = Worker::new(queue.clone(), store.clone(), settings.analytics.clone());
     let metrics = actix_web::web::Data::new(crate::metrics::Metrics::new());
     metrics.observe_worker(&store, &queue, worker.stats());
@@ -111,15 +117,21 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
     let metrics_server = server.handle();
     tokio::spawn(server);
     tracing::info!(%listen, "worker metrics at /metrics");
-    let stop = tokio_util::sync::CancellationToken::new();
-    let on_signal = stop.clone();
-    tokio::spawn(async move {
-        crate::shutdown::signalled().await;
-        tracing::info!("stopping: finishing the batch in hand");
-        on_signal.cancel();
-    });
+    // One shutdown (see `crate::shutdown`): no request feeds this queue, so it closes
+    // as soon as the shutdown begins, and the worker finishes the batch in hand.
+    let shutdown = Shutdown::new();
+    shutdown.on_signals();
+    let closer = {
+        let (shutdown, queue) = (shutdown.clone(), queue.clone());
+        tokio::spawn(async move {
+            shutdown.begun().await;
+            tracing::info!("stopping: finishing the batch in hand");
+            queue.close();
+        })
+    };
     tracing::info!("analytics worker running");
-    worker.run(stop).await;
+    worker.run(shutdown.token()).await;
+    let _ = closer.await;
     metrics_server.stop(true).await;
     store.close().await;
     Ok(())
@@ -140,7 +152,8 @@ pub async fn seed(
 ) -> anyhow::Result<String> {
     use std::io::Write as _;
     const CHUNK: u64 = 100_000;
-    let store = crate::startup::open_store(settings).await?;
+    let stores = crate::startup::open_stores(settings).await?;
+    let store = stores.links.clone();
     let ids = crate::domain::SnowflakeGenerator::new(
         settings.worker_id,
         std::sync::Arc::new(crate::domain::SystemClock),
@@ -173,7 +186,7 @@ pub async fn seed(
         tracing::info!(done, count, "seeded");
     }
     out.flush()?;
-    store.close().await;
+    stores.close().await;
     let secs = started.elapsed().as_secs_f64();
     Ok(format!(
         "seeded {count} links in {secs:.1} s ({:.0} links/s); codes in {}\n",
@@ -207,7 +220,8 @@ pub async fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<S
         !matches!(&command, KeysCommand::Create { tenant, .. } if !valid_tenant(tenant)),
         "a tenant name is 1 to 64 characters: letters, digits, '-', '_' or '.'"
     );
-    let store = crate::startup::open_store(settings).await?;
+    let stores = crate::startup::open_stores(settings).await?;
+    let store = stores.directory.clone();
     let result = async {
         let mut out = String::new();
         match command {
@@ -265,7 +279,7 @@ pub async fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<S
         anyhow::Ok(out)
     }
     .await;
-    store.close().await;
+    stores.close().await;
     result
 }
 

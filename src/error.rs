@@ -1,23 +1,58 @@
-//! One error type for the HTTP API. Every error answers JSON,
-//! `{"error": {"code": "invalid_url", "message": "…"}}`, with a stable machine-readable
-//! code and the right status. 5xx bodies reveal nothing internal; the full cause chain
-//! goes to the log.
+//! One error type for the API, for the service and the routes alike. Each error has a
+//! [`Kind`] (which fixes its HTTP status), a stable machine-readable code and a message;
+//! it does not depend on the HTTP library: [`crate::http::error`] turns it into the JSON
+//! answer, `{"error": {"code": "invalid_url", "message": "…"}}`. 5xx bodies reveal
+//! nothing internal; the full cause chain goes to the log.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
-
-use crate::domain::{AliasError, IdError, UrlError};
+use crate::domain::{AliasError, IdError, QueryError, UrlError};
 use crate::store::StoreError;
+
+/// What kind of failure: each answers with one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    Gone,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+impl Kind {
+    /// The HTTP status it answers with.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Conflict => 409,
+            Self::Gone => 410,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::Unprocessable => 422,
+            Self::RateLimited => 429,
+            Self::Unavailable => 503,
+            Self::Internal => 500,
+        }
+    }
+}
 
 /// An error as the API reports it.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
+    kind: Kind,
     code: &'static str,
     message: Cow<'static, str>,
     retry_after_s: Option<u32>,
@@ -30,32 +65,11 @@ pub struct ApiError {
     source: Option<anyhow::Error>,
 }
 
-/// Every error's body.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = Error)]
-pub struct Body<'a> {
-    error: Detail<'a>,
-}
-
-/// What went wrong.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = ErrorDetail)]
-pub struct Detail<'a> {
-    /// Stable and machine-readable (`invalid_url`, `not_found`, `rate_limited`…).
-    code: &'a str,
-    /// For people.
-    message: &'a str,
-}
-
 impl ApiError {
     /// An error with the given status, code and message.
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        message: impl Into<Cow<'static, str>>,
-    ) -> Self {
+    pub fn new(kind: Kind, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            status,
+            kind,
             code,
             message: message.into(),
             retry_after_s: None,
@@ -70,7 +84,7 @@ impl ApiError {
     pub fn unauthorized(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             challenge: true,
-            ..Self::new(StatusCode::UNAUTHORIZED, code, message)
+            ..Self::new(Kind::Unauthorized, code, message)
         }
     }
 
@@ -81,7 +95,7 @@ impl ApiError {
             retry_after_s: Some(secs),
             rate_limit: Some(limit),
             ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
+                Kind::RateLimited,
                 "rate_limited",
                 format!("too many requests; retry in {secs} s"),
             )
@@ -90,22 +104,22 @@ impl ApiError {
 
     /// 400: the request is not well formed.
     pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+        Self::new(Kind::BadRequest, code, message)
     }
 
     /// 422: well formed, but a value breaks a rule.
     pub fn unprocessable(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+        Self::new(Kind::Unprocessable, code, message)
     }
 
     /// 404.
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no link has this code")
+        Self::new(Kind::NotFound, "not_found", "no link has this code")
     }
 
     /// 410 for a link that existed.
     pub fn gone(code: &'static str, message: &'static str) -> Self {
-        Self::new(StatusCode::GONE, code, message)
+        Self::new(Kind::Gone, code, message)
     }
 
     /// 503 with a `Retry-After`, keeping the cause for the log.
@@ -117,7 +131,7 @@ impl ApiError {
         Self {
             retry_after_s: Some(1),
             source: Some(source),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+            ..Self::new(Kind::Unavailable, code, message)
         }
     }
 
@@ -125,11 +139,7 @@ impl ApiError {
     pub fn internal(source: anyhow::Error) -> Self {
         Self {
             source: Some(source),
-            ..Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "an unexpected error occurred",
-            )
+            ..Self::new(Kind::Internal, "internal", "an unexpected error occurred")
         }
     }
 
@@ -146,57 +156,45 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// Its kind (and so its status).
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The message for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Seconds to wait before retrying (`Retry-After`), when it says.
+    pub fn retry_after_s(&self) -> Option<u32> {
+        self.retry_after_s
+    }
+
+    /// The limit that was hit (`RateLimit-Limit`), for a 429.
+    pub fn rate_limit(&self) -> Option<u32> {
+        self.rate_limit
+    }
+
+    /// Whether the answer asks for a bearer token (`WWW-Authenticate`).
+    pub fn challenge(&self) -> bool {
+        self.challenge
+    }
+
+    /// The methods allowed (`Allow`), for a 405.
+    pub fn allow(&self) -> Option<&'static str> {
+        self.allow
+    }
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {}: {}",
-            self.status.as_u16(),
-            self.code,
-            self.message
-        )?;
+        write!(f, "{} {}: {}", self.kind.status(), self.code, self.message)?;
         if let Some(source) = &self.source {
             write!(f, ": {source:#}")?;
         }
         Ok(())
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if self.status.is_server_error() {
-            tracing::error!(status = self.status.as_u16(), code = self.code, error = %self, "request failed");
-        }
-        let mut response = HttpResponse::build(self.status);
-        if let Some(s) = self.retry_after_s {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from(s)));
-        }
-        if let Some(methods) = self.allow {
-            response.insert_header((header::ALLOW, methods));
-        }
-        if self.challenge {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"shortener\""));
-        }
-        if let Some(limit) = self.rate_limit {
-            response.insert_header(("ratelimit-limit", HeaderValue::from(limit)));
-            response.insert_header(("ratelimit-remaining", HeaderValue::from(0u32)));
-            response.insert_header((
-                "ratelimit-reset",
-                HeaderValue::from(self.retry_after_s.unwrap_or(1)),
-            ));
-        }
-        response.json(Body {
-            error: Detail {
-                code: self.code,
-                message: &self.message,
-            },
-        })
     }
 }
 
@@ -226,6 +224,17 @@ impl From<AliasError> for ApiError {
     }
 }
 
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        let code = match e {
+            QueryError::Limit => "invalid_limit",
+            QueryError::Cursor => "invalid_cursor",
+            QueryError::Day(_) | QueryError::Reversed | QueryError::TooLong => "invalid_range",
+        };
+        Self::unprocessable(code, e.to_string())
+    }
+}
+
 impl From<IdError> for ApiError {
     fn from(e: IdError) -> Self {
         Self::unavailable(
@@ -243,7 +252,7 @@ impl ApiError {
         let cause = || anyhow::anyhow!("{}", crate::error::chain(e));
         match e {
             StoreError::AliasTaken(alias) => Self::new(
-                StatusCode::CONFLICT,
+                Kind::Conflict,
                 "alias_taken",
                 format!("the alias {alias:?} is already taken"),
             ),

@@ -105,6 +105,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => {
                 let app = Application::build(settings).await?;
+                app.shutdown().on_signals();
                 app.run_until_stopped().await?;
                 tracing::info!("stopped");
             }

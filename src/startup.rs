@@ -4,10 +4,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 
-use crate::analytics::Analytics;
+use crate::analytics::{Analytics, StreamAt};
 use crate::cache::{LinkCache, LocalTier, RedisTier};
 use crate::config::{redact_url, Mode, Settings};
 use crate::domain::{Clock, SnowflakeGenerator, SystemClock, UrlPolicy};
@@ -16,10 +16,11 @@ use crate::http::{self, AppState};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::service::LinkService;
+use crate::shutdown::Shutdown;
 use crate::store::clicks::ClickStore;
 use crate::store::postgres::{ShardedClicks, ShardedPostgres};
 use crate::store::sqlite::{SqliteClicks, SqliteStore};
-use crate::store::LinkStore;
+use crate::store::{Directory, LinkStore};
 use actix_web::middleware::from_fn;
 
 /// Wraps the store before the service uses it (tests count loads this way).
@@ -44,6 +45,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    stores: Stores,
+    shutdown: Shutdown,
     background: Vec<tokio::task::JoinHandle<()>>,
     analytics: Option<Analytics>,
 }
@@ -65,15 +68,16 @@ impl Application {
     /// As for [`build`](Self::build).
     pub async fn build_with(settings: Settings, hooks: Hooks) -> anyhow::Result<Self> {
         log_decisions(&settings);
+        let shutdown = Shutdown::new();
         let clock = hooks.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let (mut store, mut clicks) = open_stores(&settings).await?;
+        let mut stores = open_stores(&settings).await?;
         if let Some(layer) = hooks.store_layer {
-            store = layer(store);
+            stores.links = layer(stores.links);
         }
         if let Some(layer) = hooks.click_layer {
-            clicks = layer(clicks);
+            stores.clicks = layer(stores.clicks);
         }
-        let (cache, background) = build_cache(&settings)?;
+        let (cache, mut background) = build_cache(&settings, &shutdown)?;
         let ids = Arc::new(SnowflakeGenerator::new(
             settings.worker_id,
             clock.clone(),
@@ -89,39 +93,57 @@ impl Application {
             blocked,
         };
         let analytics = if settings.analytics.enabled {
-            Some(Analytics::start(&settings, clicks.clone())?)
+            let redis = settings.redis.as_ref().map(|r| StreamAt {
+                url: &r.url,
+                key_prefix: &r.key_prefix,
+            });
+            Some(Analytics::start(
+                &settings.queue,
+                redis,
+                &settings.analytics,
+                stores.clicks.clone(),
+                &shutdown,
+            )?)
         } else {
             None
         };
         let metrics = web::Data::new(Metrics::new());
-        let mut background = background;
         let limits = settings
             .limits
             .enabled
             .then(|| Arc::new(Limits::new(&settings.limits)));
         if let Some(l) = &limits {
             metrics.observe_limits(l.stats());
-            background
-                .push(l.spawn_eviction(Duration::from_secs(settings.limits.evict_every_s.max(1))));
+            let every = Duration::from_secs(settings.limits.evict_every_s.max(1));
+            background.push(l.spawn_eviction(every, &shutdown));
         }
         let auth = crate::auth::Authenticator::new(
-            store.clone(),
+            stores.directory.clone(),
             settings.allow_anonymous(),
             settings.auth.key_cache_ttl(),
         );
-        let links = LinkService::new(store, clicks, cache, ids, clock, policy);
         metrics.observe(
-            links.cache(),
-            links.ids(),
-            links.store(),
-            links.click_store(),
+            &cache,
+            &ids,
+            &stores.links,
+            &stores.clicks,
             analytics.as_ref().map(|a| a.queue()),
             analytics.as_ref().and_then(|a| a.worker_stats()),
         );
+        let mut links = LinkService::new(
+            stores.links.clone(),
+            stores.clicks.clone(),
+            cache,
+            ids,
+            clock,
+            policy,
+        );
+        if let Some(a) = &analytics {
+            links = links.with_click_queue(a.queue().clone());
+        }
         let state = web::Data::new(AppState {
             links,
             public_base: settings.public_base(),
-            clicks: analytics.as_ref().map(|a| a.queue().clone()),
             limits: limits.clone(),
             auth,
         });
@@ -132,6 +154,7 @@ impl Application {
         let json = http::json_config(settings.http.max_body_bytes);
         let app_state = state.clone();
         let log_requests = LogRequests(settings.log.requests);
+        // The server does not watch signals itself: the one shutdown token does.
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(observe))
@@ -142,6 +165,7 @@ impl Application {
                 .configure(http::routes)
         })
         .listen(listener)?
+        .disable_signals()
         .shutdown_timeout(settings.http.shutdown_timeout_s);
         if settings.http.workers > 0 {
             server = server.workers(settings.http.workers);
@@ -151,6 +175,8 @@ impl Application {
             port,
             server: server.run(),
             state,
+            stores,
+            shutdown,
             background,
             analytics,
         })
@@ -161,9 +187,9 @@ impl Application {
         self.port
     }
 
-    /// A handle to stop the server gracefully.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    /// The process's shutdown: [`Shutdown::begin`] stops the application in order.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
     }
 
     /// The shared state (tests inspect the ID counters through it).
@@ -171,32 +197,52 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM or a stop through the handle; in-flight requests
-    /// get `http.shutdown_timeout_s` to finish. Then the click queue is drained and
-    /// counted, and storage is closed: pending writes are committed and the embedded
-    /// database is checkpointed.
+    /// Serves until the shutdown begins (SIGINT/SIGTERM once
+    /// [`Shutdown::on_signals`] is listening, or [`Shutdown::begin`]), then stops in
+    /// the order [`crate::shutdown`] documents: requests in flight get
+    /// `http.shutdown_timeout_s` to finish, the click queue is closed, drained and
+    /// counted, the background tasks end, and storage is closed.
     ///
     /// # Errors
     /// When the server fails.
-    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
-        let served = self.server.await;
-        // No request is in flight any more: count every click already taken, then
-        // close storage.
-        if let Some(analytics) = self.analytics.as_mut() {
-            analytics.shutdown().await;
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Self {
+            server,
+            stores,
+            shutdown,
+            background,
+            mut analytics,
+            ..
+        } = self;
+        let handle = server.handle();
+        let mut server = tokio::spawn(server);
+        // 1. HTTP: stop accepting, let requests in flight finish.
+        let served = tokio::select! {
+            served = &mut server => served,
+            () = shutdown.begun() => {
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        shutdown.begin();
+        // 2. Clicks: no request is in flight any more; count every click taken.
+        if let Some(analytics) = analytics.as_mut() {
+            analytics.close().await;
         }
-        for task in &self.background {
-            task.abort();
+        // 3. Background tasks: they watch the token and end on their own.
+        for task in background {
+            let _ = task.await;
         }
-        self.state.links.store().close().await;
-        self.state.links.click_store().close().await;
-        served
+        // 4. Storage.
+        stores.close().await;
+        served.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 }
 
 /// The cache tiers the configuration asks for, and their background tasks.
 fn build_cache(
     settings: &Settings,
+    shutdown: &Shutdown,
 ) -> anyhow::Result<(LinkCache, Vec<tokio::task::JoinHandle<()>>)> {
     let l1 = settings.cache.l1.then(|| LocalTier::new(&settings.cache));
     let negative = Duration::from_secs(settings.cache.negative_ttl_s);
@@ -206,7 +252,7 @@ fn build_cache(
     };
     let background = l2
         .as_ref()
-        .map(|tier| tier.spawn_background(l1.clone()))
+        .map(|tier| tier.spawn_background(l1.clone(), shutdown))
         .unwrap_or_default();
     tracing::info!(
         l1 = settings.cache.l1,
@@ -222,16 +268,33 @@ fn build_cache(
     Ok((LinkCache::new(l1, l2), background))
 }
 
-/// Opens the links' store and the click store the configuration asks for. In the
-/// embedded mode the click file is opened first: it takes over the click tables that
-/// earlier versions kept in the links' file before the links' migrations drop them.
+/// The stores of one process, by concern.
+#[derive(Clone)]
+pub struct Stores {
+    /// Links and aliases.
+    pub links: Arc<dyn LinkStore>,
+    /// Tenants and API keys.
+    pub directory: Arc<dyn Directory>,
+    /// Click counts.
+    pub clicks: Arc<dyn ClickStore>,
+}
+
+impl Stores {
+    /// Closes every store (pending writes committed, files checkpointed).
+    pub async fn close(&self) {
+        self.links.close().await;
+        self.clicks.close().await;
+    }
+}
+
+/// Opens the stores the configuration asks for. In the embedded mode the click file is
+/// opened first: it takes over the click tables that earlier versions kept in the
+/// links' file before the links' migrations drop them.
 ///
 /// # Errors
 /// When a SQLite file cannot be opened or migrated, or a reachable shard has an unknown
 /// schema.
-pub async fn open_stores(
-    settings: &Settings,
-) -> anyhow::Result<(Arc<dyn LinkStore>, Arc<dyn ClickStore>)> {
+pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
     Ok(match settings.mode() {
         Mode::Embedded => {
             let dir = settings.data_dir.clone();
@@ -247,24 +310,26 @@ pub async fn open_stores(
                 clicks = %clicks.path().display(),
                 "embedded storage ready"
             );
-            (Arc::new(store), Arc::new(clicks))
+            let store = Arc::new(store);
+            Stores {
+                links: store.clone(),
+                directory: store,
+                clicks: Arc::new(clicks),
+            }
         }
         Mode::Distributed => {
-            let store = ShardedPostgres::connect(settings)?;
+            let (shards, db) = (&settings.shards, &settings.database);
+            let store = ShardedPostgres::connect(shards, db, settings.directory_name())?;
             store.check_schema().await?;
-            (Arc::new(store), Arc::new(ShardedClicks::connect(settings)?))
+            let clicks = ShardedClicks::connect(shards, db, settings.analytics.raw_events)?;
+            let store = Arc::new(store);
+            Stores {
+                links: store.clone(),
+                directory: store,
+                clicks: Arc::new(clicks),
+            }
         }
     })
-}
-
-/// Opens the links' store alone (for commands that do not count clicks).
-///
-/// # Errors
-/// As for [`open_stores`].
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn LinkStore>> {
-    let (store, clicks) = open_stores(settings).await?;
-    clicks.close().await;
-    Ok(store)
 }
 
 /// Logs, once, what the service decided at startup (without secrets).

@@ -1,8 +1,45 @@
-//! Logging with tracing: text for people, JSON for log pipelines.
+//! Logging with tracing (text for people, JSON for log pipelines), and the conventions
+//! every part's metrics share. It imports nothing of the crate: every layer may use it.
 
+use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, LogSettings};
+/// Latency buckets, seconds: resolve 0.5 ms to 2.5 s, dense around the 100 ms objective.
+/// Every latency histogram uses them (requests, shard queries), so dashboards can put
+/// them side by side.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `shortener=debug,actix_web=warn`); `RUST_LOG` wins.
+    pub filter: String,
+    /// One line per request (method, route, status, latency, request ID).
+    pub requests: bool,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+            requests: true,
+        }
+    }
+}
 
 /// Installs the global subscriber. `RUST_LOG` overrides the configured filter. Calling
 /// it twice is harmless (the second call does nothing), which keeps tests simple.

@@ -144,8 +144,8 @@ async fn a_revoked_key_gets_401_within_the_key_cache_lifetime_and_a_wrong_secret
 
     assert!(app
         .app
-        .links
-        .store()
+        .auth
+        .directory()
         .revoke_key(id, chrono::Utc::now())
         .await
         .unwrap());

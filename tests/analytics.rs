@@ -232,7 +232,7 @@ async fn a_full_in_process_queue_drops_and_counts_while_redirects_keep_answering
         assert_eq!(app.follow(&code).await.status(), StatusCode::FOUND);
     }
 
-    let queue = app.app.clicks.clone().unwrap();
+    let queue = app.app.links.click_queue().cloned().unwrap();
     let (enqueued, dropped) = (
         queue.stats().enqueued.load(Ordering::Relaxed),
         queue.stats().dropped.load(Ordering::Relaxed),
@@ -284,7 +284,7 @@ async fn pg_store() -> Arc<dyn ClickStore> {
         &db,
         "2024-01-01T00:00:00Z".parse().unwrap(),
     )]);
-    Arc::new(ShardedClicks::connect(&s).unwrap())
+    Arc::new(ShardedClicks::connect(&s.shards, &s.database, s.analytics.raw_events).unwrap())
 }
 
 /// Puts `n` clicks on the stream through the producer, returns the link clicked.
@@ -306,6 +306,7 @@ async fn produce(q: &Arc<RedisStreamQueue>, n: u64) -> Snowflake {
             client: ClientNet::parse("203.0.113.0"),
         }));
     }
+    q.close();
     stop.cancel();
     producer.await.unwrap();
     link
@@ -501,6 +502,7 @@ async fn the_producer_packs_many_clicks_per_entry_while_redis_is_down_then_slow(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    q.close();
     stop.cancel();
     producer.await.unwrap();
 

@@ -24,6 +24,12 @@ struct Subject {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl Subject {
+    async fn close(&self) {
+        self.store.close().await;
+    }
+}
+
 /// Two shards split at `t0() + 1 day`, so the contract also covers routing. Every raw
 /// event is kept, so retention can be seen working.
 async fn postgres() -> Subject {
@@ -34,7 +40,9 @@ async fn postgres() -> Subject {
     ]);
     s.analytics.raw_events = 1.0;
     Subject {
-        store: Arc::new(ShardedClicks::connect(&s).unwrap()),
+        store: Arc::new(
+            ShardedClicks::connect(&s.shards, &s.database, s.analytics.raw_events).unwrap(),
+        ),
         _dir: None,
     }
 }

@@ -85,7 +85,7 @@ async fn each_api_key_has_its_own_shortening_quota_and_a_tenant_may_have_its_own
 
     // Another tenant's key from the same address has its own quota; a tenant with a
     // quota of its own gets that.
-    let generous = shortener::auth::issue_key(app.app.links.store().as_ref(), "big", Some(10))
+    let generous = shortener::auth::issue_key(app.app.auth.directory().as_ref(), "big", Some(10))
         .await
         .unwrap()
         .token;

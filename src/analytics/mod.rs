@@ -3,8 +3,8 @@
 //! window of them and has the click store count it exactly once; the stats API shapes
 //! what the store keeps ([`rollup`]).
 //!
-//! [`Analytics`] owns the running parts and stops them in order: the producer flushes
-//! its buffer to Redis, then the worker drains what is left and commits it.
+//! [`Analytics`] owns the running parts; they stop with the process's
+//! [`Shutdown`](crate::shutdown::Shutdown), in its order.
 
 pub mod event;
 pub mod queue;
@@ -14,40 +14,46 @@ pub mod worker;
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-use self::queue::{ClickQueue, MemoryQueue, QueueKind, RedisStreamQueue};
-use self::worker::{Worker, WorkerStats};
-use crate::config::Settings;
+use self::queue::{ClickQueue, MemoryQueue, QueueKind, QueueSettings, RedisStreamQueue};
+use self::worker::{AnalyticsSettings, Worker, WorkerStats};
+use crate::shutdown::Shutdown;
 use crate::store::clicks::ClickStore;
 
 /// The running analytics of one process.
 pub struct Analytics {
     queue: Arc<dyn ClickQueue>,
     worker_stats: Option<Arc<WorkerStats>>,
-    producer: Option<(CancellationToken, JoinHandle<()>)>,
-    worker: Option<(CancellationToken, JoinHandle<()>)>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// A queue, and the same queue as Redis Streams when it is one (its producer must run).
 pub type BuiltQueue = (Arc<dyn ClickQueue>, Option<Arc<RedisStreamQueue>>);
 
-/// Builds the queue the configuration names.
+/// Where the Redis Streams queue lives: the Redis URL and the key prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamAt<'a> {
+    pub url: &'a str,
+    pub key_prefix: &'a str,
+}
+
+/// Builds the queue `settings` names (Redis Streams at `redis`).
 ///
 /// # Errors
-/// When `kind = "redis"` without a `[redis]` section.
-pub fn build_queue(settings: &Settings) -> anyhow::Result<BuiltQueue> {
-    Ok(match settings.queue.kind {
-        QueueKind::Memory => (Arc::new(MemoryQueue::new(settings.queue.capacity)), None),
+/// When `kind = "redis"` without a Redis to put it on.
+pub fn build_queue(
+    settings: &QueueSettings,
+    redis: Option<StreamAt>,
+) -> anyhow::Result<BuiltQueue> {
+    Ok(match settings.kind {
+        QueueKind::Memory => (Arc::new(MemoryQueue::new(settings.capacity)), None),
         QueueKind::Redis => {
-            let redis = settings
-                .redis
-                .as_ref()
+            let redis = redis
                 .ok_or_else(|| anyhow::anyhow!("queue.kind = \"redis\" needs a [redis] section"))?;
             let q = Arc::new(RedisStreamQueue::new(
-                &redis.url,
-                &redis.key_prefix,
-                &settings.queue,
+                redis.url,
+                redis.key_prefix,
+                settings,
             )?);
             (q.clone(), Some(q))
         }
@@ -56,41 +62,36 @@ pub fn build_queue(settings: &Settings) -> anyhow::Result<BuiltQueue> {
 
 impl Analytics {
     /// Starts the queue's producer (Redis) and, when asked or when the queue is in
-    /// process, a worker into `store`.
+    /// process, a worker into `store`. Both watch `shutdown` and stop in its order
+    /// (see [`crate::shutdown`]): they keep working until [`close`](Self::close).
     ///
     /// # Errors
     /// When the queue cannot be built.
-    pub fn start(settings: &Settings, store: Arc<dyn ClickStore>) -> anyhow::Result<Self> {
-        let (queue, redis) = build_queue(settings)?;
-        let producer = redis.map(|q| {
-            let stop = CancellationToken::new();
-            let task = tokio::spawn(q.run_producer(stop.clone()));
-            (stop, task)
-        });
-        let in_process =
-            settings.queue.kind == QueueKind::Memory || settings.analytics.worker_in_serve;
-        let (worker, worker_stats) = if in_process {
-            let w = Arc::new(Worker::new(
-                queue.clone(),
-                store,
-                settings.analytics.clone(),
-            ));
+    pub fn start(
+        queue_settings: &QueueSettings,
+        redis: Option<StreamAt>,
+        settings: &AnalyticsSettings,
+        store: Arc<dyn ClickStore>,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<Self> {
+        let (queue, stream) = build_queue(queue_settings, redis)?;
+        let mut tasks = Vec::new();
+        if let Some(q) = stream {
+            tasks.push(tokio::spawn(q.run_producer(shutdown.token())));
+        }
+        let in_process = queue_settings.kind == QueueKind::Memory || settings.worker_in_serve;
+        let worker_stats = in_process.then(|| {
+            let w = Worker::new(queue.clone(), store, settings.clone());
             let stats = w.stats().clone();
-            let stop = CancellationToken::new();
-            let token = stop.clone();
-            (
-                Some((stop, tokio::spawn(async move { w.run(token).await }))),
-                Some(stats),
-            )
-        } else {
-            (None, None)
-        };
-        tracing::info!(queue = ?settings.queue.kind, worker_in_process = in_process, "click analytics on");
+            let token = shutdown.token();
+            tasks.push(tokio::spawn(async move { w.run(token).await }));
+            stats
+        });
+        tracing::info!(queue = ?queue_settings.kind, worker_in_process = in_process, "click analytics on");
         Ok(Self {
             queue,
             worker_stats,
-            producer,
-            worker,
+            tasks,
         })
     }
 
@@ -104,15 +105,12 @@ impl Analytics {
         self.worker_stats.as_ref()
     }
 
-    /// Stops in order: the producer pushes its buffer out, then the worker drains and
-    /// commits what is left. Call after the HTTP server has stopped taking requests.
-    pub async fn shutdown(&mut self) {
-        if let Some((stop, task)) = self.producer.take() {
-            stop.cancel();
-            let _ = task.await;
-        }
-        if let Some((stop, task)) = self.worker.take() {
-            stop.cancel();
+    /// Closes the queue and waits for the producer to push its buffer out and the
+    /// worker to commit what is left. Call once the shutdown has begun and the HTTP
+    /// server has stopped taking requests.
+    pub async fn close(&mut self) {
+        self.queue.close();
+        for task in self.tasks.drain(..) {
             let _ = task.await;
         }
     }

@@ -115,6 +115,9 @@ impl Batch {
 /// How often a gathering worker looks at the queue.
 const TICK: Duration = Duration::from_millis(100);
 
+/// How often a stopping worker looks whether the queue has closed.
+const CLOSE_POLL: Duration = Duration::from_millis(10);
+
 /// Counts clicks.
 pub struct Worker {
     queue: Arc<dyn ClickQueue>,
@@ -310,8 +313,9 @@ impl Worker {
         }
     }
 
-    /// Runs until `stop`, then counts the batch in hand and, for an in-process queue,
-    /// everything it still holds, and returns. A window is written while the next one
+    /// Runs until `stop`, then counts the batch in hand and what arrives until the
+    /// queue is closed and, for an in-process queue, everything it still holds, and
+    /// returns. A window is written while the next one
     /// gathers, so the queue keeps being drained during a flush; the two together hold
     /// at most `batch_size` clicks.
     pub async fn run(&self, stop: CancellationToken) {
@@ -336,6 +340,17 @@ impl Worker {
         }
         if let Some(batch) = gathered {
             self.process_with_retry(batch, &stop).await;
+        }
+        // Requests still in flight may offer clicks until the queue is closed (see
+        // `crate::shutdown`): keep counting them in short windows until then.
+        while !self.queue.is_closed() {
+            let mut batch = Batch::default();
+            self.receive(&mut batch, self.settings.batch_size, CLOSE_POLL)
+                .await;
+            if !batch.is_empty() {
+                Self::seal(&mut batch);
+                self.process_with_retry(batch, &stop).await;
+            }
         }
         // Drain: everything already queued in this process is counted before it exits.
         while self.queue.in_process() {

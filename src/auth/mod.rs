@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::{Link, TenantId};
 use crate::error::ApiError;
-use crate::store::{KeyRecord, LinkStore};
+use crate::store::{Directory, KeyRecord};
 
 /// Every key starts with this, so leaked keys are easy to spot (secret scanners).
 pub const KEY_PREFIX: &str = "shk_";
@@ -76,7 +76,7 @@ pub fn parse_token(token: &str) -> Option<(i64, &str)> {
 /// # Errors
 /// When the directory cannot be written.
 pub async fn issue_key(
-    store: &dyn LinkStore,
+    store: &dyn Directory,
     tenant: &str,
     shorten_per_minute: Option<u32>,
 ) -> Result<IssuedKey, crate::store::StoreError> {
@@ -128,15 +128,20 @@ impl Caller {
 
 /// Tells callers apart by their `Authorization` header.
 pub struct Authenticator {
-    store: Arc<dyn LinkStore>,
+    store: Arc<dyn Directory>,
     allow_anonymous: bool,
     /// Key ID → the stored key (or `None`: no such key), for `key_cache_ttl`.
     keys: moka::future::Cache<i64, Option<Arc<KeyRecord>>>,
 }
 
 impl Authenticator {
+    /// The directory the keys are read from.
+    pub fn directory(&self) -> &Arc<dyn Directory> {
+        &self.store
+    }
+
     /// An authenticator over the directory in `store`.
-    pub fn new(store: Arc<dyn LinkStore>, allow_anonymous: bool, ttl: Duration) -> Self {
+    pub fn new(store: Arc<dyn Directory>, allow_anonymous: bool, ttl: Duration) -> Self {
         Self {
             store,
             allow_anonymous,

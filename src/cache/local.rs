@@ -9,7 +9,6 @@ use moka::future::Cache;
 use moka::Expiry;
 
 use super::{CacheError, CacheSettings, CacheTier, Cached};
-use crate::store::StoreError;
 
 struct PerEntryTtl {
     normal: Duration,
@@ -58,11 +57,11 @@ impl LocalTier {
 
     /// The cached value, or the result of `init`, which runs once however many callers
     /// miss on the same code at the same time; the others wait for it.
-    pub(super) async fn get_or_try_insert(
+    pub(super) async fn get_or_try_insert<E: Send + Sync + 'static>(
         &self,
         code: &str,
-        init: impl std::future::Future<Output = Result<Cached, StoreError>>,
-    ) -> Result<Cached, Arc<StoreError>> {
+        init: impl std::future::Future<Output = Result<Cached, E>>,
+    ) -> Result<Cached, Arc<E>> {
         self.cache.try_get_with_by_ref(code, init).await
     }
 

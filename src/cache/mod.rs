@@ -25,7 +25,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::clock::ms_to_datetime;
 use crate::domain::{Link, RedirectKind, Snowflake};
-use crate::store::StoreError;
 
 pub use self::local::LocalTier;
 pub use self::redis::{RedisSettings, RedisTier};
@@ -238,11 +237,13 @@ impl LinkCache {
     /// tiers. Concurrent L1 misses for one code share one L2 lookup and one load.
     ///
     /// # Errors
-    /// Only the store's errors: a cache tier that fails is skipped.
-    pub async fn get_or_load<F, Fut>(&self, code: &str, load: F) -> Result<Cached, Arc<StoreError>>
+    /// Only the errors of `load`: a cache tier that fails is skipped. (The cache does
+    /// not know what `load` reads from; the error is whatever it returns.)
+    pub async fn get_or_load<F, Fut, E>(&self, code: &str, load: F) -> Result<Cached, Arc<E>>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Cached, StoreError>>,
+        Fut: Future<Output = Result<Cached, E>>,
+        E: Send + Sync + 'static,
     {
         let Some(l1) = &self.l1 else {
             return self.l2_or_load(code, load).await.map_err(Arc::new);
@@ -256,10 +257,10 @@ impl LinkCache {
             .await
     }
 
-    async fn l2_or_load<F, Fut>(&self, code: &str, load: F) -> Result<Cached, StoreError>
+    async fn l2_or_load<F, Fut, E>(&self, code: &str, load: F) -> Result<Cached, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Cached, StoreError>>,
+        Fut: Future<Output = Result<Cached, E>>,
     {
         let mut l2_answered = false;
         if let Some(l2) = &self.l2 {

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use super::breaker::{Breaker, BreakerState};
 use super::local::LocalTier;
 use super::{CacheError, CacheTier, Cached};
+use crate::shutdown::Shutdown;
 
 /// Most deletions remembered for replay while Redis is unreachable.
 const MAX_PENDING: usize = 10_000;
@@ -253,10 +254,15 @@ impl RedisTier {
     /// Starts the background work: listening for invalidations (evicting them from
     /// `l1`) and replaying queued tombstones. After every (re)subscription the whole L1
     /// is dropped, since invalidations sent while unsubscribed were missed.
-    pub fn spawn_background(self: &Arc<Self>, l1: Option<LocalTier>) -> Vec<JoinHandle<()>> {
+    /// Both end when `shutdown` begins.
+    pub fn spawn_background(
+        self: &Arc<Self>,
+        l1: Option<LocalTier>,
+        shutdown: &Shutdown,
+    ) -> Vec<JoinHandle<()>> {
         let replayer = {
             let tier = self.clone();
-            tokio::spawn(async move {
+            shutdown.spawn_until(async move {
                 let mut tick = tokio::time::interval(REPLAY_EVERY);
                 loop {
                     tick.tick().await;
@@ -268,7 +274,7 @@ impl RedisTier {
             return vec![replayer];
         };
         let tier = self.clone();
-        let listener = tokio::spawn(async move {
+        let listener = shutdown.spawn_until(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
                 match tier.listen(&l1).await {

@@ -5,10 +5,12 @@ pub mod clock;
 pub mod codes;
 pub mod ids;
 pub mod link;
+pub mod query;
 pub mod target_url;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codes::{Alias, AliasError, LinkKey};
 pub use ids::{IdError, Snowflake, SnowflakeGenerator};
 pub use link::{Link, LinkState, NewLink, RedirectKind, TenantId};
+pub use query::{Cursor, DayRange, PageLimit, QueryError};
 pub use target_url::{TargetUrl, UrlError, UrlPolicy};

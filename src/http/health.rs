@@ -23,11 +23,12 @@ pub async fn healthz() -> HttpResponse {
         (status = 503, description = "Some part does not (named in `parts`)", body = Object),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let parts = state.links.store().health().await;
-    let ready = parts.iter().all(|p| p.ok);
-    let mut body = json!({ "status": if ready { "ready" } else { "unavailable" }, "parts": parts });
-    if let Some(redis) = state.links.cache().redis() {
-        let breaker = match redis.breaker_state() {
+    let readiness = state.links.readiness().await;
+    let ready = readiness.ready();
+    let mut body =
+        json!({ "status": if ready { "ready" } else { "unavailable" }, "parts": readiness.parts });
+    if let Some(state) = readiness.redis {
+        let breaker = match state {
             BreakerState::Closed => "closed",
             BreakerState::Open => "open",
             BreakerState::HalfOpen => "half_open",

@@ -6,9 +6,48 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use crate::domain::{Link, LinkState};
+use crate::domain::{Cursor, Link, LinkState, PageLimit};
 use crate::error::ApiError;
 use crate::service::CreateLink;
+
+/// A request to shorten, as the API takes it (the service's [`CreateLink`]).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = CreateLink)]
+#[schema(example = json!({"url": "https://example.com/a/long/path", "alias": "spring-sale"}))]
+pub struct CreateLinkBody {
+    /// The URL to shorten: http or https, no credentials, at most `links.max_url_length`
+    /// bytes.
+    #[schema(
+        format = "uri",
+        min_length = 1,
+        example = "https://example.com/a/long/path"
+    )]
+    pub url: String,
+    /// A custom alias instead of a generated code: 3 to 64 of `A-Z a-z 0-9 - _`, not a
+    /// reserved path, not 10 or 11 letters and digits only.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$", example = "spring-sale")]
+    pub alias: Option<String>,
+    /// When the link stops redirecting (RFC 3339).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// 301 or 302 (default).
+    #[serde(default)]
+    #[schema(minimum = 301, maximum = 302, example = 302)]
+    pub redirect: Option<u16>,
+}
+
+impl From<CreateLinkBody> for CreateLink {
+    fn from(b: CreateLinkBody) -> Self {
+        Self {
+            url: b.url,
+            alias: b.alias,
+            expires_at: b.expires_at,
+            redirect: b.redirect,
+        }
+    }
+}
 
 /// A link as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -49,29 +88,31 @@ impl LinkView {
     path = "/api/v1/links",
     tag = "links",
     operation_id = "createLink",
-    request_body = CreateLink,
+    request_body = CreateLinkBody,
     security((), ("api_key" = [])),
     responses(
         (status = 201, description = "Created; the short URL works from now on", body = LinkView,
          headers(("Location" = String, description = "The link's API resource"))),
-        (status = 400, description = "Malformed JSON", body = crate::error::Body),
-        (status = 401, description = "No valid API key (and anonymous shortening is off)", body = crate::error::Body),
-        (status = 409, description = "The alias is taken", body = crate::error::Body),
-        (status = 413, description = "Body too large", body = crate::error::Body),
-        (status = 415, description = "Not JSON", body = crate::error::Body),
-        (status = 422, description = "A value breaks a rule (URL, alias, expiry, redirect)", body = crate::error::Body),
-        (status = 429, description = "Over the shortening quota", body = crate::error::Body),
-        (status = 503, description = "Storage or ID clock unavailable; retry", body = crate::error::Body),
+        (status = 400, description = "Malformed JSON", body = crate::http::error::Body),
+        (status = 401, description = "No valid API key (and anonymous shortening is off)", body = crate::http::error::Body),
+        (status = 409, description = "The alias is taken", body = crate::http::error::Body),
+        (status = 413, description = "Body too large", body = crate::http::error::Body),
+        (status = 415, description = "Not JSON", body = crate::http::error::Body),
+        (status = 422, description = "A value breaks a rule (URL, alias, expiry, redirect)", body = crate::http::error::Body),
+        (status = 429, description = "Over the shortening quota", body = crate::http::error::Body),
+        (status = 503, description = "Storage or ID clock unavailable; retry", body = crate::http::error::Body),
     )
 )]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<CreateLink>,
+    body: web::Json<CreateLinkBody>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.auth.caller(&req).await?;
     state.limit_shorten(&req, &caller)?;
-    let new = state.links.validate(body.into_inner(), caller.tenant())?;
+    let new = state
+        .links
+        .validate(body.into_inner().into(), caller.tenant())?;
     let link = state.links.create(new).await?;
     let view = LinkView::new(link, &state.public_base, state.links.now());
     Ok(HttpResponse::Created()
@@ -89,10 +130,10 @@ pub async fn create(
     security((), ("api_key" = [])),
     responses(
         (status = 200, description = "The link", body = LinkView),
-        (status = 401, description = "No valid API key", body = crate::error::Body),
-        (status = 404, description = "No such link, or another tenant's", body = crate::error::Body),
-        (status = 410, description = "Deleted", body = crate::error::Body),
-        (status = 503, description = "Its shard is unavailable", body = crate::error::Body),
+        (status = 401, description = "No valid API key", body = crate::http::error::Body),
+        (status = 404, description = "No such link, or another tenant's", body = crate::http::error::Body),
+        (status = 410, description = "Deleted", body = crate::http::error::Body),
+        (status = 503, description = "Its shard is unavailable", body = crate::http::error::Body),
     )
 )]
 pub async fn get(
@@ -101,11 +142,8 @@ pub async fn get(
     code: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.auth.caller(&req).await?;
-    let link = state.links.find_for(&caller, &code).await?;
+    let link = state.links.show(&caller, &code).await?;
     let now = state.links.now();
-    if link.state(now) == LinkState::Deleted {
-        crate::service::check_state(&link, now)?;
-    }
     Ok(HttpResponse::Ok().json(LinkView::new(link, &state.public_base, now)))
 }
 
@@ -119,11 +157,11 @@ pub async fn get(
     security((), ("api_key" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No valid API key", body = crate::error::Body),
-        (status = 403, description = "Created without a key: nobody owns it", body = crate::error::Body),
-        (status = 404, description = "No such link, or another tenant's", body = crate::error::Body),
-        (status = 410, description = "Already deleted", body = crate::error::Body),
-        (status = 503, description = "Its shard is unavailable", body = crate::error::Body),
+        (status = 401, description = "No valid API key", body = crate::http::error::Body),
+        (status = 403, description = "Created without a key: nobody owns it", body = crate::http::error::Body),
+        (status = 404, description = "No such link, or another tenant's", body = crate::http::error::Body),
+        (status = 410, description = "Already deleted", body = crate::http::error::Body),
+        (status = 503, description = "Its shard is unavailable", body = crate::http::error::Body),
     )
 )]
 pub async fn delete(
@@ -135,11 +173,6 @@ pub async fn delete(
     state.links.delete(&caller, &code).await?;
     Ok(HttpResponse::NoContent().finish())
 }
-
-/// Links one page holds when `limit` is not given.
-pub const DEFAULT_PAGE: usize = 50;
-/// The most links one page may hold.
-pub const MAX_PAGE: usize = 1_000;
 
 /// Query parameters of the listing.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -172,9 +205,9 @@ pub struct LinkPage {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "A page of links", body = LinkPage),
-        (status = 401, description = "No valid API key", body = crate::error::Body),
-        (status = 422, description = "Bad limit or cursor", body = crate::error::Body),
-        (status = 503, description = "A shard is unavailable", body = crate::error::Body),
+        (status = 401, description = "No valid API key", body = crate::http::error::Body),
+        (status = 422, description = "Bad limit or cursor", body = crate::http::error::Body),
+        (status = 503, description = "A shard is unavailable", body = crate::http::error::Body),
     )
 )]
 pub async fn list(
@@ -184,35 +217,11 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = state.auth.require_tenant(&req).await?;
     let page = page.map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
-    let limit = match page.limit.as_deref() {
-        None => DEFAULT_PAGE,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::unprocessable(
-                    "invalid_limit",
-                    format!("limit must be a whole number from 1 to {MAX_PAGE}"),
-                )
-            })?,
-    };
-    let before = page
-        .cursor
-        .as_deref()
-        .map(|c| {
-            crate::domain::codes::decode_canonical(c)
-                .ok()
-                .and_then(crate::domain::Snowflake::from_u64)
-                .ok_or_else(|| {
-                    ApiError::unprocessable("invalid_cursor", "cursor is not one this API gave out")
-                })
-        })
-        .transpose()?;
-    let links = state.links.list(tenant, before, limit).await?;
-    let next_cursor = (links.len() == limit)
-        .then(|| links.last().map(|l| crate::domain::codes::code_for(l.id)))
-        .flatten();
+    let limit = PageLimit::parse(page.limit.as_deref())?;
+    let after = page.cursor.as_deref().map(Cursor::parse).transpose()?;
+    let page = state.links.list(tenant, after, limit).await?;
+    let next_cursor = page.next.map(|c| c.to_string());
+    let links = page.links;
     let now = state.links.now();
     Ok(HttpResponse::Ok().json(LinkPage {
         links: links

@@ -1,5 +1,6 @@
 //! The HTTP API: one file per route group, wired together in [`routes`].
 
+pub mod error;
 pub mod health;
 pub mod links;
 pub mod observe;
@@ -8,11 +9,10 @@ pub mod redirect;
 pub mod stats;
 
 use actix_web::error::JsonPayloadError;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::error::Category;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Kind};
 use crate::service::LinkService;
 
 /// What every handler shares.
@@ -21,8 +21,6 @@ pub struct AppState {
     pub links: LinkService,
     /// The public base URL without a trailing slash.
     pub public_base: String,
-    /// Where redirects offer clicks; `None` with analytics off.
-    pub clicks: Option<std::sync::Arc<dyn crate::analytics::queue::ClickQueue>>,
     /// Rate limits; `None` when off.
     pub limits: Option<std::sync::Arc<crate::limits::Limits>>,
     /// Who is calling.
@@ -141,13 +139,13 @@ pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
 fn json_error(err: JsonPayloadError) -> ApiError {
     match err {
         JsonPayloadError::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Kind::UnsupportedMediaType,
             "unsupported_media_type",
             "send the body as Content-Type: application/json",
         ),
         JsonPayloadError::Overflow { limit }
         | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::PayloadTooLarge,
             "body_too_large",
             format!("the body is larger than {limit} bytes"),
         ),
@@ -166,7 +164,7 @@ fn json_error(err: JsonPayloadError) -> ApiError {
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
-        StatusCode::NOT_FOUND,
+        Kind::NotFound,
         "not_found",
         "no such resource",
     ))
@@ -177,7 +175,7 @@ fn not_allowed(allow: &'static str) -> actix_web::Route {
     web::to(move |req: HttpRequest| async move {
         Err::<HttpResponse, _>(
             ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
+                Kind::MethodNotAllowed,
                 "method_not_allowed",
                 format!("{} is not allowed here; use {allow}", req.method()),
             )

@@ -5,43 +5,13 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::AppState;
-use crate::analytics::event::clip;
-use crate::analytics::queue::ClickQueue;
-use crate::domain::click::{ClientNet, RawClick, MAX_REFERRER_HEADER, MAX_USER_AGENT};
-use crate::domain::{RedirectKind, Snowflake};
+use crate::domain::RedirectKind;
 use crate::error::ApiError;
+use crate::service::ClickInfo;
 
 /// Captures the click and offers it to the queue without waiting. No parsing here: the
 /// worker reduces the referrer to its host and the user agent to browser, OS, device
 /// and bot flag. The raw address is anonymised right away.
-fn offer_click(req: &HttpRequest, state: &AppState, queue: &dyn ClickQueue, link: Snowflake) {
-    let Some(event_id) = state.links.ids().try_next_id() else {
-        // The clock is being waited out: drop the click rather than delay the redirect.
-        queue
-            .stats()
-            .dropped
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return;
-    };
-    let headers = req.headers();
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    queue.offer(RawClick {
-        event_id,
-        link_id: link,
-        at_ms: event_id.unix_ms(),
-        referrer: clip(
-            text(header::REFERER).unwrap_or_default(),
-            MAX_REFERRER_HEADER,
-        ),
-        user_agent: clip(text(header::USER_AGENT).unwrap_or_default(), MAX_USER_AGENT),
-        client: req
-            .peer_addr()
-            .map(|a| ClientNet::of(a.ip()))
-            .unwrap_or_default(),
-    });
-}
-
-/// How long browsers may cache a `301` (capped by the link's expiry).
 const PERMANENT_MAX_AGE_S: i64 = 86_400;
 
 /// Redirects to the link's URL with its `301` or `302`.
@@ -54,10 +24,10 @@ const PERMANENT_MAX_AGE_S: i64 = 86_400;
     responses(
         (status = 301, description = "Permanent link", headers(("Location" = String))),
         (status = 302, description = "Temporary link (the default)", headers(("Location" = String))),
-        (status = 404, description = "No such link", body = crate::error::Body),
-        (status = 410, description = "Expired or deleted", body = crate::error::Body),
-        (status = 429, description = "Over the redirect quota", body = crate::error::Body),
-        (status = 503, description = "Its shard is unavailable", body = crate::error::Body),
+        (status = 404, description = "No such link", body = crate::http::error::Body),
+        (status = 410, description = "Expired or deleted", body = crate::http::error::Body),
+        (status = 429, description = "Over the redirect quota", body = crate::http::error::Body),
+        (status = 503, description = "Its shard is unavailable", body = crate::http::error::Body),
     )
 )]
 pub async fn follow(
@@ -95,9 +65,16 @@ async fn redirect(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let code = req.match_info().get("code").unwrap_or_default();
     let link = state.links.resolve(code).await?;
     let link = link.as_ref();
-    if let Some(queue) = &state.clicks {
-        offer_click(&req, &state, queue.as_ref(), link.id);
-    }
+    let headers = req.headers();
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    state.links.offer_click(
+        link.id,
+        ClickInfo {
+            referrer: text(header::REFERER),
+            user_agent: text(header::USER_AGENT),
+            client: req.peer_addr().map(|a| a.ip()),
+        },
+    );
     let location = HeaderValue::from_str(&link.url).map_err(|e| {
         ApiError::internal(anyhow::anyhow!("stored URL is not a header value: {e}"))
     })?;

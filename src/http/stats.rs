@@ -3,17 +3,12 @@
 //! flush interval.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use crate::analytics::rollup::Stats;
+use crate::domain::DayRange;
 use crate::error::ApiError;
-
-/// Longest range one request may ask for, in days.
-pub const MAX_RANGE_DAYS: i64 = 366;
-/// The range when none is given: the last 30 days, today included.
-pub const DEFAULT_DAYS: i64 = 30;
 
 /// Query parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -37,15 +32,6 @@ pub struct Body {
     stats: Stats,
 }
 
-fn day(name: &'static str, text: &str) -> Result<NaiveDate, ApiError> {
-    text.parse().map_err(|_| {
-        ApiError::unprocessable(
-            "invalid_range",
-            format!("{name} must be a date like 2026-01-31"),
-        )
-    })
-}
-
 /// The stats of a link over a range of UTC days.
 #[utoipa::path(
     get,
@@ -56,10 +42,10 @@ fn day(name: &'static str, text: &str) -> Result<NaiveDate, ApiError> {
     security((), ("api_key" = [])),
     responses(
         (status = 200, description = "Clicks: totals, every day of the range, top values", body = Body),
-        (status = 401, description = "No valid API key", body = crate::error::Body),
-        (status = 404, description = "No such link, or another tenant's", body = crate::error::Body),
-        (status = 422, description = "Bad range", body = crate::error::Body),
-        (status = 503, description = "Its shard is unavailable", body = crate::error::Body),
+        (status = 401, description = "No valid API key", body = crate::http::error::Body),
+        (status = 404, description = "No such link, or another tenant's", body = crate::http::error::Body),
+        (status = 422, description = "Bad range", body = crate::http::error::Body),
+        (status = 503, description = "Its shard is unavailable", body = crate::http::error::Body),
     )
 )]
 pub async fn stats(
@@ -71,28 +57,10 @@ pub async fn stats(
     let caller = state.auth.caller(&req).await?;
     let range = range.map_err(|e| ApiError::unprocessable("invalid_range", e.to_string()))?;
     let today = state.links.now().date_naive();
-    let to = range
-        .to
-        .as_deref()
-        .map(|t| day("to", t))
-        .transpose()?
-        .unwrap_or(today);
-    let from = match range.from.as_deref() {
-        Some(f) => day("from", f)?,
-        None => to - chrono::Duration::days(DEFAULT_DAYS - 1),
-    };
-    if from > to {
-        return Err(ApiError::unprocessable("invalid_range", "from is after to"));
-    }
-    if (to - from).num_days() >= MAX_RANGE_DAYS {
-        return Err(ApiError::unprocessable(
-            "invalid_range",
-            format!("a range covers at most {MAX_RANGE_DAYS} days"),
-        ));
-    }
-    let (link, days) = state.links.clicks(&caller, &code, from, to).await?;
+    let range = DayRange::parse(range.from.as_deref(), range.to.as_deref(), today)?;
+    let (link, stats) = state.links.clicks(&caller, &code, range).await?;
     Ok(HttpResponse::Ok().json(Body {
         code: link.code(),
-        stats: Stats::build(from, to, days),
+        stats,
     }))
 }

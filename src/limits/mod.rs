@@ -237,10 +237,14 @@ impl Limits {
             + self.key_limiters().iter().map(|l| l.len()).sum::<usize>()
     }
 
-    /// Evicts idle clients every `every` until the process ends.
-    pub fn spawn_eviction(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+    /// Evicts idle clients every `every` until `shutdown` begins.
+    pub fn spawn_eviction(
+        self: &Arc<Self>,
+        every: Duration,
+        shutdown: &crate::shutdown::Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
         let limits = self.clone();
-        tokio::spawn(async move {
+        shutdown.spawn_until(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;

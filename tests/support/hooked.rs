@@ -10,7 +10,7 @@ use shortener::domain::click::{ClickUnit, DayCounts};
 use shortener::domain::{Link, Snowflake, TenantId};
 use shortener::startup::{ClickLayer, StoreLayer};
 use shortener::store::clicks::{ClickStore, Recorded};
-use shortener::store::{KeyRecord, LinkStore, PartHealth, StoreError};
+use shortener::store::{LinkStore, PartHealth, StoreError};
 use tokio::sync::Semaphore;
 
 /// Wraps a store.
@@ -101,22 +101,5 @@ impl LinkStore for HookedStore {
         limit: usize,
     ) -> Result<Vec<Link>, StoreError> {
         self.inner.list_links(tenant, before, limit).await
-    }
-    async fn create_key(
-        &self,
-        tenant: &str,
-        quota: Option<u32>,
-        hash: &[u8],
-    ) -> Result<KeyRecord, StoreError> {
-        self.inner.create_key(tenant, quota, hash).await
-    }
-    async fn find_key(&self, id: i64) -> Result<Option<KeyRecord>, StoreError> {
-        self.inner.find_key(id).await
-    }
-    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        self.inner.list_keys().await
-    }
-    async fn revoke_key(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.inner.revoke_key(id, at).await
     }
 }

@@ -13,7 +13,7 @@ macro_rules! contract {
                 async fn $case() {
                     let subject = super::postgres().await;
                     super::$case(&*subject.store).await;
-                    subject.store.close().await;
+                    subject.close().await;
                 }
             )*
         }
@@ -23,7 +23,7 @@ macro_rules! contract {
                 async fn $case() {
                     let subject = super::sqlite().await;
                     super::$case(&*subject.store).await;
-                    subject.store.close().await;
+                    subject.close().await;
                 }
             )*
         }
@@ -313,7 +313,7 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let state = app.state();
         tokio::spawn(app.run_until_stopped());
-        let key = shortener::auth::issue_key(state.links.store().as_ref(), "test", None)
+        let key = shortener::auth::issue_key(state.auth.directory().as_ref(), "test", None)
             .await?
             .token;
         let client = client_with_key(Some(&key));
@@ -330,7 +330,7 @@ impl TestApp {
 
     /// A new key for `tenant` (created when new).
     pub async fn key_for(&self, tenant: &str) -> String {
-        shortener::auth::issue_key(self.app.links.store().as_ref(), tenant, None)
+        shortener::auth::issue_key(self.app.auth.directory().as_ref(), tenant, None)
             .await
             .unwrap()
             .token

@@ -19,7 +19,7 @@
 mod entry;
 mod stream;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -131,8 +131,22 @@ pub struct QueueStats {
 /// A queue of clicks between the redirect path and the analytics worker.
 #[async_trait]
 pub trait ClickQueue: Send + Sync + 'static {
-    /// Offers a click without waiting. Returns false, and counts a drop, when full.
+    /// Offers a click without waiting. Returns false, and counts a drop, when full or
+    /// closed.
     fn offer(&self, click: RawClick) -> bool;
+
+    /// Takes no more clicks (at shutdown, once no request is in flight): what was
+    /// offered before is still delivered.
+    fn close(&self);
+
+    /// Whether [`close`](Self::close) was called.
+    fn is_closed(&self) -> bool;
+
+    /// Counts a click that was dropped before it was offered (the redirect path could
+    /// not name it without waiting).
+    fn count_dropped(&self) {
+        self.stats().dropped.fetch_add(1, Ordering::Relaxed);
+    }
 
     /// Clicks waiting now, up to about `max` of them; when none are, waits up to `wait`
     /// and looks once more.
@@ -154,7 +168,7 @@ pub trait ClickQueue: Send + Sync + 'static {
 
 /// The in-process queue.
 pub struct MemoryQueue {
-    tx: mpsc::Sender<RawClick>,
+    inlet: Inlet,
     rx: Mutex<mpsc::Receiver<RawClick>>,
     stats: QueueStats,
 }
@@ -162,25 +176,53 @@ pub struct MemoryQueue {
 impl MemoryQueue {
     /// A queue holding at most `capacity` clicks.
     pub fn new(capacity: usize) -> Self {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (inlet, rx) = Inlet::new(capacity);
         Self {
-            tx,
+            inlet,
             rx: Mutex::new(rx),
             stats: QueueStats::default(),
         }
     }
 }
 
-fn offer_to(tx: &mpsc::Sender<RawClick>, stats: &QueueStats, click: RawClick) -> bool {
-    match tx.try_send(click) {
-        Ok(()) => {
+/// The in-process entrance of a queue: the bounded channel the redirect path offers
+/// clicks to, which the shutdown closes once no request is in flight.
+struct Inlet {
+    tx: mpsc::Sender<RawClick>,
+    closed: AtomicBool,
+}
+
+impl Inlet {
+    fn new(capacity: usize) -> (Self, mpsc::Receiver<RawClick>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let inlet = Self {
+            tx,
+            closed: AtomicBool::new(false),
+        };
+        (inlet, rx)
+    }
+
+    /// Takes the click, or drops and counts it when the channel is full or closed.
+    fn offer(&self, stats: &QueueStats, click: RawClick) -> bool {
+        if !self.closed.load(Ordering::Relaxed) && self.tx.try_send(click).is_ok() {
             stats.enqueued.fetch_add(1, Ordering::Relaxed);
             true
-        }
-        Err(_) => {
+        } else {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             false
         }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn depth(&self) -> u64 {
+        (self.tx.max_capacity() - self.tx.capacity()) as u64
     }
 }
 
@@ -214,7 +256,15 @@ async fn drain_or_wait(
 #[async_trait]
 impl ClickQueue for MemoryQueue {
     fn offer(&self, click: RawClick) -> bool {
-        offer_to(&self.tx, &self.stats, click)
+        self.inlet.offer(&self.stats, click)
+    }
+
+    fn close(&self) {
+        self.inlet.close();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.inlet.is_closed()
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
@@ -241,7 +291,7 @@ impl ClickQueue for MemoryQueue {
     }
 
     fn depth(&self) -> u64 {
-        (self.tx.max_capacity() - self.tx.capacity()) as u64
+        self.inlet.depth()
     }
 
     fn stats(&self) -> &QueueStats {

@@ -10,7 +10,7 @@ use redis::AsyncCommands as _;
 use tokio::sync::{mpsc, Mutex};
 
 use super::entry::{encode_entry, view_entry, LegacyClick};
-use super::{drain, offer_to, ClickQueue, Delivery, QueueError, QueueSettings, QueueStats};
+use super::{drain, ClickQueue, Delivery, Inlet, QueueError, QueueSettings, QueueStats};
 use crate::domain::click::{ClientNet, RawClick};
 use crate::domain::Snowflake;
 
@@ -31,7 +31,7 @@ pub struct RedisStreamQueue {
     entry_clicks: usize,
     entry_linger: Duration,
     /// The redirect path's buffer in front of `XADD`.
-    tx: mpsc::Sender<RawClick>,
+    inlet: Inlet,
     buffer: Mutex<mpsc::Receiver<RawClick>>,
     /// The consumer's own connection: `XREADGROUP … BLOCK` must not hold up others.
     consumer_conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
@@ -39,6 +39,9 @@ pub struct RedisStreamQueue {
     group_ready: std::sync::atomic::AtomicBool,
     stats: QueueStats,
 }
+
+/// How often a stopping producer looks whether the queue has closed.
+const CLOSE_POLL: Duration = Duration::from_millis(10);
 
 fn unavailable(e: impl std::fmt::Display) -> QueueError {
     QueueError::Unavailable(e.to_string())
@@ -58,7 +61,7 @@ impl RedisStreamQueue {
     /// # Errors
     /// When the URL is not a Redis URL.
     pub fn new(url: &str, prefix: &str, settings: &QueueSettings) -> anyhow::Result<Self> {
-        let (tx, rx) = mpsc::channel(settings.capacity.max(1));
+        let (inlet, rx) = Inlet::new(settings.capacity);
         let consumer = settings.consumer.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
             format!(
@@ -76,7 +79,7 @@ impl RedisStreamQueue {
             claim_idle_ms: settings.claim_idle_ms,
             entry_clicks: settings.entry_clicks.max(1),
             entry_linger: Duration::from_millis(settings.entry_linger_ms.max(1)),
-            tx,
+            inlet,
             buffer: Mutex::new(rx),
             consumer_conn: Mutex::new(None),
             last_claim: Mutex::new(Instant::now() - CLAIM_EVERY),
@@ -114,16 +117,23 @@ impl RedisStreamQueue {
     /// Every `entry_linger_ms`, packs the buffer into entries and appends them (one
     /// pipelined round trip); retries with backoff while Redis is down, keeping each
     /// entry's unit ID (the buffer absorbs new clicks meanwhile, then drops). When
-    /// `stop` fires it pushes what is left once and returns.
+    /// `stop` fires it goes on until the queue is closed (requests still in flight
+    /// may offer clicks), then pushes what is left once and returns.
     pub async fn run_producer(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         let mut conn: Option<redis::aio::MultiplexedConnection> = None;
         let mut pending: Vec<Outgoing> = Vec::new();
         let mut backoff = Duration::ZERO;
         loop {
-            let stopping = tokio::select! {
-                () = tokio::time::sleep(self.entry_linger.max(backoff)) => false,
-                () = stop.cancelled() => true,
-            };
+            let linger = self.entry_linger.max(backoff);
+            if stop.is_cancelled() {
+                tokio::time::sleep(linger.min(CLOSE_POLL)).await;
+            } else {
+                tokio::select! {
+                    () = tokio::time::sleep(linger) => {}
+                    () = stop.cancelled() => {}
+                }
+            }
+            let stopping = stop.is_cancelled() && self.is_closed();
             self.pack(&mut pending).await;
             if pending.is_empty() {
                 if stopping {
@@ -304,7 +314,15 @@ fn parse_entry(entry: &redis::streams::StreamId) -> anyhow::Result<Delivery> {
 #[async_trait]
 impl ClickQueue for RedisStreamQueue {
     fn offer(&self, click: RawClick) -> bool {
-        offer_to(&self.tx, &self.stats, click)
+        self.inlet.offer(&self.stats, click)
+    }
+
+    fn close(&self) {
+        self.inlet.close();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.inlet.is_closed()
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
@@ -379,7 +397,7 @@ impl ClickQueue for RedisStreamQueue {
     }
 
     fn depth(&self) -> u64 {
-        (self.tx.max_capacity() - self.tx.capacity()) as u64
+        self.inlet.depth()
     }
 
     fn stats(&self) -> &QueueStats {

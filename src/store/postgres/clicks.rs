@@ -14,8 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::settings::{DatabaseSettings, ShardSettings};
 use super::shard::{copy_escape, Shard};
-use crate::config::Settings;
 use crate::domain::click::MAX_DIM_VALUES;
 use crate::domain::click::{keep_raw, ClickRecord, ClickUnit, DayCounts, Dims, Rollup};
 use crate::domain::clock::ms_to_datetime;
@@ -58,10 +58,13 @@ impl ShardedClicks {
     ///
     /// # Errors
     /// When the configuration cannot be turned into pools.
-    pub fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        let db = &settings.database;
-        let shards = settings
-            .shards
+    pub fn connect(
+        shards: &[ShardSettings],
+        db: &DatabaseSettings,
+        raw_sample: f64,
+    ) -> anyhow::Result<Self> {
+        let map = ShardMap::new(shards.iter().map(|s| s.first_id()).collect())?;
+        let shards = shards
             .iter()
             .map(|s| {
                 Shard::new(
@@ -74,11 +77,10 @@ impl ShardedClicks {
                 .map(Arc::new)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let map = ShardMap::new(settings.shards.iter().map(|s| s.first_id()).collect())?;
         Ok(Self {
             map,
             shards,
-            raw_sample: settings.analytics.raw_events,
+            raw_sample,
         })
     }
 

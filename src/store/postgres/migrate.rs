@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-use crate::config::{redact_url, Settings};
+use super::settings::{redact_url, ShardSettings};
 
 mod embedded {
     refinery::embed_migrations!("migrations/postgres");
@@ -110,9 +110,9 @@ pub async fn migrate_url(url: &str) -> anyhow::Result<i64> {
 ///
 /// # Errors
 /// Naming the shard that failed.
-pub async fn migrate_all(settings: &Settings) -> anyhow::Result<Vec<(String, i64)>> {
+pub async fn migrate_all(shards: &[ShardSettings]) -> anyhow::Result<Vec<(String, i64)>> {
     let mut done = Vec::new();
-    for shard in &settings.shards {
+    for shard in shards {
         let version = migrate_url(&shard.url)
             .await
             .map_err(|e| anyhow::anyhow!("migrating shard {}: {e:#}", shard.name))?;

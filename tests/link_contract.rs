@@ -1,6 +1,7 @@
-//! The storage contract: every function here runs unchanged against each `LinkStore`
-//! implementation (sharded PostgreSQL on real databases, and embedded SQLite). The
-//! click store has its own contract, in `click_contract.rs`.
+//! The links' store contract: every function here runs unchanged against each
+//! `LinkStore` implementation (sharded PostgreSQL on real databases, and embedded
+//! SQLite). The directory and the click store have their own contracts, in
+//! `directory_contract.rs` and `click_contract.rs`.
 
 #[macro_use]
 mod support;
@@ -21,6 +22,12 @@ struct Subject {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl Subject {
+    async fn close(&self) {
+        self.store.close().await;
+    }
+}
+
 /// Two shards split at `t0() + 1 day`, so the contract also covers routing.
 async fn postgres() -> Subject {
     let (a, b) = (fresh_database().await, fresh_database().await);
@@ -28,7 +35,7 @@ async fn postgres() -> Subject {
         shard("s0", &a, "2024-01-01T00:00:00Z".parse().unwrap()),
         shard("s1", &b, t0() + Duration::days(1)),
     ]);
-    let store = ShardedPostgres::connect(&s).unwrap();
+    let store = ShardedPostgres::connect(&s.shards, &s.database, s.directory_name()).unwrap();
     store.check_schema().await.unwrap();
     Subject {
         store: Arc::new(store),

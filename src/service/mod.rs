@@ -1,47 +1,49 @@
-//! The link service: what shortening, resolving and deleting mean, independent of HTTP.
-//! Handlers parse input and shape output; everything in between happens here.
+//! The link service: what shortening, resolving, listing, deleting and counting a
+//! click mean, independent of HTTP. Handlers parse input and shape output; everything
+//! in between happens here, and handlers reach storage, the cache, the ID generator and
+//! the click queue only through it. [`clicks`] is the click side: offering a redirect's
+//! click to the queue, and reading a link's counts.
+
+mod clicks;
+
+pub use clicks::ClickInfo;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
+use crate::analytics::queue::ClickQueue;
 use crate::auth::Caller;
+use crate::cache::breaker::BreakerState;
 use crate::cache::{Cached, LinkCache, Target};
-use crate::domain::click::DayCounts;
 use crate::domain::clock::ms_to_datetime;
 use crate::domain::{
-    Alias, Clock, Link, LinkKey, LinkState, NewLink, RedirectKind, Snowflake, SnowflakeGenerator,
-    TargetUrl, TenantId, UrlPolicy,
+    Alias, Clock, Cursor, Link, LinkKey, LinkState, NewLink, PageLimit, RedirectKind,
+    SnowflakeGenerator, TargetUrl, TenantId, UrlPolicy,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, Kind};
 use crate::store::clicks::ClickStore;
-use crate::store::LinkStore;
+use crate::store::{LinkStore, PartHealth};
 
 /// A request to shorten, as received (validated by [`LinkService::validate`]).
-#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"url": "https://example.com/a/long/path", "alias": "spring-sale"}))]
+#[derive(Debug, Clone, Default)]
 pub struct CreateLink {
-    /// The URL to shorten: http or https, no credentials, at most `links.max_url_length`
-    /// bytes.
-    #[schema(
-        format = "uri",
-        min_length = 1,
-        example = "https://example.com/a/long/path"
-    )]
+    /// The URL to shorten.
     pub url: String,
-    /// A custom alias instead of a generated code: 3 to 64 of `A-Z a-z 0-9 - _`, not a
-    /// reserved path, not 10 or 11 letters and digits only.
-    #[serde(default)]
-    #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$", example = "spring-sale")]
+    /// A custom alias instead of a generated code.
     pub alias: Option<String>,
-    /// When the link stops redirecting (RFC 3339).
-    #[serde(default)]
+    /// When the link stops redirecting.
     pub expires_at: Option<DateTime<Utc>>,
     /// 301 or 302 (default).
-    #[serde(default)]
-    #[schema(minimum = 301, maximum = 302, example = 302)]
     pub redirect: Option<u16>,
+}
+
+/// One page of a tenant's links, newest first.
+#[derive(Debug)]
+pub struct LinkPage {
+    pub links: Vec<Link>,
+    /// Where the next (older) page starts; `None` on the last page.
+    pub next: Option<Cursor>,
 }
 
 /// Creates, finds and deletes links.
@@ -52,6 +54,22 @@ pub struct LinkService {
     ids: Arc<SnowflakeGenerator>,
     clock: Arc<dyn Clock>,
     policy: UrlPolicy,
+    queue: Option<Arc<dyn ClickQueue>>,
+}
+
+/// Whether the service can serve: every storage part, and the Redis breaker's state.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    pub parts: Vec<PartHealth>,
+    /// `None` without Redis.
+    pub redis: Option<BreakerState>,
+}
+
+impl Readiness {
+    /// Whether every storage part answered.
+    pub fn ready(&self) -> bool {
+        self.parts.iter().all(|p| p.ok)
+    }
 }
 
 impl LinkService {
@@ -72,6 +90,16 @@ impl LinkService {
             ids,
             clock,
             policy,
+            queue: None,
+        }
+    }
+
+    /// The same service, offering redirects' clicks to `queue`.
+    #[must_use]
+    pub fn with_click_queue(self, queue: Arc<dyn ClickQueue>) -> Self {
+        Self {
+            queue: Some(queue),
+            ..self
         }
     }
 
@@ -80,19 +108,22 @@ impl LinkService {
         &self.cache
     }
 
-    /// The storage behind the service.
-    pub fn store(&self) -> &Arc<dyn LinkStore> {
-        &self.store
-    }
-
-    /// The click store behind the stats.
-    pub fn click_store(&self) -> &Arc<dyn ClickStore> {
-        &self.clicks
-    }
-
-    /// The ID generator.
+    /// The ID generator (its counters are metrics).
     pub fn ids(&self) -> &Arc<SnowflakeGenerator> {
         &self.ids
+    }
+
+    /// The click queue, when clicks are counted.
+    pub fn click_queue(&self) -> Option<&Arc<dyn ClickQueue>> {
+        self.queue.as_ref()
+    }
+
+    /// Asks every storage part for a trivial answer, for `/readyz`.
+    pub async fn readiness(&self) -> Readiness {
+        Readiness {
+            parts: self.store.health().await,
+            redis: self.cache.redis().map(|r| r.breaker_state()),
+        }
     }
 
     /// The current time, from the service's clock.
@@ -174,35 +205,39 @@ impl LinkService {
         }
     }
 
-    /// The live links of `tenant` older than `before` (from the newest when `None`),
-    /// newest first, at most `limit`.
+    /// The link a code names, as its owner sees it: also when expired, but 410 once
+    /// deleted.
+    ///
+    /// # Errors
+    /// 404 unknown or not the caller's; 410 deleted; 503 when its shard is unavailable.
+    pub async fn show(&self, caller: &Caller, code: &str) -> Result<Link, ApiError> {
+        let link = self.find_for(caller, code).await?;
+        if link.state(self.now()) == LinkState::Deleted {
+            return Err(deleted());
+        }
+        Ok(link)
+    }
+
+    /// The live links of `tenant` older than `after` (from the newest when `None`),
+    /// newest first, at most `limit`, and where the next page starts.
     ///
     /// # Errors
     /// 503 when a shard is unavailable.
     pub async fn list(
         &self,
         tenant: TenantId,
-        before: Option<Snowflake>,
-        limit: usize,
-    ) -> Result<Vec<Link>, ApiError> {
-        Ok(self.store.list_links(tenant, before, limit).await?)
-    }
-
-    /// The link a code names and its click counts on each day of `[from, to]` that has
-    /// any, if `caller` may read it.
-    ///
-    /// # Errors
-    /// 404 unknown or not the caller's; 503 when its shard is unavailable.
-    pub async fn clicks(
-        &self,
-        caller: &Caller,
-        code: &str,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<(Link, Vec<(NaiveDate, DayCounts)>), ApiError> {
-        let link = self.find_for(caller, code).await?;
-        let days = self.clicks.days(link.id, from, to).await?;
-        Ok((link, days))
+        after: Option<Cursor>,
+        limit: PageLimit,
+    ) -> Result<LinkPage, ApiError> {
+        let limit = limit.get();
+        let links = self
+            .store
+            .list_links(tenant, after.map(Cursor::before), limit)
+            .await?;
+        let next = (links.len() == limit)
+            .then(|| links.last().map(|l| Cursor::after(l.id)))
+            .flatten();
+        Ok(LinkPage { links, next })
     }
 
     async fn load(&self, key: &LinkKey) -> Result<Option<Link>, crate::store::StoreError> {
@@ -254,7 +289,7 @@ impl LinkService {
         let link = self.find_for(caller, code).await?;
         if !caller.can_manage(&link) {
             return Err(ApiError::new(
-                actix_web::http::StatusCode::FORBIDDEN,
+                Kind::Forbidden,
                 "link_has_no_owner",
                 "this link was created without an API key, so nobody can delete it through \
                  the API",
@@ -274,16 +309,4 @@ fn deleted() -> ApiError {
 
 fn expired() -> ApiError {
     ApiError::gone("link_expired", "this link has expired")
-}
-
-/// 410 for a link that may not redirect at `now`.
-///
-/// # Errors
-/// When the link is expired or deleted.
-pub fn check_state(link: &Link, now: DateTime<Utc>) -> Result<(), ApiError> {
-    match link.state(now) {
-        LinkState::Active => Ok(()),
-        LinkState::Expired => Err(expired()),
-        LinkState::Deleted => Err(deleted()),
-    }
 }

@@ -2,13 +2,17 @@
 //! environment variables (`__` separates nesting: `SHORTENER_DATABASE__POOL_SIZE=32`).
 //! Everything is validated at load, so a bad value stops startup with a clear message
 //! instead of failing the first request that needs it.
+//!
+//! The tree is made of the parts' own settings (the shards' in
+//! [`crate::store::postgres`], the cache's in [`crate::cache`], the queue's and the
+//! worker's in [`crate::analytics`], logging's in [`crate::telemetry`], …): each part
+//! owns its settings and checks what only it knows; this module composes them and
+//! checks what spans parts. Nothing below it imports it.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -17,9 +21,12 @@ use url::Url;
 use crate::analytics::queue::{QueueKind, QueueSettings};
 use crate::analytics::worker::AnalyticsSettings;
 use crate::cache::{CacheSettings, RedisSettings};
-use crate::domain::ids::{Snowflake, EPOCH_MS, MAX_WORKER_ID};
+use crate::domain::ids::MAX_WORKER_ID;
 use crate::limits::LimitSettings;
+use crate::store::postgres::validate_shards;
+pub use crate::store::postgres::{redact_url, DatabaseSettings, ShardSettings};
 use crate::store::sqlite::SqliteSettings;
+pub use crate::telemetry::{LogFormat, LogSettings};
 
 /// Prefix of the environment variables that override the file.
 pub const ENV_PREFIX: &str = "SHORTENER_";
@@ -72,39 +79,6 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
-/// One range of the ID space and the database that holds it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ShardSettings {
-    /// A short name used in logs, metrics and errors (`s0`).
-    pub name: String,
-    /// PostgreSQL connection URL (`postgres://user@host:5432/db`).
-    pub url: String,
-    /// First instant of this shard's range; the range runs until the next shard's `from`
-    /// (the last one is open-ended). IDs minted from this instant on live here.
-    pub from: DateTime<Utc>,
-}
-
-/// Pools and timeouts for every shard.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DatabaseSettings {
-    /// Connections per shard per instance.
-    pub pool_size: usize,
-    /// Longest wait to open a connection, in milliseconds.
-    pub connect_timeout_ms: u64,
-    /// Longest wait for a free pooled connection, in milliseconds.
-    pub pool_wait_timeout_ms: u64,
-    /// Longest a query may run, in milliseconds: enforced by the client and, as
-    /// `statement_timeout`, by the server.
-    pub query_timeout_ms: u64,
-    /// Connections per shard per process for counting clicks: a pool of its own, so a
-    /// click flush never takes a connection that a shorten waits for.
-    pub clicks_pool_size: usize,
-    /// Longest a click flush (one transaction on one shard) may run, in milliseconds.
-    pub clicks_query_timeout_ms: u64,
-}
-
 /// Limits on links.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -140,26 +114,6 @@ pub struct HttpSettings {
     pub shutdown_timeout_s: u64,
 }
 
-/// Logging.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogSettings {
-    /// `text` or `json`.
-    pub format: LogFormat,
-    /// A tracing filter (`info`, `shortener=debug,actix_web=warn`); `RUST_LOG` wins.
-    pub filter: String,
-    /// One line per request (method, route, status, latency, request ID).
-    pub requests: bool,
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -182,19 +136,6 @@ impl Default for Settings {
             ids: IdSettings::default(),
             http: HttpSettings::default(),
             log: LogSettings::default(),
-        }
-    }
-}
-
-impl Default for DatabaseSettings {
-    fn default() -> Self {
-        Self {
-            pool_size: 16,
-            connect_timeout_ms: 2_000,
-            pool_wait_timeout_ms: 1_000,
-            query_timeout_ms: 2_000,
-            clicks_pool_size: 2,
-            clicks_query_timeout_ms: 30_000,
         }
     }
 }
@@ -224,16 +165,6 @@ impl Default for HttpSettings {
             workers: 0,
             max_body_bytes: 16 * 1024,
             shutdown_timeout_s: 10,
-        }
-    }
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::Text,
-            filter: "info".into(),
-            requests: true,
         }
     }
 }
@@ -380,69 +311,8 @@ impl Settings {
         if self.sqlite.readers == 0 {
             return Err(invalid("sqlite.readers must be at least 1"));
         }
-        let mut names = HashSet::new();
-        for (i, shard) in self.shards.iter().enumerate() {
-            if shard.name.is_empty() {
-                return Err(invalid(format!("shard #{} has an empty name", i + 1)));
-            }
-            if !names.insert(shard.name.as_str()) {
-                return Err(invalid(format!(
-                    "shard name {:?} is used twice",
-                    shard.name
-                )));
-            }
-            if !shard.url.starts_with("postgres://") && !shard.url.starts_with("postgresql://") {
-                return Err(invalid(format!(
-                    "shard {:?}: url must start with postgres://",
-                    shard.name
-                )));
-            }
-            shard
-                .url
-                .parse::<tokio_postgres::Config>()
-                .map_err(|e| invalid(format!("shard {:?}: bad url: {e}", shard.name)))?;
-            if shard.from.timestamp_millis() < EPOCH_MS as i64 {
-                return Err(invalid(format!(
-                    "shard {:?}: from = {} is before the ID epoch 2024-01-01T00:00:00Z",
-                    shard.name, shard.from
-                )));
-            }
-            if i > 0 && shard.from <= self.shards[i - 1].from {
-                return Err(invalid(format!(
-                    "shard ranges must be in increasing order of `from` and must not overlap: \
-                     {:?} starts at {} which is not after {:?} at {}",
-                    shard.name,
-                    shard.from,
-                    self.shards[i - 1].name,
-                    self.shards[i - 1].from
-                )));
-            }
-        }
-        if let Some(dir) = &self.directory {
-            if !names.contains(dir.as_str()) {
-                return Err(invalid(format!(
-                    "directory = {dir:?} names no configured shard"
-                )));
-            }
-        }
-        if self.database.pool_size == 0 || self.database.clicks_pool_size == 0 {
-            return Err(invalid(
-                "database.pool_size and database.clicks_pool_size must be at least 1",
-            ));
-        }
-        for (name, ms) in [
-            ("connect_timeout_ms", self.database.connect_timeout_ms),
-            ("pool_wait_timeout_ms", self.database.pool_wait_timeout_ms),
-            ("query_timeout_ms", self.database.query_timeout_ms),
-            (
-                "clicks_query_timeout_ms",
-                self.database.clicks_query_timeout_ms,
-            ),
-        ] {
-            if ms == 0 {
-                return Err(invalid(format!("database.{name} must be above 0")));
-            }
-        }
+        validate_shards(&self.shards, self.directory.as_deref()).map_err(invalid)?;
+        self.database.validate().map_err(invalid)?;
         if self.links.max_url_length < 16 {
             return Err(invalid("links.max_url_length must be at least 16"));
         }
@@ -532,177 +402,5 @@ impl Settings {
     }
 }
 
-impl ShardSettings {
-    /// The first ID of this shard's range.
-    pub fn first_id(&self) -> Snowflake {
-        Snowflake::first_of_ms(u64::try_from(self.from.timestamp_millis()).unwrap_or(0))
-    }
-}
-
-/// A URL with any password replaced, for logs and the `shards` command.
-pub fn redact_url(raw: &str) -> String {
-    match Url::parse(raw) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        Ok(url) => url.to_string(),
-        Err(_) => "<unparseable url>".into(),
-    }
-}
-
 #[cfg(test)]
-#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
-mod tests {
-    use super::*;
-
-    fn shard(name: &str, from: &str) -> ShardSettings {
-        ShardSettings {
-            name: name.into(),
-            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-            from: from.parse().unwrap(),
-        }
-    }
-
-    fn two_shards() -> Settings {
-        Settings {
-            shards: vec![
-                shard("s0", "2024-01-01T00:00:00Z"),
-                shard("s1", "2027-01-01T00:00:00Z"),
-            ],
-            ..Settings::default()
-        }
-    }
-
-    fn error_of(s: &Settings) -> String {
-        s.validate().unwrap_err().to_string()
-    }
-
-    #[test]
-    fn a_sound_configuration_passes() {
-        let s = two_shards();
-        s.validate().unwrap();
-        assert_eq!(s.directory_name(), "s0");
-        assert_eq!(s.shards[0].first_id().get(), 0);
-    }
-
-    #[test]
-    fn broken_configurations_are_refused_with_a_reason() {
-        type Breaker = Box<dyn Fn(&mut Settings)>;
-        let cases: Vec<(Breaker, &str)> = vec![
-            (Box::new(|s| s.shards.swap(0, 1)), "increasing order"),
-            (
-                Box::new(|s| s.shards[1].from = s.shards[0].from),
-                "must not overlap",
-            ),
-            (
-                Box::new(|s| s.directory = Some("nope".into())),
-                "names no configured shard",
-            ),
-            (
-                Box::new(|s| s.shards[1].url = "mysql://x/y".into()),
-                "postgres://",
-            ),
-            (
-                Box::new(|s| s.shards[1].url = "postgres://host:notaport/db".into()),
-                "bad url",
-            ),
-            (Box::new(|s| s.shards[1].name = "s0".into()), "used twice"),
-            (Box::new(|s| s.sqlite.readers = 0), "sqlite.readers"),
-            (
-                Box::new(|s| s.shards[0].from = "2023-06-01T00:00:00Z".parse().unwrap()),
-                "before the ID epoch",
-            ),
-            (Box::new(|s| s.worker_id = 1024), "worker_id"),
-            (Box::new(|s| s.listen = "localhost".into()), "listen"),
-            (
-                Box::new(|s| s.public_url = Some("ftp://x".into())),
-                "public_url",
-            ),
-            (
-                Box::new(|s| s.database.query_timeout_ms = 0),
-                "query_timeout_ms",
-            ),
-        ];
-        for (break_it, expected) in cases {
-            let mut s = two_shards();
-            break_it(&mut s);
-            let msg = error_of(&s);
-            assert!(msg.contains(expected), "expected {expected:?} in {msg:?}");
-        }
-    }
-
-    #[test]
-    fn a_file_and_the_environment_layer_over_the_defaults() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "shortener.toml",
-                r#"
-                listen = "127.0.0.1:9000"
-                worker_id = 5
-                [[shards]]
-                name = "s0"
-                url = "postgres://postgres@127.0.0.1:5432/a"
-                from = "2024-01-01T00:00:00Z"
-                "#,
-            )?;
-            jail.set_env("SHORTENER_WORKER_ID", "9");
-            jail.set_env("SHORTENER_DATABASE__POOL_SIZE", "3");
-            let s = Settings::load(Some(Path::new("shortener.toml"))).unwrap();
-            assert_eq!(s.listen, "127.0.0.1:9000", "from the file");
-            assert_eq!(s.worker_id, 9, "the environment wins over the file");
-            assert_eq!(s.database.pool_size, 3, "nested keys use __");
-            assert_eq!(s.links.max_url_length, 2048, "defaults fill the rest");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn an_unknown_key_is_an_error_not_a_silent_default() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("c.toml", "lisen = \"127.0.0.1:1\"\n")?;
-            let err = Settings::load(Some(Path::new("c.toml"))).unwrap_err();
-            assert!(err.to_string().contains("lisen"), "{err}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn no_shards_means_embedded_and_the_public_url_follows_listen() {
-        let s = Settings {
-            listen: "127.0.0.1:9001".into(),
-            ..Settings::default()
-        };
-        s.validate().unwrap();
-        assert_eq!(s.mode(), Mode::Embedded);
-        assert_eq!(s.public_base(), "http://127.0.0.1:9001");
-        assert_eq!(two_shards().mode(), Mode::Distributed);
-    }
-
-    #[test]
-    fn command_line_flags_win_over_the_environment() {
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("SHORTENER_LISTEN", "127.0.0.1:7000");
-            jail.set_env("SHORTENER_DATA_DIR", "/tmp/from-env");
-            let s = Settings::load(None).unwrap();
-            assert_eq!(s.listen, "127.0.0.1:7000");
-            assert_eq!(s.data_dir, PathBuf::from("/tmp/from-env"));
-            let flags = Overrides {
-                listen: Some("127.0.0.1:7001".into()),
-                data_dir: Some("/tmp/from-flag".into()),
-            };
-            let s = Settings::load_with(None, &flags).unwrap();
-            assert_eq!(s.listen, "127.0.0.1:7001");
-            assert_eq!(s.data_dir, PathBuf::from("/tmp/from-flag"));
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h:5432/d"),
-            "postgres://u:***@h:5432/d"
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,154 @@
+//! The configuration's loading and validation.
+#![allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+
+use super::*;
+
+fn shard(name: &str, from: &str) -> ShardSettings {
+    ShardSettings {
+        name: name.into(),
+        url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+        from: from.parse().unwrap(),
+    }
+}
+
+fn two_shards() -> Settings {
+    Settings {
+        shards: vec![
+            shard("s0", "2024-01-01T00:00:00Z"),
+            shard("s1", "2027-01-01T00:00:00Z"),
+        ],
+        ..Settings::default()
+    }
+}
+
+fn error_of(s: &Settings) -> String {
+    s.validate().unwrap_err().to_string()
+}
+
+#[test]
+fn a_sound_configuration_passes() {
+    let s = two_shards();
+    s.validate().unwrap();
+    assert_eq!(s.directory_name(), "s0");
+    assert_eq!(s.shards[0].first_id().get(), 0);
+}
+
+#[test]
+fn broken_configurations_are_refused_with_a_reason() {
+    type Breaker = Box<dyn Fn(&mut Settings)>;
+    let cases: Vec<(Breaker, &str)> = vec![
+        (Box::new(|s| s.shards.swap(0, 1)), "increasing order"),
+        (
+            Box::new(|s| s.shards[1].from = s.shards[0].from),
+            "must not overlap",
+        ),
+        (
+            Box::new(|s| s.directory = Some("nope".into())),
+            "names no configured shard",
+        ),
+        (
+            Box::new(|s| s.shards[1].url = "mysql://x/y".into()),
+            "postgres://",
+        ),
+        (
+            Box::new(|s| s.shards[1].url = "postgres://host:notaport/db".into()),
+            "bad url",
+        ),
+        (Box::new(|s| s.shards[1].name = "s0".into()), "used twice"),
+        (Box::new(|s| s.sqlite.readers = 0), "sqlite.readers"),
+        (
+            Box::new(|s| s.shards[0].from = "2023-06-01T00:00:00Z".parse().unwrap()),
+            "before the ID epoch",
+        ),
+        (Box::new(|s| s.worker_id = 1024), "worker_id"),
+        (Box::new(|s| s.listen = "localhost".into()), "listen"),
+        (
+            Box::new(|s| s.public_url = Some("ftp://x".into())),
+            "public_url",
+        ),
+        (
+            Box::new(|s| s.database.query_timeout_ms = 0),
+            "query_timeout_ms",
+        ),
+    ];
+    for (break_it, expected) in cases {
+        let mut s = two_shards();
+        break_it(&mut s);
+        let msg = error_of(&s);
+        assert!(msg.contains(expected), "expected {expected:?} in {msg:?}");
+    }
+}
+
+#[test]
+fn a_file_and_the_environment_layer_over_the_defaults() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "shortener.toml",
+            r#"
+            listen = "127.0.0.1:9000"
+            worker_id = 5
+            [[shards]]
+            name = "s0"
+            url = "postgres://postgres@127.0.0.1:5432/a"
+            from = "2024-01-01T00:00:00Z"
+            "#,
+        )?;
+        jail.set_env("SHORTENER_WORKER_ID", "9");
+        jail.set_env("SHORTENER_DATABASE__POOL_SIZE", "3");
+        let s = Settings::load(Some(Path::new("shortener.toml"))).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:9000", "from the file");
+        assert_eq!(s.worker_id, 9, "the environment wins over the file");
+        assert_eq!(s.database.pool_size, 3, "nested keys use __");
+        assert_eq!(s.links.max_url_length, 2048, "defaults fill the rest");
+        Ok(())
+    });
+}
+
+#[test]
+fn an_unknown_key_is_an_error_not_a_silent_default() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("c.toml", "lisen = \"127.0.0.1:1\"\n")?;
+        let err = Settings::load(Some(Path::new("c.toml"))).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn no_shards_means_embedded_and_the_public_url_follows_listen() {
+    let s = Settings {
+        listen: "127.0.0.1:9001".into(),
+        ..Settings::default()
+    };
+    s.validate().unwrap();
+    assert_eq!(s.mode(), Mode::Embedded);
+    assert_eq!(s.public_base(), "http://127.0.0.1:9001");
+    assert_eq!(two_shards().mode(), Mode::Distributed);
+}
+
+#[test]
+fn command_line_flags_win_over_the_environment() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("SHORTENER_LISTEN", "127.0.0.1:7000");
+        jail.set_env("SHORTENER_DATA_DIR", "/tmp/from-env");
+        let s = Settings::load(None).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:7000");
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/from-env"));
+        let flags = Overrides {
+            listen: Some("127.0.0.1:7001".into()),
+            data_dir: Some("/tmp/from-flag".into()),
+        };
+        let s = Settings::load_with(None, &flags).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:7001");
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/from-flag"));
+        Ok(())
+    });
+}
+
+#[test]
+fn passwords_are_redacted() {
+    assert_eq!(
+        redact_url("postgres://u:secret@h:5432/d"),
+        "postgres://u:***@h:5432/d"
+    );
+}

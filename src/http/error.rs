@@ -1,0 +1,63 @@
+//! How an [`ApiError`] answers over HTTP: its status, its headers (`Retry-After`,
+//! `Allow`, `WWW-Authenticate`, `RateLimit-*`) and its JSON body, which the OpenAPI
+//! document describes as [`Body`].
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+/// Every error's body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct Body<'a> {
+    error: Detail<'a>,
+}
+
+/// What went wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorDetail)]
+pub struct Detail<'a> {
+    /// Stable and machine-readable (`invalid_url`, `not_found`, `rate_limited`…).
+    code: &'a str,
+    /// For people.
+    message: &'a str,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.kind().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.kind().status() >= 500 {
+            tracing::error!(status = self.kind().status(), code = self.code(), error = %self, "request failed");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(s) = self.retry_after_s() {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(s)));
+        }
+        if let Some(methods) = self.allow() {
+            response.insert_header((header::ALLOW, methods));
+        }
+        if self.challenge() {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"shortener\""));
+        }
+        if let Some(limit) = self.rate_limit() {
+            response.insert_header(("ratelimit-limit", HeaderValue::from(limit)));
+            response.insert_header(("ratelimit-remaining", HeaderValue::from(0u32)));
+            response.insert_header((
+                "ratelimit-reset",
+                HeaderValue::from(self.retry_after_s().unwrap_or(1)),
+            ));
+        }
+        response.json(Body {
+            error: Detail {
+                code: self.code(),
+                message: self.message(),
+            },
+        })
+    }
+}

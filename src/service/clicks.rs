@@ -1,0 +1,62 @@
+//! The click side of the service: a redirect's click offered to the queue without
+//! waiting, and a link's counts read back for the stats.
+
+use std::net::IpAddr;
+
+use super::LinkService;
+use crate::analytics::event::clip;
+use crate::analytics::rollup::Stats;
+use crate::auth::Caller;
+use crate::domain::click::{ClientNet, RawClick, MAX_REFERRER_HEADER, MAX_USER_AGENT};
+use crate::domain::{DayRange, Link, Snowflake};
+use crate::error::ApiError;
+
+/// What a redirect request says about its click.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClickInfo<'a> {
+    /// The `Referer` header.
+    pub referrer: Option<&'a str>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<&'a str>,
+    /// The client's address (anonymised before it is queued).
+    pub client: Option<IpAddr>,
+}
+
+impl LinkService {
+    /// Offers a click on `link` to the queue, when clicks are counted. Never waits: a
+    /// full queue, or an ID clock being waited out, drops the click and counts it.
+    pub fn offer_click(&self, link: Snowflake, info: ClickInfo<'_>) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        let Some(event_id) = self.ids.try_next_id() else {
+            // The clock is being waited out: drop the click rather than delay the redirect.
+            queue.count_dropped();
+            return;
+        };
+        queue.offer(RawClick {
+            event_id,
+            link_id: link,
+            at_ms: event_id.unix_ms(),
+            referrer: clip(info.referrer.unwrap_or_default(), MAX_REFERRER_HEADER),
+            user_agent: clip(info.user_agent.unwrap_or_default(), MAX_USER_AGENT),
+            client: info.client.map(ClientNet::of).unwrap_or_default(),
+        });
+    }
+
+    /// The link a code names and its clicks over `range` (totals, every day, top
+    /// values), if `caller` may read it.
+    ///
+    /// # Errors
+    /// 404 unknown or not the caller's; 503 when its shard is unavailable.
+    pub async fn clicks(
+        &self,
+        caller: &Caller,
+        code: &str,
+        range: DayRange,
+    ) -> Result<(Link, Stats), ApiError> {
+        let link = self.find_for(caller, code).await?;
+        let days = self.clicks.days(link.id, range.from(), range.to()).await?;
+        Ok((link, Stats::build(range.from(), range.to(), days)))
+    }
+}

@@ -1,0 +1,49 @@
+//! The directory: tenants and API keys (and, with scale-out, worker-ID leases): the
+//! small global tables, in one place (the directory shard, or the embedded file).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+use crate::domain::TenantId;
+
+/// An API key as stored: its secret only as a hash, with its tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// The key's ID (its public part).
+    pub id: i64,
+    /// The tenant it acts for.
+    pub tenant_id: TenantId,
+    /// The tenant's name.
+    pub tenant: String,
+    /// SHA-256 of the key's secret part.
+    pub secret_hash: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked; it then authenticates nothing.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The tenant's own shortening quota per key (`None`: the configured default).
+    pub shorten_per_minute: Option<u32>,
+}
+
+/// Durable storage of tenants and API keys. Every method returns only after its change
+/// is committed.
+#[async_trait]
+pub trait Directory: Send + Sync + 'static {
+    /// Creates a key holding `secret_hash` for the tenant named `tenant`, creating the
+    /// tenant when it is new and setting its quota when one is given.
+    async fn create_key(
+        &self,
+        tenant: &str,
+        shorten_per_minute: Option<u32>,
+        secret_hash: &[u8],
+    ) -> Result<KeyRecord, StoreError>;
+
+    /// The key with this ID, revoked or not.
+    async fn find_key(&self, id: i64) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Every key, oldest first.
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Revokes a key at `at`; false when it is unknown or already revoked.
+    async fn revoke_key(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError>;
+}

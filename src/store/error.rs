@@ -1,0 +1,78 @@
+//! What storage answers besides data: its errors, the health of its parts, the state
+//! of its pools. Shared by every store trait and every backend.
+
+use serde::Serialize;
+
+use crate::domain::Snowflake;
+
+/// What can go wrong in storage, sorted by what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The alias belongs to another link.
+    #[error("alias {0:?} is already taken")]
+    AliasTaken(String),
+    /// No configured range holds this ID (a time before the first shard's `from`).
+    #[error("no shard covers id {0}")]
+    NoShard(Snowflake),
+    /// A part (shard) cannot be reached or is shutting down: retry later.
+    #[error("storage part {part} is unavailable")]
+    Unavailable {
+        part: String,
+        #[source]
+        source: anyhow::Error,
+    },
+    /// A query ran past its timeout.
+    #[error("storage part {part} timed out")]
+    Timeout { part: String },
+    /// Anything else: a bug or a schema problem.
+    #[error("storage error on {part}")]
+    Internal {
+        part: String,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+impl StoreError {
+    /// [`StoreError::Internal`] on `part`.
+    pub fn internal(part: &str, source: impl Into<anyhow::Error>) -> Self {
+        Self::Internal {
+            part: part.to_owned(),
+            source: source.into(),
+        }
+    }
+
+    /// [`StoreError::Unavailable`] on `part`, for `reason`.
+    pub fn unavailable(part: &str, reason: &str) -> Self {
+        Self::Unavailable {
+            part: part.to_owned(),
+            source: anyhow::anyhow!(reason.to_owned()),
+        }
+    }
+}
+
+/// Whether one part of storage (a shard, the SQLite file) answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartHealth {
+    /// The part's name (`s0`).
+    pub name: String,
+    /// Whether it answered a trivial query in time.
+    pub ok: bool,
+    /// Round trip of that query, in milliseconds.
+    pub latency_ms: f64,
+    /// Why not, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One connection pool's state.
+#[derive(Debug, Clone)]
+pub struct PoolStatus {
+    /// The part (shard) it connects to.
+    pub name: String,
+    /// What it serves: `links` or `clicks`.
+    pub pool: &'static str,
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
+}

@@ -1,0 +1,63 @@
+//! The links' store: links and their aliases.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{PartHealth, PoolStatus, StoreError};
+use crate::domain::{Link, Snowflake, TenantId};
+
+/// Merges pages that are each newest first into the newest `limit` of all of them.
+pub fn merge_newest(pages: Vec<Vec<Link>>, limit: usize) -> Vec<Link> {
+    let mut all: Vec<Link> = pages.into_iter().flatten().collect();
+    all.sort_unstable_by_key(|l| std::cmp::Reverse(l.id));
+    all.truncate(limit);
+    all
+}
+
+/// Durable storage of links. Every method returns only after its change is committed.
+#[async_trait]
+pub trait LinkStore: Send + Sync + 'static {
+    /// Stores a new link. When the link has an alias, the alias is reserved first and
+    /// [`StoreError::AliasTaken`] is returned if another link holds it.
+    async fn insert(&self, link: &Link) -> Result<(), StoreError>;
+
+    /// The link with this ID, in whatever state it is.
+    async fn get(&self, id: Snowflake) -> Result<Option<Link>, StoreError>;
+
+    /// The link an alias names, in whatever state it is.
+    async fn get_by_alias(&self, alias: &str) -> Result<Option<Link>, StoreError>;
+
+    /// Stores many new links without aliases at once (bulk seeding for load tests);
+    /// faster than [`insert`](Self::insert) one by one, same result.
+    async fn bulk_insert(&self, links: &[Link]) -> Result<(), StoreError>;
+
+    /// Marks a link deleted at `at`. Returns false when it was already deleted or does
+    /// not exist.
+    async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Asks every part for a trivial answer, for `/readyz`.
+    async fn health(&self) -> Vec<PartHealth>;
+
+    /// The live (not deleted) links of `tenant` with IDs below `before` (all when
+    /// `None`), newest first, at most `limit`.
+    async fn list_links(
+        &self,
+        tenant: TenantId,
+        before: Option<Snowflake>,
+        limit: usize,
+    ) -> Result<Vec<Link>, StoreError>;
+
+    /// Finishes pending writes and releases resources, at shutdown. Idempotent.
+    async fn close(&self) {}
+
+    /// Metrics the store records itself (per-shard query latency and errors), for the
+    /// registry.
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        Vec::new()
+    }
+
+    /// Connection pools as they are now.
+    fn pool_status(&self) -> Vec<PoolStatus> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,126 @@
+//! The directory on PostgreSQL: tenants and API keys, in the directory shard.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+
+use super::shard::Shard;
+use super::ShardedPostgres;
+use crate::store::{Directory, KeyRecord, StoreError};
+
+const UPSERT_TENANT: &str = "INSERT INTO tenants (name, shorten_per_minute) VALUES ($1, $2) \
+    ON CONFLICT (name) DO UPDATE \
+    SET shorten_per_minute = COALESCE(EXCLUDED.shorten_per_minute, tenants.shorten_per_minute) \
+    RETURNING id";
+
+const INSERT_KEY: &str =
+    "INSERT INTO api_keys (tenant_id, secret_hash) VALUES ($1, $2) RETURNING id";
+
+const SELECT_KEYS: &str = "SELECT k.id, k.tenant_id, t.name, k.secret_hash, k.created_at, \
+    k.revoked_at, t.shorten_per_minute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id";
+
+const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+
+#[async_trait]
+impl Directory for ShardedPostgres {
+    async fn create_key(
+        &self,
+        tenant: &str,
+        shorten_per_minute: Option<u32>,
+        secret_hash: &[u8],
+    ) -> Result<KeyRecord, StoreError> {
+        self.directory()
+            .create_key(tenant, shorten_per_minute, secret_hash)
+            .await
+    }
+
+    async fn find_key(&self, id: i64) -> Result<Option<KeyRecord>, StoreError> {
+        self.directory().find_key(id).await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.directory().list_keys().await
+    }
+
+    async fn revoke_key(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.directory().revoke_key(id, at).await
+    }
+}
+
+/// The directory's queries, on the directory shard.
+impl Shard {
+    /// Creates the tenant when new (setting its quota when one is given) and a key for
+    /// it holding `secret_hash`.
+    pub(super) async fn create_key(
+        &self,
+        tenant: &str,
+        shorten_per_minute: Option<u32>,
+        secret_hash: &[u8],
+    ) -> Result<KeyRecord, StoreError> {
+        let quota = shorten_per_minute.map(|q| i32::try_from(q).unwrap_or(i32::MAX));
+        let id = self
+            .run(|mut c| async move {
+                let tx = c.transaction().await?;
+                let tenant_id: i64 = tx
+                    .query_one(UPSERT_TENANT, &[&tenant, &quota])
+                    .await?
+                    .get(0);
+                let id: i64 = tx
+                    .query_one(INSERT_KEY, &[&tenant_id, &secret_hash])
+                    .await?
+                    .get(0);
+                tx.commit().await?;
+                Ok(id)
+            })
+            .await?;
+        self.find_key(id)
+            .await?
+            .ok_or_else(|| StoreError::Internal {
+                part: self.name().to_owned(),
+                source: anyhow::anyhow!("key {id} vanished after its commit"),
+            })
+    }
+
+    /// One key with its tenant.
+    pub(super) async fn find_key(&self, id: i64) -> Result<Option<KeyRecord>, StoreError> {
+        let row = self
+            .run(|c| async move {
+                let stmt = c
+                    .prepare_cached(&format!("{SELECT_KEYS} WHERE k.id = $1"))
+                    .await?;
+                c.query_opt(&stmt, &[&id]).await
+            })
+            .await?;
+        Ok(row.as_ref().map(key_from_row))
+    }
+
+    /// Every key, oldest first.
+    pub(super) async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = self
+            .run(|c| async move { c.query(&format!("{SELECT_KEYS} ORDER BY k.id"), &[]).await })
+            .await?;
+        Ok(rows.iter().map(key_from_row).collect())
+    }
+
+    /// Revokes a key; false when unknown or already revoked.
+    pub(super) async fn revoke_key(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let n = self
+            .run(|c| async move { c.execute(REVOKE_KEY, &[&id, &at]).await })
+            .await?;
+        Ok(n == 1)
+    }
+}
+
+fn key_from_row(row: &Row) -> KeyRecord {
+    KeyRecord {
+        id: row.get(0),
+        tenant_id: row.get(1),
+        tenant: row.get(2),
+        secret_hash: row.get(3),
+        created_at: row.get(4),
+        revoked_at: row.get(5),
+        shorten_per_minute: row
+            .get::<_, Option<i32>>(6)
+            .and_then(|q| u32::try_from(q).ok()),
+    }
+}

@@ -1,0 +1,279 @@
+//! The links' store on the shards: links on the shard their ID falls in, aliases in the
+//! directory shard.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+
+use super::shard::{copy_escape, Shard};
+use super::ShardedPostgres;
+use crate::domain::{Link, RedirectKind, Snowflake, TenantId};
+use crate::store::{merge_newest, LinkStore, PartHealth, PoolStatus, StoreError};
+
+const INSERT_LINK: &str =
+    "INSERT INTO links (id, alias, url, redirect, created_at, expires_at, tenant_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+const SELECT_LINK: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
+                           tenant_id FROM links WHERE id = $1";
+
+const LIST_LINKS: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
+    tenant_id FROM links WHERE tenant_id = $1 AND deleted_at IS NULL AND id < $2 \
+    ORDER BY tenant_id, id DESC LIMIT $3";
+
+const MARK_DELETED: &str = "UPDATE links SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
+
+const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES ($1, $2, $3) \
+                             ON CONFLICT (alias) DO NOTHING";
+
+const RELEASE_ALIAS: &str = "DELETE FROM aliases WHERE alias = $1 AND link_id = $2";
+
+const ALIAS_TARGET: &str = "SELECT link_id FROM aliases WHERE alias = $1";
+
+#[async_trait]
+impl LinkStore for ShardedPostgres {
+    async fn insert(&self, link: &Link) -> Result<(), StoreError> {
+        let shard = self.shard_for(link.id)?;
+        let Some(alias) = &link.alias else {
+            return shard.insert_link(link).await;
+        };
+        let directory = self.directory();
+        if !directory
+            .reserve_alias(alias, link.id, link.created_at)
+            .await?
+        {
+            return Err(StoreError::AliasTaken(alias.clone()));
+        }
+        if let Err(e) = shard.insert_link(link).await {
+            // Give the alias back so the caller can retry with it. If even that fails the
+            // alias points at no row and answers 404: nothing was handed out, so nothing
+            // that was promised is lost.
+            if let Err(undo) = directory.release_alias(alias, link.id).await {
+                tracing::error!(alias, error = %undo, "could not release alias after a failed insert");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn bulk_insert(&self, links: &[Link]) -> Result<(), StoreError> {
+        let mut by_shard: Vec<Vec<&Link>> = vec![Vec::new(); self.shards.len()];
+        for link in links {
+            let i = self
+                .map
+                .shard_for(link.id)
+                .ok_or(StoreError::NoShard(link.id))?;
+            by_shard[i].push(link);
+        }
+        for (i, links) in by_shard.iter().enumerate() {
+            if !links.is_empty() {
+                self.shards[i].copy_links(links).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn get(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
+        match self.shard_for(id) {
+            Ok(shard) => shard.get_link(id).await,
+            Err(StoreError::NoShard(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_by_alias(&self, alias: &str) -> Result<Option<Link>, StoreError> {
+        match self.directory().alias_target(alias).await? {
+            Some(id) => self.get(id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.shard_for(id)?.mark_deleted(id, at).await
+    }
+
+    async fn health(&self) -> Vec<PartHealth> {
+        futures::future::join_all(self.shards.iter().map(|s| s.health())).await
+    }
+
+    async fn list_links(
+        &self,
+        tenant: TenantId,
+        before: Option<Snowflake>,
+        limit: usize,
+    ) -> Result<Vec<Link>, StoreError> {
+        let before = before.unwrap_or(Snowflake::MAX);
+        // Fan out: each shard returns its newest `limit` below the cursor, in parallel;
+        // the merge keeps the newest `limit` of all. A shard that is down fails the
+        // listing (a partial page would silently skip links).
+        let pages = futures::future::try_join_all(
+            self.shards
+                .iter()
+                .map(|s| s.list_links(tenant, before, limit)),
+        )
+        .await?;
+        Ok(merge_newest(pages, limit))
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        self.shards.iter().flat_map(|s| s.collectors()).collect()
+    }
+
+    fn pool_status(&self) -> Vec<PoolStatus> {
+        self.shards.iter().map(|s| s.pool_status()).collect()
+    }
+}
+
+/// The links' queries, on one shard.
+impl Shard {
+    pub(super) async fn insert_link(&self, link: &Link) -> Result<(), StoreError> {
+        let redirect = link.redirect.status() as i16;
+        self.run(|c| async move {
+            let stmt = c.prepare_cached(INSERT_LINK).await?;
+            c.execute(
+                &stmt,
+                &[
+                    &link.id.as_i64(),
+                    &link.alias,
+                    &link.url,
+                    &redirect,
+                    &link.created_at,
+                    &link.expires_at,
+                    &link.tenant,
+                ],
+            )
+            .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Loads links with `COPY … FROM STDIN` (text format), in one statement. Not under
+    /// the query timeout: a bulk load of millions of rows is expected to take a while.
+    pub(super) async fn copy_links(&self, links: &[&Link]) -> Result<(), StoreError> {
+        use futures::SinkExt;
+        let mut buf = String::with_capacity(links.len() * 96);
+        for l in links {
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                buf,
+                "{}\t{}\t{}\t{}",
+                l.id.as_i64(),
+                copy_escape(&l.url),
+                l.redirect.status(),
+                l.created_at.to_rfc3339()
+            );
+        }
+        let client = self.pool().get().await.map_err(|e| self.pool_error(e))?;
+        let sink = client
+            .copy_in("COPY links (id, url, redirect, created_at) FROM STDIN")
+            .await
+            .map_err(|e| self.query_error(e))?;
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from(buf))
+            .await
+            .map_err(|e| self.query_error(e))?;
+        sink.finish().await.map_err(|e| self.query_error(e))?;
+        Ok(())
+    }
+
+    pub(super) async fn get_link(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
+        let row = self
+            .run(|c| async move {
+                let stmt = c.prepare_cached(SELECT_LINK).await?;
+                c.query_opt(&stmt, &[&id.as_i64()]).await
+            })
+            .await?;
+        row.map(|r| self.link_from_row(&r)).transpose()
+    }
+
+    /// A tenant's live links with IDs below `before`, newest first.
+    pub(super) async fn list_links(
+        &self,
+        tenant: TenantId,
+        before: Snowflake,
+        limit: usize,
+    ) -> Result<Vec<Link>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .run(|c| async move {
+                let stmt = c.prepare_cached(LIST_LINKS).await?;
+                c.query(&stmt, &[&tenant, &before.as_i64(), &limit]).await
+            })
+            .await?;
+        rows.iter().map(|r| self.link_from_row(r)).collect()
+    }
+
+    pub(super) async fn mark_deleted(
+        &self,
+        id: Snowflake,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .run(|c| async move {
+                let stmt = c.prepare_cached(MARK_DELETED).await?;
+                c.execute(&stmt, &[&id.as_i64(), &at]).await
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Reserves `alias` for `id`; false when another link holds it.
+    pub(super) async fn reserve_alias(
+        &self,
+        alias: &str,
+        id: Snowflake,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .run(|c| async move {
+                let stmt = c.prepare_cached(RESERVE_ALIAS).await?;
+                c.execute(&stmt, &[&alias, &id.as_i64(), &at]).await
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub(super) async fn release_alias(&self, alias: &str, id: Snowflake) -> Result<(), StoreError> {
+        self.run(|c| async move {
+            let stmt = c.prepare_cached(RELEASE_ALIAS).await?;
+            c.execute(&stmt, &[&alias, &id.as_i64()]).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn alias_target(&self, alias: &str) -> Result<Option<Snowflake>, StoreError> {
+        let row = self
+            .run(|c| async move {
+                let stmt = c.prepare_cached(ALIAS_TARGET).await?;
+                c.query_opt(&stmt, &[&alias]).await
+            })
+            .await?;
+        Ok(row.and_then(|r| Snowflake::from_i64(r.get(0))))
+    }
+
+    fn link_from_row(&self, row: &Row) -> Result<Link, StoreError> {
+        let internal = |msg: String| StoreError::Internal {
+            part: self.name().to_owned(),
+            source: anyhow::anyhow!(msg),
+        };
+        let raw_id: i64 = row.get(0);
+        let id = Snowflake::from_i64(raw_id).ok_or_else(|| internal(format!("bad id {raw_id}")))?;
+        let status: i16 = row.get(3);
+        let redirect = u16::try_from(status)
+            .map_err(|e| e.to_string())
+            .and_then(RedirectKind::try_from)
+            .map_err(internal)?;
+        Ok(Link {
+            id,
+            alias: row.get(1),
+            url: row.get(2),
+            redirect,
+            created_at: row.get(4),
+            expires_at: row.get(5),
+            deleted_at: row.get(6),
+            tenant: row.get(7),
+        })
+    }
+}

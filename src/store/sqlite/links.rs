@@ -1,0 +1,161 @@
+//! The links' store in the embedded file.
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension};
+
+use super::{internal, SqliteStore, Write, PART};
+use crate::domain::clock::ms_to_datetime;
+use crate::domain::{Link, RedirectKind, Snowflake, TenantId};
+use crate::store::{LinkStore, PartHealth, StoreError};
+
+const INSERT_LINK: &str =
+    "INSERT INTO links (id, alias, url, redirect, created_at, expires_at, tenant_id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const SELECT_LINK: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
+                           tenant_id FROM links WHERE id = ?1";
+const SELECT_BY_ALIAS: &str =
+    "SELECT l.id, l.alias, l.url, l.redirect, l.created_at, l.expires_at, \
+                               l.deleted_at, l.tenant_id FROM aliases a \
+                               JOIN links l ON l.id = a.link_id WHERE a.alias = ?1";
+const LIST_LINKS: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
+    tenant_id FROM links WHERE tenant_id = ?1 AND deleted_at IS NULL AND id < ?2 \
+    ORDER BY tenant_id, id DESC LIMIT ?3";
+pub(super) const MARK_DELETED: &str =
+    "UPDATE links SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL";
+const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES (?1, ?2, ?3) \
+                             ON CONFLICT (alias) DO NOTHING";
+
+/// Inserts one link (and its alias) inside a savepoint, so a taken alias undoes only
+/// this link.
+pub(super) fn apply_insert(
+    tx: &mut rusqlite::Transaction<'_>,
+    link: &Link,
+) -> Result<(), StoreError> {
+    let mut sp = tx.savepoint_with_name("link").map_err(internal)?;
+    if let Some(alias) = &link.alias {
+        let reserved = sp
+            .prepare_cached(RESERVE_ALIAS)
+            .and_then(|mut s| {
+                s.execute(params![
+                    alias,
+                    link.id.as_i64(),
+                    link.created_at.timestamp_millis()
+                ])
+            })
+            .map_err(internal)?;
+        if reserved == 0 {
+            sp.set_drop_behavior(rusqlite::DropBehavior::Rollback);
+            return Err(StoreError::AliasTaken(alias.clone()));
+        }
+    }
+    sp.prepare_cached(INSERT_LINK)
+        .and_then(|mut s| {
+            s.execute(params![
+                link.id.as_i64(),
+                link.alias,
+                link.url,
+                link.redirect.status(),
+                link.created_at.timestamp_millis(),
+                link.expires_at.map(|t| t.timestamp_millis()),
+                link.tenant,
+            ])
+        })
+        .map_err(internal)?;
+    sp.commit().map_err(internal)
+}
+
+fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
+    let bad = |i: usize, msg: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Integer, msg.into())
+    };
+    let raw_id: i64 = row.get(0)?;
+    let status: u16 = row.get(3)?;
+    let ms = |v: i64| ms_to_datetime(u64::try_from(v).unwrap_or(0));
+    Ok(Link {
+        id: Snowflake::from_i64(raw_id).ok_or_else(|| bad(0, format!("bad id {raw_id}")))?,
+        alias: row.get(1)?,
+        url: row.get(2)?,
+        redirect: RedirectKind::try_from(status).map_err(|m| bad(3, m))?,
+        created_at: ms(row.get(4)?),
+        expires_at: row.get::<_, Option<i64>>(5)?.map(ms),
+        deleted_at: row.get::<_, Option<i64>>(6)?.map(ms),
+        tenant: row.get(7)?,
+    })
+}
+
+#[async_trait]
+impl LinkStore for SqliteStore {
+    async fn insert(&self, link: &Link) -> Result<(), StoreError> {
+        let link = link.clone();
+        self.write(|reply| Write::Insert(link, reply)).await
+    }
+
+    async fn bulk_insert(&self, links: &[Link]) -> Result<(), StoreError> {
+        // Through the writer in chunks: each chunk is one write of many inserts, and
+        // the writer group-commits it like any other.
+        for chunk in links.chunks(10_000) {
+            let chunk = chunk.to_vec();
+            self.write(|reply| Write::Bulk(chunk, reply)).await?;
+        }
+        Ok(())
+    }
+
+    async fn get(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(SELECT_LINK)?
+                .query_row([id.as_i64()], link_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn get_by_alias(&self, alias: &str) -> Result<Option<Link>, StoreError> {
+        let alias = alias.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(SELECT_BY_ALIAS)?
+                .query_row([alias], link_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.write(|reply| Write::Delete(id, at, reply)).await
+    }
+
+    async fn health(&self) -> Vec<PartHealth> {
+        let started = Instant::now();
+        let result = self
+            .read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+            .await;
+        vec![PartHealth {
+            name: PART.into(),
+            ok: result.is_ok(),
+            latency_ms: started.elapsed().as_secs_f64() * 1e3,
+            error: result.err().map(|e| e.to_string()),
+        }]
+    }
+
+    async fn list_links(
+        &self,
+        tenant: TenantId,
+        before: Option<Snowflake>,
+        limit: usize,
+    ) -> Result<Vec<Link>, StoreError> {
+        let before = before.unwrap_or(Snowflake::MAX).as_i64();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            c.prepare_cached(LIST_LINKS)?
+                .query_map(params![tenant, before, limit], link_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
+}
