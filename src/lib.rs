@@ -4,34 +4,70 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the one configuration tree (defaults → TOML file → `SHORTENER_…` env),
-//!   validated at load.
-//! - [`domain`]: no I/O. [`domain::ids`] mints Snowflake IDs, [`domain::codes`] turns
-//!   them into Base62 codes and parses aliases, [`domain::target_url`] checks URLs,
-//!   [`domain::link`] is the link and its state, [`domain::click`] the click types that
-//!   the worker and the click stores share.
-//! - [`store`]: the [`store::LinkStore`] trait and the [`store::clicks::ClickStore`]
-//!   trait; [`store::postgres`] shards both over PostgreSQL by ID range
-//!   ([`store::shard_map`] is the routing), [`store::sqlite`] keeps them in two files.
+//! Modules by layer, lowest first; a module imports only its own and lower layers
+//! (docs/architecture.md lists the layers; `tests/layers.rs` checks them).
+//!
+//! **0: no I/O, no crate imports**
+//! - [`domain`]: the types and rules. [`domain::ids`] mints Snowflake IDs,
+//!   [`domain::codes`] turns them into Base62 codes and parses aliases,
+//!   [`domain::target_url`] checks URLs, [`domain::link`] is the link and its state,
+//!   [`domain::click`] the click types the worker and the click stores share,
+//!   [`domain::query`] the page and day-range parameters, [`domain::clock`] time.
+//! - [`telemetry`]: logging, its settings, and the latency buckets every histogram uses.
+//! - [`shutdown`]: the one shutdown token and the order in which the parts stop.
+//!
+//! **1: the I/O adapters**
+//! - [`store`]: storage by concern, each a trait: [`store::links`] (links and aliases),
+//!   [`store::directory`] (tenants and API keys), [`store::clicks`] (click counts);
+//!   [`store::error`] is what they share. [`store::postgres`] shards all three over
+//!   PostgreSQL by ID range ([`store::shard_map`] is the routing,
+//!   [`store::postgres::shard`] the pool, timeouts and metrics of one shard,
+//!   [`store::postgres::settings`] the shards' settings, [`store::postgres::migrate`]
+//!   the schema; [`store::postgres::links`], [`store::postgres::directory`],
+//!   [`store::postgres::clicks`] the queries). [`store::sqlite`] keeps them in two
+//!   files ([`store::sqlite::links`], [`store::sqlite::directory`],
+//!   [`store::sqlite::clicks`]).
 //! - [`cache`]: the read-through cache of the redirect path: L1 in process
-//!   ([`cache::local`]), L2 Redis ([`cache::redis`]) behind a circuit breaker.
+//!   ([`cache::local`]), L2 Redis ([`cache::redis`]) behind a circuit breaker
+//!   ([`cache::breaker`]).
+//!
+//! **2**
+//! - [`error`]: the API error type and its kinds; every error has a stable code.
 //! - [`analytics`]: clicks go from the redirect path through a queue
-//!   ([`analytics::queue`]: in process or Redis Streams, many clicks per entry) to the
-//!   worker ([`analytics::worker`]), which classifies them ([`analytics::event`]), sums
-//!   a window in process and has the click store count it exactly once; the stats are
+//!   ([`analytics::queue`]: in process or Redis Streams ([`analytics::queue::stream`]),
+//!   many clicks per entry ([`analytics::queue::entry`])) to the worker
+//!   ([`analytics::worker`]), which classifies them ([`analytics::event`]), sums a
+//!   window in process and has the click store count it exactly once; the stats are
 //!   shaped in [`analytics::rollup`].
+//!
+//! **3**
 //! - [`auth`]: tenants and API keys; who may read and manage which link.
 //! - [`limits`]: rate limits per client address and per API key (governor).
-//! - [`service`]: what shortening, resolving and deleting mean.
-//! - [`http`]: the routes. A redirect is served in [`http::redirect`], a link is stored
-//!   through [`http::links`] → [`service`] → [`store`].
-//! - [`error`]: the API error type; every error is JSON with a stable code.
-//! - [`metrics`]: every Prometheus metric, in one struct; [`http::observe`] records
-//!   requests and logs one line per request with its request ID.
+//!
+//! **4**
+//! - [`service`]: what shortening, resolving, listing, deleting mean, and the click
+//!   side ([`service::clicks`]): the only way the routes reach storage, the cache, IDs
+//!   and the click queue.
+//!
+//! **5**
+//! - [`metrics`]: every Prometheus metric, in one struct, read from each part's
+//!   counters at scrape time.
+//!
+//! **6**
+//! - [`http`]: the routes, one file per group: [`http::redirect`] (a redirect is served
+//!   here), [`http::links`] (a link is created, read, listed, deleted), [`http::stats`],
+//!   [`http::health`], [`http::observe`] (request metrics, access log, `/metrics`),
+//!   [`http::openapi`]; [`http::error`] is how an error answers.
+//!
+//! **7**
+//! - [`config`]: the one configuration tree (defaults → TOML file → `SHORTENER_…`
+//!   env), composed of each part's settings, validated at load.
+//!
+//! **8**
 //! - [`startup`]: [`startup::Application`], built by `main` and by tests alike.
-//! - [`commands`]: `migrate`, `shards` and `worker`.
-//! - [`shutdown`]: SIGTERM and Ctrl-C.
-//! - [`telemetry`]: logging and its setup.
+//!
+//! **9**
+//! - [`commands`]: `migrate`, `shards`, `worker`, `seed` and `keys`.
 #![forbid(unsafe_code)]
 
 pub mod analytics;
