@@ -19,15 +19,7 @@ PG=${PG:-postgres://postgres@127.0.0.1:5432}
 
 . loadtest/lib.sh
 prepare
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-base="http://127.0.0.1:$PORT"
+setup_work
 
 start_server() {
     # The cache is off: this measures the storage path itself.
@@ -36,11 +28,7 @@ start_server() {
     wait_ready "$base" "$work/server.log"
 }
 
-stop_server() {
-    kill "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-}
+stop_server() { stop_serving; }
 
 peak_rss_mb() {
     awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$server_pid/status"
@@ -75,9 +63,7 @@ measure embedded
 stop_server
 
 echo "== distributed (2 PostgreSQL shards)" >&2
-for db in shortener_bench_s0 shortener_bench_s1; do
-    psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-done
+for db in shortener_bench_s0 shortener_bench_s1; do drop_database "$db"; done
 cat >"$work/pg.toml" <<TOML
 public_url = "$base"
 [[shards]]

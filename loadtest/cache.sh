@@ -22,43 +22,14 @@ PG=${PG:-postgres://postgres@127.0.0.1:5432}
 
 . loadtest/lib.sh
 prepare
-work=$(mktemp -d)
-server_pid=
-redis_pid=
-cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-base="http://127.0.0.1:$PORT"
-
-start_redis() {
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
-    redis_pid=$!
-    for _ in $(seq 1 50); do
-        redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "redis-server did not start" >&2
-    exit 1
-}
-stop_redis() {
-    kill "$redis_pid" 2>/dev/null || true
-    wait "$redis_pid" 2>/dev/null || true
-    redis_pid=
-}
+setup_work
 
 start_server() { # env assignments for the server
     env "$@" "$BIN" serve --config "$work/pg.toml" --listen "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
     server_pid=$!
     wait_ready "$base" "$work/server.log"
 }
-stop_server() {
-    kill "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-}
+stop_server() { stop_serving; }
 
 summarise() { # req/s p50 p99 errors statuses
     oha_summary "$1" | awk '{print $1, $2, $3, $4, $6}'
@@ -69,15 +40,7 @@ redirect_load() { # seconds output.json
         --urls-from-file "$work/urls.txt" >"$2"
 }
 
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS shortener_bench_cache WITH (FORCE)" >/dev/null
-cat >"$work/pg.toml" <<TOML
-public_url = "$base"
-[[shards]]
-name = "s0"
-url = "$PG/shortener_bench_cache"
-from = "2024-01-01T00:00:00Z"
-TOML
-"$BIN" migrate --config "$work/pg.toml" >/dev/null
+pg_config shortener_bench_cache
 
 # Seed: a few seconds of shortening, then 10,000 random codes.
 start_server SHORTENER_CACHE__L1=false
@@ -91,7 +54,7 @@ REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 PREFIX_ENV=SHORTENER_REDIS__KEY_PREFIX="bench:$$:"
 
 echo "== l1" >&2
-start_redis
+start_redis "$REDIS_PORT"
 start_server SHORTENER_REDIS__URL="$REDIS_URL" "$PREFIX_ENV"
 redirect_load 3 "$work/warm.json"
 redirect_load "$DURATION" "$work/l1.json"

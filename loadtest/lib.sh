@@ -72,10 +72,56 @@ drop_database() {
     psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null
 }
 
-# Starts a private redis-server on 127.0.0.1:$1 (no persistence) and waits until it
-# answers; sets redis_pid (the caller's EXIT trap stops it).
+# Starts a private redis-server on 127.0.0.1:$1 (no persistence) and waits (at most
+# 5 s) until it answers; sets redis_pid (the EXIT trap of setup_work stops it).
 start_redis() { # port
     redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
     redis_pid=$!
-    until redis-cli -p "$1" ping >/dev/null 2>&1; do sleep 0.1; done
+    for _ in $(seq 1 50); do
+        redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "redis-server did not start on port $1" >&2
+    exit 1
+}
+
+# Stops the redis-server start_redis started.
+stop_redis() {
+    [ -n "${redis_pid:-}" ] || return 0
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+    redis_pid=
+}
+
+# The setup every script shares: a work directory ($work), the base URL ($base, from
+# PORT), and an EXIT trap that stops the server and any private Redis, drops the
+# databases named in DROP_ON_EXIT, runs the script's own on_exit when it defines one,
+# and removes $work. Call after prepare.
+setup_work() {
+    work=$(mktemp -d)
+    server_pid=
+    redis_pid=
+    base="http://127.0.0.1:$PORT"
+    trap cleanup_work EXIT
+}
+
+cleanup_work() {
+    if declare -F on_exit >/dev/null; then on_exit || true; fi
+    stop_serving
+    stop_redis
+    for db in ${DROP_ON_EXIT:-}; do drop_database "$db" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+
+# Writes $work/pg.toml for the distributed mode: public_url $base, the TOML given as
+# $2 (sections such as [redis] or [cache]), and one shard s0 on database $1 at $PG,
+# dropped first so each run starts empty; then migrates it.
+pg_config() { # database [extra TOML]
+    drop_database "$1"
+    {
+        printf 'public_url = "%s"\n' "$base"
+        [ -n "${2:-}" ] && printf '%s\n' "$2"
+        printf '[[shards]]\nname = "s0"\nurl = "%s/%s"\nfrom = "2024-01-01T00:00:00Z"\n' "$PG" "$1"
+    } >"$work/pg.toml"
+    "$BIN" migrate --config "$work/pg.toml" >/dev/null
 }

@@ -19,24 +19,8 @@ OUT=${PROFILE_DIR:-target/profile}
 prepare
 command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null
 mkdir -p "$OUT"
-work=$(mktemp -d)
-server_pid=
-db=shortener_bench_profile
-cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-base="http://127.0.0.1:$PORT"
-drop_database "$db"
-cat >"$work/pg.toml" <<TOML
-public_url = "$base"
-[[shards]]
-name = "s0"
-url = "$PG/$db"
-from = "2024-01-01T00:00:00Z"
-TOML
-"$BIN" migrate --config "$work/pg.toml" >/dev/null
+setup_work
+pg_config shortener_bench_profile
 "$BIN" seed --config "$work/pg.toml" --count 100000 --codes "$work/codes.txt" >&2
 key=$("$BIN" keys create --config "$work/pg.toml" --tenant profile 2>/dev/null | grep '^shk_')
 shuf -n 20000 "$work/codes.txt" | sed "s|^|$base/|" >"$work/urls.txt"

