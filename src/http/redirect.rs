@@ -65,16 +65,15 @@ async fn redirect(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let code = req.match_info().get("code").unwrap_or_default();
     let link = state.links.resolve(code).await?;
     let link = link.as_ref();
-    let headers = req.headers();
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    state.links.offer_click(
-        link.id,
+    state.links.offer_click(link.id, || {
+        let headers = req.headers();
+        let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
         ClickInfo {
             referrer: text(header::REFERER),
             user_agent: text(header::USER_AGENT),
             client: req.peer_addr().map(|a| a.ip()),
-        },
-    );
+        }
+    });
     let location = HeaderValue::from_str(&link.url).map_err(|e| {
         ApiError::internal(anyhow::anyhow!("stored URL is not a header value: {e}"))
     })?;

@@ -23,9 +23,10 @@ pub struct ClickInfo<'a> {
 }
 
 impl LinkService {
-    /// Offers a click on `link` to the queue, when clicks are counted. Never waits: a
+    /// Offers a click on `link` to the queue, when clicks are counted; `info` is asked
+    /// only then (with clicks off a redirect reads no header for them). Never waits: a
     /// full queue, or an ID clock being waited out, drops the click and counts it.
-    pub fn offer_click(&self, link: Snowflake, info: ClickInfo<'_>) {
+    pub fn offer_click<'a>(&self, link: Snowflake, info: impl FnOnce() -> ClickInfo<'a>) {
         let Some(queue) = &self.queue else {
             return;
         };
@@ -34,6 +35,7 @@ impl LinkService {
             queue.count_dropped();
             return;
         };
+        let info = info();
         queue.offer(RawClick {
             event_id,
             link_id: link,
