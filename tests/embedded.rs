@@ -245,3 +245,64 @@ async fn seeded_links_are_written_to_the_codes_file_and_redirect() {
         );
     }
 }
+
+#[tokio::test]
+async fn beginning_the_shutdown_stops_every_part_and_counts_every_click_taken() {
+    // Arrange: an embedded app with every background task there is (the Redis cache's
+    // listener and replayer, the limiter's eviction, the in-process worker), whose
+    // worker would hold clicks for a minute.
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = support::settings(Vec::new());
+    s.data_dir = dir.path().to_owned();
+    s.analytics.flush_interval_ms = 60_000;
+    s.limits.enabled = true;
+    s.limits.redirect_per_second = 100_000;
+    s.limits.redirect_burst = 100_000;
+    s.redis = Some(shortener::cache::RedisSettings {
+        url: "redis://127.0.0.1:6379".into(),
+        key_prefix: format!("test:{:016x}:", rand::random::<u64>()),
+        ..Default::default()
+    });
+    let app = shortener::startup::Application::build(s.clone())
+        .await
+        .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown();
+    let running = tokio::spawn(app.run_until_stopped());
+    let client = client();
+    let link = shorten_at(&client, &base, "https://example.com/stopping").await;
+    let code = link["code"].as_str().unwrap().to_owned();
+    for _ in 0..30 {
+        let r = client.get(format!("{base}/{code}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+    }
+
+    // Act: the one token.
+    shutdown.begin();
+    let stopped = tokio::time::timeout(Duration::from_secs(20), running).await;
+
+    // Assert: everything ended (the application waits for every task it started), the
+    // port is closed, and the clicks were committed before the stores closed.
+    stopped
+        .expect("every part stopped")
+        .unwrap()
+        .expect("served cleanly");
+    assert!(client.get(format!("{base}/healthz")).send().await.is_err());
+    let clicks = shortener::store::sqlite::SqliteClicks::open(dir.path(), &s.sqlite, 0.0).unwrap();
+    let shortener::domain::LinkKey::Generated(id) =
+        shortener::domain::LinkKey::parse(&code).unwrap()
+    else {
+        panic!("{code} is a generated code");
+    };
+    let today = chrono::Utc::now().date_naive();
+    let days = shortener::store::clicks::ClickStore::days(
+        &clicks,
+        id,
+        today - chrono::Duration::days(1),
+        today,
+    )
+    .await
+    .unwrap();
+    let total: i64 = days.iter().map(|(_, d)| d.total).sum();
+    assert_eq!(total, 30);
+}

@@ -342,4 +342,17 @@ mod tests {
             .unwrap()
             .is_empty());
     }
+
+    #[tokio::test]
+    async fn a_closed_queue_refuses_new_clicks_and_still_delivers_what_it_held() {
+        let q = MemoryQueue::new(10);
+        assert!(q.offer(click(1)) && q.offer(click(2)));
+        assert!(!q.is_closed());
+        q.close();
+        assert!(q.is_closed());
+        assert!(!q.offer(click(3)), "closed to new clicks");
+        assert_eq!(q.stats().dropped.load(Ordering::Relaxed), 1);
+        let got = q.receive(10, Duration::ZERO).await.unwrap();
+        assert_eq!(clicks(&got), 2, "what was offered before still arrives");
+    }
 }
