@@ -30,6 +30,7 @@ macro_rules! contract {
     };
 }
 
+pub mod cache;
 pub mod hooked;
 pub mod process;
 
