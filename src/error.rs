@@ -208,6 +208,7 @@ impl From<UrlError> for ApiError {
             UrlError::Credentials => "url_has_credentials",
             UrlError::OwnHost(_) => "url_points_to_shortener",
             UrlError::Blocked(_) => "url_blocked",
+            UrlError::Local(_) => "url_local_target",
         };
         Self::unprocessable(code, e.to_string())
     }

@@ -91,6 +91,7 @@ impl Application {
             max_length: settings.links.max_url_length,
             own_hosts: settings.own_hosts(),
             blocked,
+            allow_local: settings.links.allow_local_targets,
         };
         let analytics = if settings.analytics.enabled {
             let redis = settings.redis.as_ref().map(|r| StreamAt {

@@ -15,6 +15,7 @@ fn policy() -> &'static UrlPolicy {
         max_length: 2_048,
         own_hosts: vec!["sho.rt".into()],
         blocked: ["evil.example".to_owned()].into_iter().collect(),
+        allow_local: false,
     })
 }
 

@@ -91,6 +91,10 @@ pub struct LinkSettings {
     pub blocked_domains: Vec<String>,
     /// A file of more blocked domains, one per line (`#` comments), read at startup.
     pub blocklist_file: Option<PathBuf>,
+    /// Whether links may point to loopback, unspecified and link-local hosts
+    /// (`localhost`, 127.0.0.1, `[::1]`, 0.0.0.0, 169.254.x.x, fe80::…): for intranet
+    /// deployments only.
+    pub allow_local_targets: bool,
 }
 
 /// Snowflake ID issuing.
@@ -147,6 +151,7 @@ impl Default for LinkSettings {
             own_hosts: Vec::new(),
             blocked_domains: Vec::new(),
             blocklist_file: None,
+            allow_local_targets: false,
         }
     }
 }
@@ -300,6 +305,9 @@ impl Settings {
             }
         }
         crate::limits::parse_proxies(&self.limits.trusted_proxies).map_err(invalid)?;
+        if !(1..=128).contains(&self.limits.ipv6_prefix) {
+            return Err(invalid("limits.ipv6_prefix must be from 1 to 128"));
+        }
         if let Some(file) = &self.links.blocklist_file {
             if !file.is_file() {
                 return Err(invalid(format!(

@@ -14,6 +14,10 @@ pub struct UrlPolicy {
     pub own_hosts: Vec<String>,
     /// Blocked domains (lower case, no trailing dot); their subdomains are blocked too.
     pub blocked: std::collections::HashSet<String>,
+    /// Whether loopback, unspecified and link-local hosts may be targets (intranet
+    /// deployments); off, they are refused: a public shortener must not point back at
+    /// whoever follows the link, nor loop through itself.
+    pub allow_local: bool,
 }
 
 impl UrlPolicy {
@@ -29,6 +33,28 @@ impl UrlPolicy {
             }
             rest = rest.split_once('.')?.1;
         }
+    }
+}
+
+/// Whether a URL's host is this machine, no machine or the local link: `localhost` and
+/// its subdomains, 127/8, 0.0.0.0, 169.254/16, `::1`, `::`, fe80::/10, and IPv4-mapped
+/// IPv6 forms of those.
+fn is_local(url: &Url, host: &str) -> bool {
+    use std::net::{IpAddr, Ipv4Addr};
+    let v4 = |ip: Ipv4Addr| ip.is_loopback() || ip.is_unspecified() || ip.is_link_local();
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => v4(ip),
+        Some(url::Host::Ipv6(ip)) => match ip.to_ipv4_mapped() {
+            Some(mapped) => v4(mapped),
+            None => {
+                ip.is_loopback()
+                    || ip.is_unspecified()
+                    || (ip.segments()[0] & 0xffc0) == 0xfe80
+                    || IpAddr::V6(ip).is_loopback()
+            }
+        },
+        Some(url::Host::Domain(_)) => host == "localhost" || host.ends_with(".localhost"),
+        None => false,
     }
 }
 
@@ -57,6 +83,8 @@ pub enum UrlError {
     OwnHost(String),
     #[error("links to {0} are not allowed")]
     Blocked(String),
+    #[error("{0} is a loopback, unspecified or link-local host, which links may not point to")]
+    Local(String),
 }
 
 /// An absolute http(s) URL with a host, no credentials, within the length limit, not
@@ -83,10 +111,15 @@ impl TargetUrl {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(UrlError::UnsupportedScheme(url.scheme().to_owned()));
         }
-        let host = match url.host_str() {
-            Some(h) if !h.is_empty() => h.trim_end_matches('.').to_ascii_lowercase(),
+        // `http://./` and `http://../` have the host `.` and `..`: nothing once the
+        // root's dots are trimmed.
+        let host = match url.host_str().map(|h| h.trim_end_matches('.')) {
+            Some(h) if !h.is_empty() => h.to_ascii_lowercase(),
             _ => return Err(UrlError::MissingHost),
         };
+        if !policy.allow_local && is_local(&url, &host) {
+            return Err(UrlError::Local(host));
+        }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(UrlError::Credentials);
         }
@@ -135,6 +168,7 @@ mod tests {
             own_hosts: vec!["sho.rt".into()],
             blocked: parse_blocklist("# bad places\nEvil.example.\n\nphish.test  # reported\n")
                 .collect(),
+            allow_local: false,
         }
     }
 
@@ -226,6 +260,52 @@ mod tests {
                 prop_assert!(parsed.username().is_empty() && parsed.password().is_none());
                 prop_assert!(url.as_ref().len() <= 100);
             }
+        }
+    }
+
+    #[test]
+    fn a_host_of_dots_is_no_host() {
+        for input in ["http://./", "http://../", "https://.../x"] {
+            assert_eq!(
+                TargetUrl::parse(input, &policy()),
+                Err(UrlError::MissingHost),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn local_targets_are_refused_unless_allowed() {
+        let local = [
+            "http://localhost/",
+            "http://LOCALHOST./x",
+            "http://api.localhost:8080/",
+            "http://127.0.0.1/",
+            "http://127.0.0.2/",
+            "http://0.0.0.0/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::1]/",
+            "http://[::]/",
+            "http://[fe80::1]/",
+            "http://[::ffff:127.0.0.1]/",
+        ];
+        for input in local {
+            let err = TargetUrl::parse(input, &policy()).unwrap_err();
+            assert!(matches!(err, UrlError::Local(_)), "{input}: {err:?}");
+        }
+        let intranet = UrlPolicy {
+            allow_local: true,
+            ..policy()
+        };
+        for input in local {
+            TargetUrl::parse(input, &intranet).unwrap();
+        }
+        for public in [
+            "http://10.0.0.1/",
+            "http://[2001:db8::1]/",
+            "http://localhost.example/",
+        ] {
+            TargetUrl::parse(public, &policy()).unwrap();
         }
     }
 }
