@@ -183,3 +183,45 @@ async fn a_trusted_proxy_forwards_the_client_address() {
     .await;
     assert_eq!(same, vec![302, 302, 302, 429]);
 }
+
+#[tokio::test]
+async fn ipv6_clients_are_limited_per_slash_64_and_mapped_ipv4_as_ipv4() {
+    let app = limited_app(vec!["127.0.0.0/8".into()]).await;
+    let code = app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Four addresses of one /64: one quota (a burst of 3).
+    let one_prefix = redirect_statuses(
+        &app,
+        &code,
+        &[
+            "2001:db8:1:2::1",
+            "2001:db8:1:2::2",
+            "2001:db8:1:2:ffff::3",
+            "2001:db8:1:2:abcd:ef01:2345:6789",
+        ],
+    )
+    .await;
+    assert_eq!(one_prefix, vec![302, 302, 302, 429], "one /64, one quota");
+    // The next /64 is another client.
+    let next = redirect_statuses(&app, &code, &["2001:db8:1:3::1"]).await;
+    assert_eq!(next, vec![302]);
+    // An IPv4 client cannot double its quota by writing its address IPv4-mapped.
+    let mapped = redirect_statuses(
+        &app,
+        &code,
+        &[
+            "198.51.100.7",
+            "::ffff:198.51.100.7",
+            "198.51.100.7",
+            "::ffff:198.51.100.7",
+        ],
+    )
+    .await;
+    assert_eq!(
+        mapped,
+        vec![302, 302, 302, 429],
+        "one client in two spellings"
+    );
+}

@@ -39,6 +39,9 @@ pub struct LimitSettings {
     pub trusted_proxies: Vec<String>,
     /// How often state of clients that are back to a full quota is dropped, seconds.
     pub evict_every_s: u64,
+    /// IPv6 clients are limited by this prefix of their address (64: one quota per
+    /// /64, which is what one subscriber usually gets); 128 limits each address.
+    pub ipv6_prefix: u8,
 }
 
 impl Default for LimitSettings {
@@ -52,7 +55,25 @@ impl Default for LimitSettings {
             key_shorten_per_minute: 600,
             trusted_proxies: Vec::new(),
             evict_every_s: 60,
+            ipv6_prefix: 64,
         }
+    }
+}
+
+/// The key an address is limited by: an IPv4 address as itself (also when it comes
+/// IPv4-mapped, `::ffff:a.b.c.d`), an IPv6 address by its first `v6_prefix` bits, so
+/// that one client cannot multiply its quota by walking its own /64.
+pub fn limit_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u32::from(v6_prefix.clamp(1, 128));
+                let mask = u128::MAX << (128 - bits);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        },
     }
 }
 
@@ -78,6 +99,7 @@ pub struct Limits {
     keys: RwLock<HashMap<u32, Arc<DefaultKeyedRateLimiter<i64>>>>,
     key_default: u32,
     trusted: Vec<IpNet>,
+    ipv6_prefix: u8,
     clock: DefaultClock,
     stats: Arc<LimitStats>,
 }
@@ -118,6 +140,7 @@ impl Limits {
             keys: RwLock::new(HashMap::new()),
             key_default: settings.key_shorten_per_minute.max(1),
             trusted: parse_proxies(&settings.trusted_proxies).unwrap_or_default(),
+            ipv6_prefix: settings.ipv6_prefix.clamp(1, 128),
             clock: DefaultClock::default(),
             stats: Arc::new(LimitStats::default()),
         }
@@ -128,9 +151,14 @@ impl Limits {
         &self.stats
     }
 
-    /// The client address a request counts against: the peer, or, when the peer is a
-    /// trusted proxy, the rightmost `X-Forwarded-For` hop that is not one.
+    /// The client a request counts against: the peer, or, when the peer is a trusted
+    /// proxy, the rightmost `X-Forwarded-For` hop that is not one; as a limit key (see
+    /// [`limit_key`]).
     pub fn client(&self, req: &HttpRequest) -> Option<IpAddr> {
+        self.address(req).map(|ip| limit_key(ip, self.ipv6_prefix))
+    }
+
+    fn address(&self, req: &HttpRequest) -> Option<IpAddr> {
         let peer = req.peer_addr()?.ip();
         if !self.is_trusted(peer) {
             return Some(peer);
@@ -331,5 +359,19 @@ mod tests {
             2
         );
         assert!(parse_proxies(&["proxy.local".into()]).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_quota_per_prefix_and_mapped_ipv4_is_ipv4() {
+        let key = |s: &str| limit_key(ip(s), 64);
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:198.51.100.7"), ip("198.51.100.7"));
+        assert_eq!(key("198.51.100.7"), ip("198.51.100.7"));
+        assert_eq!(limit_key(ip("2001:db8::1"), 128), ip("2001:db8::1"));
+        assert_eq!(limit_key(ip("2001:db8:ffff::1"), 32), ip("2001:db8::"));
     }
 }
