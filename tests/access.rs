@@ -305,3 +305,31 @@ async fn anonymous_shortening_is_a_switch_off_by_default_in_the_distributed_mode
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn a_key_has_one_spelling_and_one_authorization_header_counts() {
+    let app = two_shards().await;
+    let (id, secret) = app.key["shk_".len()..].split_once('_').unwrap();
+    assert_eq!(
+        status_as(&app, Some(&app.key), Method::GET, "/api/v1/links").await,
+        StatusCode::OK,
+        "the key as issued"
+    );
+    for spelling in [format!("shk_+{id}_{secret}"), format!("shk_0{id}_{secret}")] {
+        assert_eq!(
+            status_as(&app, Some(&spelling), Method::GET, "/api/v1/links").await,
+            StatusCode::UNAUTHORIZED,
+            "{spelling} names the same ID in another spelling"
+        );
+    }
+
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/links", app.address))
+        .header(header::AUTHORIZATION, format!("Bearer {}", app.key))
+        .header(header::AUTHORIZATION, "Bearer shk_1_x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(r).await, "duplicate_authorization");
+}

@@ -66,7 +66,13 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
 pub fn parse_token(token: &str) -> Option<(i64, &str)> {
     let rest = token.strip_prefix(KEY_PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
-    let id: i64 = id.parse().ok().filter(|id| *id > 0)?;
+    // Canonical digits only: `+1` or `01` would name key 1 too, so one key would have
+    // several spellings.
+    let canonical = !id.is_empty()
+        && id.len() <= 19
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && !id.starts_with('0');
+    let id: i64 = id.parse().ok().filter(|id| canonical && *id > 0)?;
     (secret.len() == SECRET_LEN && secret.bytes().all(|b| b.is_ascii_alphanumeric()))
         .then_some((id, secret))
 }
@@ -158,9 +164,18 @@ impl Authenticator {
     /// # Errors
     /// 401 for a malformed, unknown or revoked key; 503 when the directory is down.
     pub async fn identify(&self, req: &HttpRequest) -> Result<Caller, ApiError> {
-        let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        let mut values = req.headers().get_all(header::AUTHORIZATION);
+        let Some(value) = values.next() else {
             return Ok(Caller::Anonymous);
         };
+        if values.next().is_some() {
+            // Which one would count is a guess a proxy and this service may make
+            // differently: refuse rather than pick.
+            return Err(ApiError::bad_request(
+                "duplicate_authorization",
+                "send one Authorization header",
+            ));
+        }
         let token = value
             .to_str()
             .ok()
@@ -248,6 +263,10 @@ mod tests {
         for bad in [
             format!("shk_0_{secret}"),
             format!("shk_-1_{secret}"),
+            format!("shk_+42_{secret}"),
+            format!("shk_042_{secret}"),
+            format!("shk__{secret}"),
+            format!("shk_99999999999999999999_{secret}"),
             format!("shk_x_{secret}"),
             format!("sk_42_{secret}"),
             format!("shk_42_{}", &secret[1..]),
