@@ -195,6 +195,11 @@ async fn stats_refuse_bad_ranges_and_unknown_links() {
         ("?from=2026-06-02&to=2026-06-01", "from after to"),
         ("?from=yesterday", "not a date"),
         ("?from=2024-01-01&to=2026-06-01", "over a year"),
+        (
+            "?from=-9999-01-01&to=-9999-01-02",
+            "a year no database holds",
+        ),
+        ("?from=+10000-01-01&to=+10000-01-02", "past the year 9999"),
         ("?colour=red", "unknown parameter"),
     ] {
         let r = app

@@ -2,7 +2,7 @@
 //! Parsed once at the edge into types with private fields, so the service and the
 //! stores never see raw query strings.
 
-use chrono::{Duration, NaiveDate};
+use chrono::{Datelike, Duration, NaiveDate};
 
 use super::codes::{code_for, decode_canonical};
 use super::Snowflake;
@@ -109,7 +109,14 @@ impl DayRange {
         to: Option<&str>,
         today: NaiveDate,
     ) -> Result<Self, QueryError> {
-        let day = |name, text: &str| text.parse().map_err(|_| QueryError::Day(name));
+        // Years 1 to 9999: every store can hold them (PostgreSQL's `date` cannot hold
+        // all that chrono parses, such as -9999-01-01).
+        let day = |name, text: &str| {
+            text.parse::<NaiveDate>()
+                .ok()
+                .filter(|d| (1..=9999).contains(&d.year()))
+                .ok_or(QueryError::Day(name))
+        };
         let to = to.map(|t| day("to", t)).transpose()?.unwrap_or(today);
         let from = match from {
             Some(f) => day("from", f)?,
@@ -171,6 +178,12 @@ mod tests {
             (Some("2024-12-31"), Some("2026-01-01"), QueryError::TooLong),
             (Some("yesterday"), None, QueryError::Day("from")),
             (None, Some("2026-13-01"), QueryError::Day("to")),
+            (
+                Some("-9999-01-01"),
+                Some("-9999-01-02"),
+                QueryError::Day("to"),
+            ),
+            (Some("+10000-01-01"), None, QueryError::Day("from")),
         ];
         for (from, to, expected) in cases {
             assert_eq!(DayRange::parse(from, to, today), Err(expected));
