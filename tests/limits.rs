@@ -105,6 +105,14 @@ async fn each_api_key_has_its_own_shortening_quota_and_a_tenant_may_have_its_own
     assert_eq!(refused.headers()["ratelimit-limit"], "10");
 }
 
+/// Creates a link and returns its code.
+async fn one_link(app: &TestApp) -> String {
+    app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 async fn redirect_statuses(app: &TestApp, code: &str, forwarded_for: &[&str]) -> Vec<u16> {
     let mut out = Vec::new();
     for xff in forwarded_for {
@@ -123,10 +131,7 @@ async fn redirect_statuses(app: &TestApp, code: &str, forwarded_for: &[&str]) ->
 #[tokio::test]
 async fn a_spoofed_forwarded_for_from_an_untrusted_peer_does_not_change_the_limit_key() {
     let app = limited_app(Vec::new()).await;
-    let code = app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = one_link(&app).await;
     let statuses = redirect_statuses(
         &app,
         &code,
@@ -148,10 +153,7 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_does_not_change_the_limi
 #[tokio::test]
 async fn a_trusted_proxy_forwards_the_client_address() {
     let app = limited_app(vec!["127.0.0.0/8".into()]).await;
-    let code = app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = one_link(&app).await;
     let distinct = redirect_statuses(
         &app,
         &code,
@@ -187,10 +189,7 @@ async fn a_trusted_proxy_forwards_the_client_address() {
 #[tokio::test]
 async fn ipv6_clients_are_limited_per_slash_64_and_mapped_ipv4_as_ipv4() {
     let app = limited_app(vec!["127.0.0.0/8".into()]).await;
-    let code = app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = one_link(&app).await;
     // Four addresses of one /64: one quota (a burst of 3).
     let one_prefix = redirect_statuses(
         &app,
