@@ -257,6 +257,11 @@ impl ApiError {
                 "alias_taken",
                 format!("the alias {alias:?} is already taken"),
             ),
+            StoreError::DuplicateId(_) => Self::unavailable(
+                "id_conflict",
+                "another instance issued the same ID; retry",
+                cause(),
+            ),
             StoreError::NoShard(_) => Self::unavailable(
                 "no_shard",
                 "no storage is configured for links created now",

@@ -301,3 +301,46 @@ async fn a_blocklisted_domain_and_its_subdomains_are_refused() {
     app.shorten_ok(json!({"url": "https://notphish.test/"}))
         .await;
 }
+
+#[tokio::test]
+async fn two_instances_sharing_a_worker_id_never_answer_500_and_say_so() {
+    // Arrange: two instances on one shard with the same worker ID and the same
+    // (stopped) clock, so the second mints exactly the ID the first used.
+    let db = fresh_database().await;
+    let s = settings(vec![shard(
+        "s0",
+        &db,
+        "2024-01-01T00:00:00Z".parse().unwrap(),
+    )]);
+    let clock = Arc::new(ManualClock::at(t0()));
+    let first = TestApp::spawn(s.clone(), clock.clone()).await;
+    let second = TestApp::spawn(s, clock).await;
+
+    // Act
+    let a = first
+        .shorten_ok(json!({"url": "https://example.com/a"}))
+        .await;
+    let r = second
+        .shorten_as(Some(&second.key), json!({"url": "https://example.com/b"}))
+        .await;
+
+    // Assert: the second got a fresh ID instead of a 500, both links resolve to their
+    // own targets, and the collision is counted where an operator will see it.
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let b: Value = r.json().await.unwrap();
+    assert_ne!(id_of(&a), id_of(&b));
+    for (link, url) in [(&a, "https://example.com/a"), (&b, "https://example.com/b")] {
+        let r = first.follow(link["code"].as_str().unwrap()).await;
+        assert_eq!(r.headers()[header::LOCATION], url);
+    }
+    let metrics = second
+        .request(Method::GET, "/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("shortener_id_duplicates_total 1"),
+        "{metrics}"
+    );
+}

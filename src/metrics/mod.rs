@@ -71,6 +71,7 @@ pub struct Metrics {
     cache_loads: IntCounter,
     breaker_state: IntGauge,
     ids_issued: IntCounter,
+    id_duplicates: IntCounter,
     id_clock_waits: IntCounter,
     id_clock_failures: IntCounter,
     id_sequence_exhausted: IntCounter,
@@ -164,6 +165,11 @@ impl Metrics {
                 "Redis circuit breaker: 0 closed, 1 open, 2 half-open.",
             ),
             ids_issued: counter(r, "ids_issued_total", "Snowflake IDs issued."),
+            id_duplicates: counter(
+                r,
+                "id_duplicates_total",
+                "IDs another instance had used already: two instances share a worker ID.",
+            ),
             id_clock_waits: counter(
                 r,
                 "id_clock_waits_total",
@@ -342,6 +348,7 @@ impl Metrics {
             if let Some(ids) = &s.ids {
                 let st: &IdStats = ids.stats();
                 sync(&self.ids_issued, &st.issued);
+                sync(&self.id_duplicates, &st.duplicates);
                 sync(&self.id_clock_waits, &st.clock_waits);
                 sync(&self.id_clock_failures, &st.clock_failures);
                 sync(&self.id_sequence_exhausted, &st.sequence_exhausted);

@@ -8,6 +8,7 @@ mod clicks;
 
 pub use clicks::ClickInfo;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -23,7 +24,7 @@ use crate::domain::{
 };
 use crate::error::{ApiError, Kind};
 use crate::store::clicks::ClickStore;
-use crate::store::{LinkStore, PartHealth};
+use crate::store::{LinkStore, PartHealth, StoreError};
 
 /// A request to shorten, as received (validated by [`LinkService::validate`]).
 #[derive(Debug, Clone, Default)]
@@ -173,8 +174,29 @@ impl LinkService {
     /// 409 for a taken alias, 503 when the ID clock or the shard is unavailable.
     pub async fn create(&self, new: NewLink) -> Result<Link, ApiError> {
         let id = self.ids.next_id().await?;
-        let link = new.into_link(id, ms_to_datetime(id.unix_ms()));
-        self.store.insert(&link).await?;
+        let mut link = new.into_link(id, ms_to_datetime(id.unix_ms()));
+        let mut attempts = 0;
+        loop {
+            match self.store.insert(&link).await {
+                Ok(()) => break,
+                // Another instance minted this ID: it shares our worker ID. Loud, and
+                // harmless to this caller: the next ID is tried.
+                Err(StoreError::DuplicateId(id)) if attempts < DUPLICATE_RETRIES => {
+                    attempts += 1;
+                    self.ids.stats().duplicates.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        id = id.get(),
+                        worker_id = id.worker(),
+                        "a link with this ID exists already: another instance runs with the \
+                         same worker_id; give each instance its own"
+                    );
+                    let id = self.ids.next_id().await?;
+                    link.id = id;
+                    link.created_at = ms_to_datetime(id.unix_ms());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         // Committed: now warm the cache (a failure here only costs a later miss).
         self.cache
             .created(&link.code(), Cached::of(Some(&link)), link.alias.is_some())
@@ -302,6 +324,9 @@ impl LinkService {
         Ok(())
     }
 }
+
+/// How often a shorten retries with a fresh ID after finding its ID used.
+const DUPLICATE_RETRIES: u32 = 3;
 
 fn deleted() -> ApiError {
     ApiError::gone("link_deleted", "this link has been deleted")

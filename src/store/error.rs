@@ -11,6 +11,10 @@ pub enum StoreError {
     /// The alias belongs to another link.
     #[error("alias {0:?} is already taken")]
     AliasTaken(String),
+    /// A link with this ID exists already: another instance minted it too, so two
+    /// instances share a worker ID. The caller retries with a fresh ID.
+    #[error("a link with id {0} exists already: two instances share a worker ID")]
+    DuplicateId(Snowflake),
     /// No configured range holds this ID (a time before the first shard's `from`).
     #[error("no shard covers id {0}")]
     NoShard(Snowflake),

@@ -155,6 +155,8 @@ pub struct IdStats {
     pub clock_failures: AtomicU64,
     /// Times the 4,096 IDs of one millisecond ran out and a caller waited for the next.
     pub sequence_exhausted: AtomicU64,
+    /// IDs found already used by another instance (two instances share a worker ID).
+    pub duplicates: AtomicU64,
 }
 
 enum Attempt {

@@ -124,6 +124,25 @@ impl LinkStore for ShardedPostgres {
     }
 }
 
+/// [`StoreError::DuplicateId`] for a primary-key violation on `links`, else `e`.
+fn duplicate_id(e: StoreError, id: Snowflake) -> StoreError {
+    let duplicate = match &e {
+        StoreError::Internal { source, .. } => source
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::as_db_error)
+            .is_some_and(|db| {
+                *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+                    && db.constraint() == Some("links_pkey")
+            }),
+        _ => false,
+    };
+    if duplicate {
+        StoreError::DuplicateId(id)
+    } else {
+        e
+    }
+}
+
 /// The links' queries, on one shard.
 impl Shard {
     pub(super) async fn insert_link(&self, link: &Link) -> Result<(), StoreError> {
@@ -144,7 +163,8 @@ impl Shard {
             )
             .await
         })
-        .await?;
+        .await
+        .map_err(|e| duplicate_id(e, link.id))?;
         Ok(())
     }
 

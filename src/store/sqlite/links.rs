@@ -63,7 +63,14 @@ pub(super) fn apply_insert(
                 link.tenant,
             ])
         })
-        .map_err(internal)?;
+        .map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                StoreError::DuplicateId(link.id)
+            }
+            e => internal(e),
+        })?;
     sp.commit().map_err(internal)
 }
 
