@@ -89,7 +89,7 @@ impl Application {
         }
         let policy = UrlPolicy {
             max_length: settings.links.max_url_length,
-            own_hosts: settings.own_hosts(),
+            own_hosts: settings.own_hosts()?,
             blocked,
             allow_local: settings.links.allow_local_targets,
         };

@@ -303,6 +303,41 @@ async fn a_blocklisted_domain_and_its_subdomains_are_refused() {
 }
 
 #[tokio::test]
+async fn configured_hosts_match_targets_however_either_is_written() {
+    let db = fresh_database().await;
+    let mut s = settings(vec![shard(
+        "s0",
+        &db,
+        "2024-01-01T00:00:00Z".parse().unwrap(),
+    )]);
+    s.public_url = Some("https://Sho.RT:8443/".into());
+    s.links.own_hosts = vec!["Go.Example.:443".into()];
+    s.links.blocked_domains = vec!["Bücher.example".into(), "[::ffff:198.51.100.7]".into()];
+    let app = TestApp::spawn(s.clone(), Arc::new(ManualClock::at(t0()))).await;
+
+    for (url, code) in [
+        ("https://sho.rt/x", "url_points_to_shortener"),
+        ("http://SHO.RT.:80/x", "url_points_to_shortener"),
+        ("https://go.example/x", "url_points_to_shortener"),
+        ("http://xn--bcher-kva.example/", "url_blocked"),
+        ("http://shop.BÜCHER.example/", "url_blocked"),
+        ("http://198.51.100.7/", "url_blocked"),
+    ] {
+        let r = app.shorten(json!({ "url": url })).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{url}");
+        assert_eq!(error_code(r).await, code, "{url}");
+    }
+
+    // An entry that can never match a host stops startup instead of protecting nothing.
+    s.links.blocked_domains = vec!["https://evil.example/path".into()];
+    let err = TestApp::try_spawn(s, Arc::new(ManualClock::at(t0())))
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("links.blocked_domains"), "{err}");
+}
+
+#[tokio::test]
 async fn two_instances_sharing_a_worker_id_never_answer_500_and_say_so() {
     // Arrange: two instances on one shard with the same worker ID and the same
     // (stopped) clock, so the second mints exactly the ID the first used.

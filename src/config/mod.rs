@@ -22,6 +22,7 @@ use crate::analytics::queue::{QueueKind, QueueSettings};
 use crate::analytics::worker::AnalyticsSettings;
 use crate::cache::{CacheSettings, RedisSettings};
 use crate::domain::ids::MAX_WORKER_ID;
+use crate::domain::target_url::{normalise_host, parse_blocklist};
 use crate::limits::LimitSettings;
 use crate::store::postgres::validate_shards;
 pub use crate::store::postgres::{redact_url, DatabaseSettings, ShardSettings};
@@ -308,6 +309,14 @@ impl Settings {
         if !(1..=128).contains(&self.limits.ipv6_prefix) {
             return Err(invalid("limits.ipv6_prefix must be from 1 to 128"));
         }
+        for (list, entries) in [
+            ("links.own_hosts", &self.links.own_hosts),
+            ("links.blocked_domains", &self.links.blocked_domains),
+        ] {
+            for entry in entries {
+                normalise_host(entry).map_err(|e| invalid(format!("{list}: {e}")))?;
+            }
+        }
         if let Some(file) = &self.links.blocklist_file {
             if !file.is_file() {
                 return Err(invalid(format!(
@@ -369,37 +378,54 @@ impl Settings {
         self.public_url().trim_end_matches('/').to_owned()
     }
 
-    /// Host names a link may not point at: the public URL's and `links.own_hosts`.
-    pub fn own_hosts(&self) -> Vec<String> {
-        let mut hosts: Vec<String> = self
+    /// Host names a link may not point at: the public URL's and `links.own_hosts`, in
+    /// the form targets are compared in.
+    ///
+    /// # Errors
+    /// An entry that is not a host, so could never match.
+    pub fn own_hosts(&self) -> Result<Vec<String>, ConfigError> {
+        let mut hosts = self
             .links
             .own_hosts
             .iter()
-            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
-            .collect();
+            .map(|h| normalise_host(h).map_err(|e| invalid(format!("links.own_hosts: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
         if let Some(host) = Url::parse(&self.public_url())
             .ok()
-            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .and_then(|u| u.host_str().and_then(|h| normalise_host(h).ok()))
         {
             hosts.push(host);
         }
-        hosts
+        Ok(hosts)
     }
 
     /// The blocked domains: `links.blocked_domains` plus the blocklist file.
     ///
     /// # Errors
-    /// When the blocklist file cannot be read.
+    /// When the blocklist file cannot be read or holds an entry that is not a host.
     pub fn blocked_domains(&self) -> std::io::Result<std::collections::HashSet<String>> {
         let mut blocked: std::collections::HashSet<String> = self
             .links
             .blocked_domains
             .iter()
-            .flat_map(|d| crate::domain::target_url::parse_blocklist(d).collect::<Vec<_>>())
-            .collect();
+            .map(|d| {
+                normalise_host(d).map_err(|e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("links.blocked_domains: {e}"),
+                    )
+                })
+            })
+            .collect::<std::io::Result<_>>()?;
         if let Some(file) = &self.links.blocklist_file {
             let text = std::fs::read_to_string(file)?;
-            blocked.extend(crate::domain::target_url::parse_blocklist(&text));
+            let entries = parse_blocklist(&text).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("links.blocklist_file {}: {e}", file.display()),
+                )
+            })?;
+            blocked.extend(entries);
         }
         Ok(blocked)
     }

@@ -61,6 +61,14 @@ fn broken_configurations_are_refused_with_a_reason() {
             "before the ID epoch",
         ),
         (Box::new(|s| s.worker_id = 1024), "worker_id"),
+        (
+            Box::new(|s| s.links.own_hosts = vec!["*.sho.rt".into()]),
+            "links.own_hosts",
+        ),
+        (
+            Box::new(|s| s.links.blocked_domains = vec!["https://x.example/a".into()]),
+            "links.blocked_domains",
+        ),
         (Box::new(|s| s.listen = "localhost".into()), "listen"),
         (
             Box::new(|s| s.public_url = Some("ftp://x".into())),

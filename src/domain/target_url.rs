@@ -58,12 +58,49 @@ fn is_local(url: &Url, host: &str) -> bool {
     }
 }
 
-/// Reads a blocklist: one domain per line, `#` starts a comment, blank lines ignored.
-pub fn parse_blocklist(text: &str) -> impl Iterator<Item = String> + '_ {
+/// Reads a blocklist: one domain per line, `#` starts a comment, blank lines ignored;
+/// each entry in the form targets are compared in ([`normalise_host`]).
+///
+/// # Errors
+/// The first entry that can never match a link's host.
+pub fn parse_blocklist(text: &str) -> Result<Vec<String>, String> {
     text.lines()
         .map(|l| l.split('#').next().unwrap_or_default().trim())
         .filter(|l| !l.is_empty())
-        .map(|l| l.trim_end_matches('.').to_ascii_lowercase())
+        .map(normalise_host)
+        .collect()
+}
+
+/// The form hosts are compared in: lower case, IDNA (punycode) for names, no trailing
+/// dot, IPv6 in brackets, an IPv4-mapped IPv6 address as its IPv4 address.
+fn host_key(url: &Url) -> Option<String> {
+    match url.host()? {
+        url::Host::Domain(d) => {
+            let d = d.trim_end_matches('.');
+            (!d.is_empty()).then(|| d.to_ascii_lowercase())
+        }
+        url::Host::Ipv4(ip) => Some(ip.to_string()),
+        url::Host::Ipv6(ip) => Some(match ip.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => format!("[{ip}]"),
+        }),
+    }
+}
+
+/// A host from the configuration (`public_url`'s, `links.own_hosts`,
+/// `links.blocked_domains`, the blocklist file) in the form targets are compared in: a
+/// port is dropped (hosts are compared, not ports).
+///
+/// # Errors
+/// An entry that is not a host (a URL with a path, a wildcard, spaces, credentials, an
+/// empty name), which could never match a link's host.
+pub fn normalise_host(entry: &str) -> Result<String, String> {
+    let never = || format!("{entry:?} is not a host name or address, so it can never match");
+    if entry.is_empty() || entry.contains(['/', '@', '*', '?', '#', ' ', '\\']) {
+        return Err(never());
+    }
+    let url = Url::parse(&format!("http://{entry}/")).map_err(|_| never())?;
+    host_key(&url).ok_or_else(never)
 }
 
 /// Why a URL is refused. Each maps to a stable API error code.
@@ -113,9 +150,8 @@ impl TargetUrl {
         }
         // `http://./` and `http://../` have the host `.` and `..`: nothing once the
         // root's dots are trimmed.
-        let host = match url.host_str().map(|h| h.trim_end_matches('.')) {
-            Some(h) if !h.is_empty() => h.to_ascii_lowercase(),
-            _ => return Err(UrlError::MissingHost),
+        let Some(host) = host_key(&url) else {
+            return Err(UrlError::MissingHost);
         };
         if !policy.allow_local && is_local(&url, &host) {
             return Err(UrlError::Local(host));
@@ -167,6 +203,8 @@ mod tests {
             max_length: 100,
             own_hosts: vec!["sho.rt".into()],
             blocked: parse_blocklist("# bad places\nEvil.example.\n\nphish.test  # reported\n")
+                .unwrap()
+                .into_iter()
                 .collect(),
             allow_local: false,
         }
@@ -306,6 +344,55 @@ mod tests {
             "http://localhost.example/",
         ] {
             TargetUrl::parse(public, &policy()).unwrap();
+        }
+    }
+
+    #[test]
+    fn configured_hosts_compare_like_targets_and_impossible_ones_are_refused() {
+        for (entry, key) in [
+            ("Bücher.Example.", "xn--bcher-kva.example"),
+            ("sho.rt:8443", "sho.rt"),
+            ("[2001:DB8::1]", "[2001:db8::1]"),
+            ("[::ffff:198.51.100.7]", "198.51.100.7"),
+        ] {
+            assert_eq!(normalise_host(entry).unwrap(), key, "{entry}");
+        }
+        for never in [
+            "",
+            "https://x.example/path",
+            "*.example.com",
+            "a b.example",
+            "u@x.example",
+        ] {
+            assert!(normalise_host(never).is_err(), "{never:?}");
+        }
+        let policy = UrlPolicy {
+            own_hosts: vec![normalise_host("SHO.RT:443").unwrap()],
+            blocked: ["Bücher.example", "198.51.100.7"]
+                .into_iter()
+                .map(|e| normalise_host(e).unwrap())
+                .collect(),
+            ..policy()
+        };
+        for (target, why) in [
+            (
+                "https://sho.rt./x",
+                "own host, other port and a trailing dot",
+            ),
+            (
+                "http://xn--bcher-kva.example/",
+                "blocked, written in punycode",
+            ),
+            ("http://BÜCHER.example/", "blocked, written in Unicode"),
+            (
+                "http://[::ffff:198.51.100.7]/",
+                "blocked IPv4, written IPv4-mapped",
+            ),
+        ] {
+            assert!(
+                TargetUrl::parse(target, &policy).is_err(),
+                "{why}: {target}"
+            );
         }
     }
 }
