@@ -9,9 +9,7 @@ use crate::domain::RedirectKind;
 use crate::error::ApiError;
 use crate::service::ClickInfo;
 
-/// Captures the click and offers it to the queue without waiting. No parsing here: the
-/// worker reduces the referrer to its host and the user agent to browser, OS, device
-/// and bot flag. The raw address is anonymised right away.
+/// How long browsers may cache a `301` (capped by the link's expiry).
 const PERMANENT_MAX_AGE_S: i64 = 86_400;
 
 /// Redirects to the link's URL with its `301` or `302`.

@@ -25,7 +25,9 @@ pub struct ClickInfo<'a> {
 impl LinkService {
     /// Offers a click on `link` to the queue, when clicks are counted; `info` is asked
     /// only then (with clicks off a redirect reads no header for them). Never waits: a
-    /// full queue, or an ID clock being waited out, drops the click and counts it.
+    /// full queue, or an ID clock being waited out, drops the click and counts it. No
+    /// parsing here: the worker reduces the referrer to its host and the user agent to
+    /// browser, OS, device and bot flag; the address is anonymised right away.
     pub fn offer_click<'a>(&self, link: Snowflake, info: impl FnOnce() -> ClickInfo<'a>) {
         let Some(queue) = &self.queue else {
             return;
