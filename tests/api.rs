@@ -368,12 +368,7 @@ async fn two_instances_sharing_a_worker_id_never_answer_500_and_say_so() {
         let r = first.follow(link["code"].as_str().unwrap()).await;
         assert_eq!(r.headers()[header::LOCATION], url);
     }
-    let metrics = second
-        .request(Method::GET, "/metrics")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let metrics = second.metrics().await;
     assert!(
         metrics.contains("shortener_id_duplicates_total 1"),
         "{metrics}"

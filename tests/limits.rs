@@ -5,7 +5,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 use shortener::domain::ManualClock;
 use support::{error_code, fresh_database, settings, shard, t0, TestApp};
@@ -58,12 +58,7 @@ async fn over_quota_answers_429_with_the_headers_and_is_served_again_after_the_w
         StatusCode::CREATED
     );
 
-    let metrics = app
-        .request(Method::GET, "/metrics")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"shortener_rate_limited_total{class="shorten"} 1"#),
         "{metrics}"

@@ -380,6 +380,15 @@ impl TestApp {
         self.request(Method::GET, &format!("/{code}")).await
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.request(Method::GET, "/metrics")
+            .await
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Any request to a path.
     pub async fn request(&self, method: Method, path: &str) -> Response {
         self.client
