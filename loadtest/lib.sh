@@ -115,13 +115,14 @@ cleanup_work() {
 
 # Writes $work/pg.toml for the distributed mode: public_url $base, the TOML given as
 # $2 (sections such as [redis] or [cache]), and one shard s0 on database $1 at $PG,
-# dropped first so each run starts empty; then migrates it.
+# dropped first so each run starts empty, and a fresh code key; then migrates it.
 pg_config() { # database [extra TOML]
     drop_database "$1"
     {
         printf 'public_url = "%s"\n' "$base"
         [ -n "${2:-}" ] && printf '%s\n' "$2"
         printf '[[shards]]\nname = "s0"\nurl = "%s/%s"\nfrom = "2024-01-01T00:00:00Z"\n' "$PG" "$1"
+        printf '[codes]\nkey = "%s"\n' "$("$BIN" code-key)"
     } >"$work/pg.toml"
     "$BIN" migrate --config "$work/pg.toml" >/dev/null
 }

@@ -54,6 +54,9 @@ fi
 pg_ctlcluster --skip-systemctl-redirect "$version" shard1 start 2>/dev/null || true
 for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PG2_PORT") 2>/dev/null && break; sleep 0.2; done
 
+# The cluster's code key, kept with its data so that a restart reads its codes.
+[ -s "$DIR/code.key" ] || "$BIN" code-key >"$DIR/code.key"
+CODE_KEY=$(cat "$DIR/code.key")
 cat >"$DIR/native.toml" <<TOML
 public_url = "http://127.0.0.1:18080"
 directory = "s0"
@@ -80,6 +83,8 @@ from = "2024-01-01T00:00:00Z"
 name = "s1"
 url = "postgres://postgres@127.0.0.1:$PG2_PORT/shortener_native_s1"
 from = "2027-01-01T00:00:00Z"
+[codes]
+key = "$CODE_KEY"   # one key for every instance of the cluster
 TOML
 "$BIN" migrate --config "$DIR/native.toml" >"$DIR/migrate.log" 2>&1 || { cat "$DIR/migrate.log" >&2; exit 1; }
 

@@ -10,6 +10,11 @@ use crate::shutdown::Shutdown;
 use crate::store::postgres::migrate_all;
 use crate::store::sqlite::{SqliteStore, CLICKS_FILE};
 
+/// A fresh random code key, as `codes.key` takes it.
+pub fn new_code_key() -> String {
+    crate::domain::cipher::CodeKey::from_bytes(rand::random()).to_hex()
+}
+
 /// The shard map as a table: name, first ID, first time, URL; the directory is marked.
 pub fn shard_table(settings: &Settings) -> String {
     let mut out = String::new();
@@ -153,6 +158,8 @@ pub async fn seed(
     use std::io::Write as _;
     const CHUNK: u64 = 100_000;
     let stores = crate::startup::open_stores(settings).await?;
+    let codec =
+        crate::startup::codes::open_codec(settings, &stores, &crate::domain::SystemClock).await?;
     let store = stores.links.clone();
     let ids = crate::domain::SnowflakeGenerator::new(
         settings.worker_id,
@@ -175,12 +182,13 @@ pub async fn seed(
                 created_at: id.timestamp(),
                 expires_at: None,
                 deleted_at: None,
+                disabled_at: None,
                 tenant: None,
             });
         }
         store.bulk_insert(&links).await?;
         for l in &links {
-            writeln!(out, "{}", crate::domain::codes::code_for(l.id))?;
+            writeln!(out, "{}", codec.code(l.id))?;
         }
         done += n;
         tracing::info!(done, count, "seeded");

@@ -24,6 +24,8 @@ pub enum Kind {
     UnsupportedMediaType,
     Unprocessable,
     RateLimited,
+    /// 451: withheld by policy (a link into a blocked domain).
+    UnavailableForLegalReasons,
     Unavailable,
     Internal,
 }
@@ -43,6 +45,7 @@ impl Kind {
             Self::UnsupportedMediaType => 415,
             Self::Unprocessable => 422,
             Self::RateLimited => 429,
+            Self::UnavailableForLegalReasons => 451,
             Self::Unavailable => 503,
             Self::Internal => 500,
         }

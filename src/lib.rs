@@ -9,7 +9,8 @@
 //!
 //! **0: no I/O, no crate imports**
 //! - [`domain`]: the types and rules. [`domain::ids`] mints Snowflake IDs,
-//!   [`domain::codes`] turns them into Base62 codes and parses aliases,
+//!   [`domain::cipher`] is the keyed permutation (FF1) that hides them in codes,
+//!   [`domain::codes`] spells codes in Base62 and parses aliases,
 //!   [`domain::target_url`] checks URLs, [`domain::link`] is the link and its state,
 //!   [`domain::click`] the click types the worker and the click stores share,
 //!   [`domain::query`] the page and day-range parameters, [`domain::clock`] time.
@@ -64,7 +65,8 @@
 //!   env), composed of each part's settings, validated at load.
 //!
 //! **8**
-//! - [`startup`]: [`startup::Application`], built by `main` and by tests alike.
+//! - [`startup`]: [`startup::Application`], built by `main` and by tests alike;
+//!   [`startup::codes`] is the code key's life cycle and the deployment's code scheme.
 //!
 //! **9**
 //! - [`commands`]: `migrate`, `shards`, `worker`, `seed` and `keys`.

@@ -49,6 +49,9 @@ enum Command {
         #[arg(long, default_value = "https://example.com/seed/")]
         url_prefix: String,
     },
+    /// Print a fresh random code key (32 hexadecimal digits) for `codes.key`: the
+    /// secret behind generated codes, the same on every instance of a deployment.
+    CodeKey,
     /// Manage API keys (kept in the directory, hashed).
     Keys {
         #[command(subcommand)]
@@ -79,6 +82,11 @@ enum KeysCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::CodeKey)) {
+        // Needs no configuration: it is how the first one is written.
+        println!("{}", commands::new_code_key());
+        return ExitCode::SUCCESS;
+    }
     let overrides = Overrides {
         listen: cli.listen.clone(),
         data_dir: cli.data_dir.clone(),
@@ -120,6 +128,7 @@ fn main() -> ExitCode {
                 "{}",
                 commands::seed(&settings, count, &codes, &url_prefix).await?
             ),
+            Command::CodeKey => unreachable!("answered before the configuration is read"),
             Command::Keys { command } => {
                 let command = match command {
                     KeysCmd::Create {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
-use shortener::domain::codes::{code_for, parse_generated};
 use shortener::domain::ManualClock;
 use support::{connect, error_code, fresh_database, settings, shard, t0, TestApp};
 
@@ -22,10 +21,8 @@ async fn ids_on(url: &str) -> Vec<i64> {
         .collect()
 }
 
-fn id_of(link: &Value) -> i64 {
-    parse_generated(link["code"].as_str().unwrap())
-        .unwrap()
-        .as_i64()
+fn id_of(app: &TestApp, link: &Value) -> i64 {
+    app.id_of_code(link["code"].as_str().unwrap()).as_i64()
 }
 
 #[tokio::test]
@@ -52,8 +49,8 @@ async fn links_on_either_side_of_a_range_boundary_land_on_their_own_shard_and_re
         .await;
 
     // Assert: each row sits on the shard the map names, and each code redirects.
-    assert_eq!(ids_on(&s0).await, vec![id_of(&before)]);
-    assert_eq!(ids_on(&s1).await, vec![id_of(&after)]);
+    assert_eq!(ids_on(&s0).await, vec![id_of(&app, &before)]);
+    assert_eq!(ids_on(&s1).await, vec![id_of(&app, &after)]);
     for (link, target) in [
         (&before, "https://example.com/before"),
         (&after, "https://example.com/after"),
@@ -137,7 +134,7 @@ async fn an_aliased_link_is_not_reachable_by_its_generated_code() {
         .await
         .unwrap()
         .get(0);
-    let code = code_for(shortener::domain::Snowflake::from_i64(id).unwrap());
+    let code = app.code_of_id(shortener::domain::Snowflake::from_i64(id).unwrap());
     assert_eq!(app.follow(&code).await.status(), StatusCode::NOT_FOUND);
 }
 
@@ -225,7 +222,7 @@ async fn a_permanent_link_answers_301_and_head_works_like_get() {
 #[tokio::test]
 async fn unknown_codes_and_paths_answer_404_as_json() {
     let app = TestApp::single().await;
-    let unknown_generated = code_for(shortener::domain::Snowflake::from_parts(
+    let unknown_generated = app.code_of_id(shortener::domain::Snowflake::from_parts(
         80_000_000_000,
         1,
         1,
@@ -363,7 +360,7 @@ async fn two_instances_sharing_a_worker_id_never_answer_500_and_say_so() {
     // own targets, and the collision is counted where an operator will see it.
     assert_eq!(r.status(), StatusCode::CREATED);
     let b: Value = r.json().await.unwrap();
-    assert_ne!(id_of(&a), id_of(&b));
+    assert_ne!(id_of(&first, &a), id_of(&first, &b));
     for (link, url) in [(&a, "https://example.com/a"), (&b, "https://example.com/b")] {
         let r = first.follow(link["code"].as_str().unwrap()).await;
         assert_eq!(r.headers()[header::LOCATION], url);

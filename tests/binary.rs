@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use support::process::{
     binary, client, free_port, get_json, migrate, shorten_at, wait_ready, Server,
 };
-use support::{admin, connect, pg_server};
+use support::{admin, connect, pg_server, TEST_CODE_KEY};
 
 fn write_config(body: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
@@ -36,6 +36,8 @@ from = "2024-01-01T00:00:00Z"
 name = "s1"
 url  = "{pg}/{db1}"
 from = "{boundary}"
+[codes]
+key = "{TEST_CODE_KEY}"
 "#
     )
 }
@@ -193,6 +195,11 @@ fn a_bad_configuration_stops_startup_with_a_clear_message() {
                 .replace("postgres://", "mysql://"),
             "must start with postgres://",
         ),
+        (
+            two_shard_config(1, "a", "b", "2027-01-01T00:00:00Z")
+                .replace(TEST_CODE_KEY, "not-a-key"),
+            "codes.key: a code key is 32 hexadecimal digits",
+        ),
     ];
     for (body, expected) in cases {
         let config = write_config(&body);
@@ -215,6 +222,24 @@ fn a_bad_configuration_stops_startup_with_a_clear_message() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+
+    // The distributed mode without a code key: the instance would make codes no other
+    // instance can read, so serve refuses before it listens.
+    let keyless = two_shard_config(free_port(), "a", "b", "2027-01-01T00:00:00Z")
+        .replace(&format!("[codes]\nkey = \"{TEST_CODE_KEY}\"\n"), "");
+    let config = write_config(&keyless);
+    let out = binary()
+        .arg("serve")
+        .arg("--config")
+        .arg(config.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("codes.key is required in the distributed mode"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

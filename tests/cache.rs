@@ -146,7 +146,9 @@ async fn an_instance_that_did_not_create_a_link_finds_it_in_redis() {
 async fn unknown_codes_are_remembered_briefly_in_both_tiers() {
     let redis = redis_at(REDIS);
     let prefix = redis.key_prefix.clone();
-    let unknown = shortener::domain::codes::code_for(Snowflake::from_parts(80_000_000_000, 9, 9));
+    // A well-formed code that names no link.
+    let unknown =
+        shortener::domain::codes::encode(Snowflake::from_parts(80_000_000_000, 9, 9).get());
 
     // L1 and L2 off in turn: each tier alone stops the repeats.
     for l1 in [true, false] {

@@ -268,6 +268,7 @@ async fn beginning_the_shutdown_stops_every_part_and_counts_every_click_taken() 
         .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown();
+    let state = app.state();
     let running = tokio::spawn(app.run_until_stopped());
     let client = client();
     let link = shorten_at(&client, &base, "https://example.com/stopping").await;
@@ -289,11 +290,11 @@ async fn beginning_the_shutdown_stops_every_part_and_counts_every_click_taken() 
         .expect("served cleanly");
     assert!(client.get(format!("{base}/healthz")).send().await.is_err());
     let clicks = shortener::store::sqlite::SqliteClicks::open(dir.path(), &s.sqlite, 0.0).unwrap();
-    let shortener::domain::LinkKey::Generated(id) =
-        shortener::domain::LinkKey::parse(&code).unwrap()
-    else {
-        panic!("{code} is a generated code");
-    };
+    let id = state
+        .links
+        .codec()
+        .id_of_code(&code)
+        .expect("a generated code");
     let today = chrono::Utc::now().date_naive();
     let days = shortener::store::clicks::ClickStore::days(
         &clicks,

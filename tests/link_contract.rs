@@ -67,6 +67,7 @@ fn link_at(at: DateTime<Utc>, alias: Option<&str>) -> Link {
         created_at: id.timestamp(),
         expires_at: None,
         deleted_at: None,
+        disabled_at: None,
         tenant: None,
     }
 }

@@ -292,6 +292,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             expires_at: None,
             deleted_at: None,
+            disabled_at: None,
             tenant,
         }
     }

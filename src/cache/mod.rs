@@ -49,6 +49,12 @@ pub enum Cached {
     Active(Arc<Target>),
     /// A deleted link: answers 410.
     Gone,
+    /// A link an operator took down: answers 410 until enabled again.
+    Disabled,
+    /// A live link whose target lies in a blocked domain: answers 451. Decided when the
+    /// entry enters L1 (by [`LinkCache::with_screen`]), so an L1 hit pays nothing for
+    /// the blocklist; L2 keeps the unscreened value.
+    Blocked,
     /// No link has this code: answers 404.
     Missing,
 }
@@ -59,6 +65,7 @@ impl Cached {
         match link {
             None => Self::Missing,
             Some(l) if l.deleted_at.is_some() => Self::Gone,
+            Some(l) if l.disabled_at.is_some() => Self::Disabled,
             Some(l) => Self::Active(Arc::new(Target {
                 id: l.id,
                 url: l.url.clone(),
@@ -69,11 +76,13 @@ impl Cached {
     }
 
     /// The compact value stored in Redis (format version 1, named in the key):
-    /// `m`, `g`, or `a|{301|302}|{expiry ms or empty}|{id}|{url}`.
+    /// `m`, `g`, `d`, `b`, or `a|{301|302}|{expiry ms or empty}|{id}|{url}`.
     pub fn encode(&self) -> String {
         match self {
             Self::Missing => "m".into(),
             Self::Gone => "g".into(),
+            Self::Disabled => "d".into(),
+            Self::Blocked => "b".into(),
             Self::Active(t) => format!(
                 "a|{}|{}|{}|{}",
                 t.redirect.status(),
@@ -92,6 +101,8 @@ impl Cached {
         match text {
             "m" => return Some(Self::Missing),
             "g" => return Some(Self::Gone),
+            "d" => return Some(Self::Disabled),
+            "b" => return Some(Self::Blocked),
             _ => {}
         }
         let mut parts = text.splitn(5, '|');
@@ -119,7 +130,7 @@ impl Cached {
     pub fn ttl(&self, normal: Duration, negative: Duration, now: DateTime<Utc>) -> Duration {
         match self {
             Self::Missing => negative,
-            Self::Gone => normal,
+            Self::Gone | Self::Disabled | Self::Blocked => normal,
             Self::Active(t) => match t.expires_at {
                 Some(at) => (at - now)
                     .to_std()
@@ -201,11 +212,15 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Decides whether a live link's target is blocked now (the blocklist as configured).
+pub type Screen = Arc<dyn Fn(&Target) -> bool + Send + Sync>;
+
 /// L1 → L2 → store, for the redirect path.
 pub struct LinkCache {
     l1: Option<LocalTier>,
     l2: Option<Arc<RedisTier>>,
     stats: Arc<CacheStats>,
+    screen: Option<Screen>,
 }
 
 impl LinkCache {
@@ -215,6 +230,26 @@ impl LinkCache {
             l1,
             l2,
             stats: Arc::new(CacheStats::default()),
+            screen: None,
+        }
+    }
+
+    /// The same chain, answering [`Cached::Blocked`] for live links `screen` blocks. The
+    /// screen runs when a value comes from L2 or the store, not on L1 hits: links made
+    /// before their domain was blocked stop redirecting without a string scan per
+    /// redirect.
+    #[must_use]
+    pub fn with_screen(self, screen: Screen) -> Self {
+        Self {
+            screen: Some(screen),
+            ..self
+        }
+    }
+
+    fn screened(&self, value: Cached) -> Cached {
+        match (&self.screen, &value) {
+            (Some(blocks), Cached::Active(target)) if blocks(target) => Cached::Blocked,
+            _ => value,
         }
     }
 
@@ -267,7 +302,7 @@ impl LinkCache {
             match l2.get(code).await {
                 Ok(Some(hit)) => {
                     bump(&self.stats.l2_hits);
-                    return Ok(hit);
+                    return Ok(self.screened(hit));
                 }
                 Ok(None) => {
                     bump(&self.stats.l2_misses);
@@ -283,7 +318,7 @@ impl LinkCache {
                 self.count_l2_error(&e);
             }
         }
-        Ok(value)
+        Ok(self.screened(value))
     }
 
     fn count_l2_error(&self, e: &CacheError) {
@@ -312,11 +347,18 @@ impl LinkCache {
     /// Records that a link is gone: a tombstone in both tiers (replayed to Redis later
     /// if Redis is down now) and an invalidation for every instance's L1.
     pub async fn deleted(&self, code: &str) {
+        self.changed(code, Cached::Gone).await;
+    }
+
+    /// Records a link's new state, `value`, in both tiers (replayed to Redis later if
+    /// Redis is down now) and has every instance's L1 drop what it holds for the code:
+    /// for deletes, takedowns and their reversal.
+    pub async fn changed(&self, code: &str, value: Cached) {
         if let Some(l1) = &self.l1 {
-            l1.insert(code, Cached::Gone).await;
+            l1.insert(code, self.screened(value.clone())).await;
         }
         if let Some(l2) = &self.l2 {
-            l2.put_or_queue(code, &Cached::Gone).await;
+            l2.put_or_queue(code, &value).await;
             l2.publish_invalidation(code).await;
         }
     }

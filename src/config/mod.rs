@@ -21,6 +21,7 @@ use url::Url;
 use crate::analytics::queue::{QueueKind, QueueSettings};
 use crate::analytics::worker::AnalyticsSettings;
 use crate::cache::{CacheSettings, RedisSettings};
+use crate::domain::cipher::{CodeKey, CodeSettings};
 use crate::domain::ids::MAX_WORKER_ID;
 use crate::domain::target_url::{normalise_host, parse_blocklist};
 use crate::limits::LimitSettings;
@@ -74,6 +75,8 @@ pub struct Settings {
     pub links: LinkSettings,
     /// Snowflake ID issuing.
     pub ids: IdSettings,
+    /// Generated codes: the key of their permutation.
+    pub codes: CodeSettings,
     /// The HTTP server.
     pub http: HttpSettings,
     /// Logging.
@@ -139,6 +142,7 @@ impl Default for Settings {
             auth: crate::auth::AuthSettings::default(),
             links: LinkSettings::default(),
             ids: IdSettings::default(),
+            codes: CodeSettings::default(),
             http: HttpSettings::default(),
             log: LogSettings::default(),
         }
@@ -304,6 +308,11 @@ impl Settings {
                     self.queue.claim_idle_ms, self.analytics.flush_interval_ms
                 )));
             }
+        }
+        // Required in the distributed mode, but only by the commands that make or read
+        // codes (`serve`, `seed`, `links`): `migrate` and `shards` run without it.
+        if let Some(key) = &self.codes.key {
+            CodeKey::parse(key).map_err(|e| invalid(format!("codes.key: {e}")))?;
         }
         crate::limits::parse_proxies(&self.limits.trusted_proxies).map_err(invalid)?;
         if !(1..=128).contains(&self.limits.ipv6_prefix) {

@@ -11,12 +11,17 @@ fn shard(name: &str, from: &str) -> ShardSettings {
     }
 }
 
+const KEY: &str = "00112233445566778899aabbccddeeff";
+
 fn two_shards() -> Settings {
     Settings {
         shards: vec![
             shard("s0", "2024-01-01T00:00:00Z"),
             shard("s1", "2027-01-01T00:00:00Z"),
         ],
+        codes: CodeSettings {
+            key: Some(KEY.into()),
+        },
         ..Settings::default()
     }
 }
@@ -78,6 +83,14 @@ fn broken_configurations_are_refused_with_a_reason() {
             Box::new(|s| s.database.query_timeout_ms = 0),
             "query_timeout_ms",
         ),
+        (
+            Box::new(|s| s.codes.key = Some("0011".into())),
+            "codes.key: a code key is 32 hexadecimal digits",
+        ),
+        (
+            Box::new(|s| s.codes.key = Some("z".repeat(32))),
+            "codes.key: a code key is 32 hexadecimal digits",
+        ),
     ];
     for (break_it, expected) in cases {
         let mut s = two_shards();
@@ -103,11 +116,18 @@ fn a_file_and_the_environment_layer_over_the_defaults() {
         )?;
         jail.set_env("SHORTENER_WORKER_ID", "9");
         jail.set_env("SHORTENER_DATABASE__POOL_SIZE", "3");
+        jail.set_env("SHORTENER_CODES__KEY", KEY);
         let s = Settings::load(Some(Path::new("shortener.toml"))).unwrap();
         assert_eq!(s.listen, "127.0.0.1:9000", "from the file");
         assert_eq!(s.worker_id, 9, "the environment wins over the file");
         assert_eq!(s.database.pool_size, 3, "nested keys use __");
         assert_eq!(s.links.max_url_length, 2048, "defaults fill the rest");
+        assert_eq!(
+            s.codes.key.as_deref(),
+            Some(KEY),
+            "the key from the environment"
+        );
+        assert!(!format!("{s:?}").contains(KEY), "the key is never printed");
         Ok(())
     });
 }

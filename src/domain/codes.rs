@@ -1,4 +1,6 @@
-//! Short codes: the canonical Base62 form of a Snowflake ID, and custom aliases.
+//! Short codes: the canonical Base62 form of a number that stands for a Snowflake ID,
+//! and custom aliases. Which number stands for which ID is the keyed permutation of
+//! [`super::cipher`]; this module only knows the text.
 //!
 //! The two live in separate namespaces that can be told apart from the text alone: a
 //! generated code is 10 or 11 characters of `[0-9A-Za-z]` (every ID minted since
@@ -7,6 +9,7 @@
 
 use std::fmt;
 
+use super::cipher::Codec;
 use super::ids::Snowflake;
 
 /// Shortest generated code (IDs minted from 2024-02-07 on).
@@ -93,21 +96,28 @@ pub fn has_generated_shape(text: &str) -> bool {
         && text.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// The generated code of an ID.
-pub fn code_for(id: Snowflake) -> String {
-    encode(id.get())
-}
-
-/// Parses a generated code back into its ID.
+/// Parses a generated code into the number it spells (not yet the ID: that takes the
+/// deployment's [`Codec`]).
 ///
 /// # Errors
 /// When the text does not have the generated shape or is not canonical Base62.
-pub fn parse_generated(text: &str) -> Result<Snowflake, CodecError> {
+pub fn parse_generated(text: &str) -> Result<u64, CodecError> {
     if !has_generated_shape(text) {
         return Err(CodecError::ForeignCharacter('?'));
     }
-    let value = decode_canonical(text)?;
-    Snowflake::from_u64(value).ok_or(CodecError::Overflow)
+    decode_canonical(text)
+}
+
+impl Codec {
+    /// The generated code of an ID.
+    pub fn code(&self, id: Snowflake) -> String {
+        encode(self.number_of(id))
+    }
+
+    /// The ID a generated code names, when the text is one.
+    pub fn id_of_code(&self, text: &str) -> Option<Snowflake> {
+        parse_generated(text).ok().map(|n| self.id_of(n))
+    }
 }
 
 /// Why a requested alias is refused. Each maps to a stable API error code.
@@ -170,8 +180,10 @@ impl fmt::Display for Alias {
 /// What a code in a URL path refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkKey {
-    /// A generated code, decoded to its ID: the ID names the shard.
-    Generated(Snowflake),
+    /// A generated code, as the number it spells: [`Codec::id_of`] turns it into the
+    /// ID, which names the shard. Parsing stops at the number so that a cache hit costs
+    /// no cipher.
+    Generated(u64),
     /// A custom alias, looked up in the directory.
     Alias(Alias),
 }
@@ -218,11 +230,20 @@ mod tests {
             ms in 40u64 * 86_400_000..(1u64 << 41),
             worker in 0u16..1024,
             seq in 0u64..4096,
+            plain_below_ms in 0u64..(1u64 << 41),
         ) {
+            let codec = Codec::new(
+                &crate::domain::cipher::CodeKey::from_bytes([5; 16]),
+                Snowflake::from_parts(plain_below_ms, 0, 0),
+            );
             let id = Snowflake::from_parts(ms, worker, seq);
-            let code = code_for(id);
+            let code = codec.code(id);
             prop_assert!(has_generated_shape(&code), "{}", code);
-            prop_assert_eq!(LinkKey::parse(&code), Some(LinkKey::Generated(id)));
+            let Some(LinkKey::Generated(number)) = LinkKey::parse(&code) else {
+                panic!("{code} is not a generated code");
+            };
+            prop_assert_eq!(codec.id_of(number), id);
+            prop_assert_eq!(codec.id_of_code(&code), Some(id));
         }
 
         #[test]
@@ -301,7 +322,10 @@ mod tests {
     #[test]
     fn a_path_segment_names_a_generated_code_an_alias_or_nothing() {
         let id = Snowflake::from_parts(10_000_000_000, 1, 2);
-        assert_eq!(LinkKey::parse(&code_for(id)), Some(LinkKey::Generated(id)));
+        assert_eq!(
+            LinkKey::parse(&encode(id.get())),
+            Some(LinkKey::Generated(id.get()))
+        );
         assert!(matches!(LinkKey::parse("my-link"), Some(LinkKey::Alias(_))));
         assert_eq!(LinkKey::parse("0000000000"), None, "non-canonical code");
         assert_eq!(LinkKey::parse("zzzzzzzzzzz"), None, "beyond 63 bits");

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::codes::{code_for, Alias};
+use super::cipher::Codec;
+use super::codes::Alias;
 use super::ids::Snowflake;
 use super::target_url::TargetUrl;
 
@@ -62,6 +63,9 @@ pub struct Link {
     pub expires_at: Option<DateTime<Utc>>,
     /// When the link was deleted; it then answers 410.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// When an operator took the link down (`shortener links disable`); it answers 410
+    /// until enabled again.
+    pub disabled_at: Option<DateTime<Utc>>,
     /// The tenant that created it; `None` for a link created anonymously.
     pub tenant: Option<TenantId>,
 }
@@ -75,15 +79,17 @@ pub type TenantId = i64;
 pub enum LinkState {
     Active,
     Expired,
+    /// Taken down by an operator.
+    Disabled,
     Deleted,
 }
 
 impl Link {
-    /// The code the link is reached by: its alias, or the Base62 of its ID.
-    pub fn code(&self) -> String {
+    /// The code the link is reached by: its alias, or its ID's generated code.
+    pub fn code(&self, codec: &Codec) -> String {
         match &self.alias {
             Some(alias) => alias.clone(),
-            None => code_for(self.id),
+            None => codec.code(self.id),
         }
     }
 
@@ -91,6 +97,8 @@ impl Link {
     pub fn state(&self, now: DateTime<Utc>) -> LinkState {
         if self.deleted_at.is_some() {
             LinkState::Deleted
+        } else if self.disabled_at.is_some() {
+            LinkState::Disabled
         } else if self.expires_at.is_some_and(|at| at <= now) {
             LinkState::Expired
         } else {
@@ -121,6 +129,7 @@ impl NewLink {
             created_at,
             expires_at: self.expires_at,
             deleted_at: None,
+            disabled_at: None,
             tenant: self.tenant,
         }
     }
@@ -141,6 +150,7 @@ mod tests {
             created_at: now,
             expires_at: expires_in.map(|s| now + Duration::seconds(s)),
             deleted_at: deleted.then_some(now),
+            disabled_at: None,
             tenant: None,
         };
         (link, now)
@@ -159,14 +169,31 @@ mod tests {
             LinkState::Deleted,
             "deletion wins over expiry"
         );
+        let (mut l, now) = link(Some(10), false);
+        l.disabled_at = Some(now);
+        assert_eq!(
+            l.state(now),
+            LinkState::Disabled,
+            "a takedown wins over expiry"
+        );
+        l.deleted_at = Some(now);
+        assert_eq!(
+            l.state(now),
+            LinkState::Deleted,
+            "deletion wins over a takedown"
+        );
     }
 
     #[test]
     fn an_aliased_link_is_reached_by_its_alias() {
+        let codec = Codec::new(
+            &crate::domain::cipher::CodeKey::from_bytes([1; 16]),
+            Snowflake::from_u64(0).unwrap(),
+        );
         let (mut l, _) = link(None, false);
-        assert_eq!(l.code(), code_for(l.id));
+        assert_eq!(l.code(&codec), codec.code(l.id));
         l.alias = Some("spring-sale".into());
-        assert_eq!(l.code(), "spring-sale");
+        assert_eq!(l.code(&codec), "spring-sale");
     }
 
     #[test]

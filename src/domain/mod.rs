@@ -1,5 +1,6 @@
 //! The domain: IDs, codes, URLs and links, with no I/O.
 
+pub mod cipher;
 pub mod click;
 pub mod clock;
 pub mod codes;

@@ -4,8 +4,7 @@
 
 use chrono::{Datelike, Duration, NaiveDate};
 
-use super::codes::{code_for, decode_canonical};
-use super::Snowflake;
+use super::codes::{decode_canonical, encode};
 
 /// Links one page holds when `limit` is not given.
 pub const DEFAULT_PAGE: usize = 50;
@@ -56,10 +55,11 @@ impl PageLimit {
     }
 }
 
-/// Where the next page starts: the code of the last link of the previous one (links
-/// older than it follow).
+/// Where the next page starts: the generated code of the last link of the previous one
+/// (links older than it follow), as the number it spells; the service turns it into an
+/// ID. Opaque to clients, and no more revealing than a code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor(Snowflake);
+pub struct Cursor(u64);
 
 impl Cursor {
     /// A cursor as this API gave it out.
@@ -68,26 +68,24 @@ impl Cursor {
     /// [`QueryError::Cursor`] for anything else.
     pub fn parse(text: &str) -> Result<Self, QueryError> {
         decode_canonical(text)
-            .ok()
-            .and_then(Snowflake::from_u64)
             .map(Self)
-            .ok_or(QueryError::Cursor)
+            .map_err(|_| QueryError::Cursor)
     }
 
-    /// The cursor after the link with this ID.
-    pub fn after(id: Snowflake) -> Self {
-        Self(id)
+    /// The cursor after the link whose generated code spells `number`.
+    pub fn after(number: u64) -> Self {
+        Self(number)
     }
 
-    /// The ID the next page stays below.
-    pub fn before(self) -> Snowflake {
+    /// The number of the code the next page stays below.
+    pub fn number(self) -> u64 {
         self.0
     }
 }
 
 impl std::fmt::Display for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&code_for(self.0))
+        f.write_str(&encode(self.0))
     }
 }
 
@@ -159,9 +157,9 @@ mod tests {
 
     #[test]
     fn a_cursor_reads_back_what_it_wrote() {
-        let id = Snowflake::from_parts(5, 1, 2);
-        let text = Cursor::after(id).to_string();
-        assert_eq!(Cursor::parse(&text).unwrap().before(), id);
+        let number = 1 << 60;
+        let text = Cursor::after(number).to_string();
+        assert_eq!(Cursor::parse(&text).unwrap().number(), number);
         assert_eq!(Cursor::parse("!!"), Err(QueryError::Cursor));
         assert_eq!(Cursor::parse(&format!("0{text}")), Err(QueryError::Cursor));
     }

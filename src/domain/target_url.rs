@@ -21,6 +21,18 @@ pub struct UrlPolicy {
 }
 
 impl UrlPolicy {
+    /// Whether a stored link's URL lies in a blocked domain now: for links made before
+    /// their domain was blocked. Free when nothing is blocked.
+    pub fn blocks_stored(&self, url: &str) -> bool {
+        if self.blocked.is_empty() {
+            return false;
+        }
+        Url::parse(url)
+            .ok()
+            .and_then(|u| host_key(&u))
+            .is_some_and(|host| self.blocked_domain(&host).is_some())
+    }
+
     /// The blocked domain that `host` is, or lies under.
     pub fn blocked_domain<'a>(&self, host: &'a str) -> Option<&'a str> {
         if self.blocked.is_empty() {

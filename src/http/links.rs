@@ -68,12 +68,12 @@ pub struct LinkView {
 }
 
 impl LinkView {
-    fn new(link: Link, public_base: &str, now: DateTime<Utc>) -> Self {
-        let code = link.code();
+    fn new(link: Link, state: &AppState) -> Self {
+        let code = state.links.code_of(&link);
         Self {
-            short_url: format!("{public_base}/{code}"),
+            short_url: format!("{}/{code}", state.public_base),
             code,
-            status: link.state(now),
+            status: link.state(state.links.now()),
             url: link.url,
             created_at: link.created_at,
             expires_at: link.expires_at,
@@ -114,7 +114,7 @@ pub async fn create(
         .links
         .validate(body.into_inner().into(), caller.tenant())?;
     let link = state.links.create(new).await?;
-    let view = LinkView::new(link, &state.public_base, state.links.now());
+    let view = LinkView::new(link, &state);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/links/{}", view.code)))
         .json(view))
@@ -143,8 +143,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.auth.caller(&req).await?;
     let link = state.links.show(&caller, &code).await?;
-    let now = state.links.now();
-    Ok(HttpResponse::Ok().json(LinkView::new(link, &state.public_base, now)))
+    Ok(HttpResponse::Ok().json(LinkView::new(link, &state)))
 }
 
 /// Deletes a link: `204`; the code answers `410` from then on.
@@ -222,11 +221,10 @@ pub async fn list(
     let page = state.links.list(tenant, after, limit).await?;
     let next_cursor = page.next.map(|c| c.to_string());
     let links = page.links;
-    let now = state.links.now();
     Ok(HttpResponse::Ok().json(LinkPage {
         links: links
             .into_iter()
-            .map(|l| LinkView::new(l, &state.public_base, now))
+            .map(|l| LinkView::new(l, &state))
             .collect(),
         next_cursor,
     }))

@@ -60,7 +60,7 @@ pub async fn stats(
     let range = DayRange::parse(range.from.as_deref(), range.to.as_deref(), today)?;
     let (link, stats) = state.links.clicks(&caller, &code, range).await?;
     Ok(HttpResponse::Ok().json(Body {
-        code: link.code(),
+        code: state.links.code_of(&link),
         stats,
     }))
 }

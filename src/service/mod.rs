@@ -17,6 +17,7 @@ use crate::analytics::queue::ClickQueue;
 use crate::auth::Caller;
 use crate::cache::breaker::BreakerState;
 use crate::cache::{Cached, LinkCache, Target};
+use crate::domain::cipher::Codec;
 use crate::domain::clock::ms_to_datetime;
 use crate::domain::{
     Alias, Clock, Cursor, Link, LinkKey, LinkState, NewLink, PageLimit, RedirectKind,
@@ -53,6 +54,7 @@ pub struct LinkService {
     clicks: Arc<dyn ClickStore>,
     cache: LinkCache,
     ids: Arc<SnowflakeGenerator>,
+    codec: Arc<Codec>,
     clock: Arc<dyn Clock>,
     policy: UrlPolicy,
     queue: Option<Arc<dyn ClickQueue>>,
@@ -75,20 +77,29 @@ impl Readiness {
 
 impl LinkService {
     /// A service over `store` behind `cache`, with the clicks in `clicks`, minting IDs
-    /// with `ids`.
+    /// with `ids` and turning them into codes with `codec`.
     pub fn new(
         store: Arc<dyn LinkStore>,
         clicks: Arc<dyn ClickStore>,
         cache: LinkCache,
         ids: Arc<SnowflakeGenerator>,
+        codec: Arc<Codec>,
         clock: Arc<dyn Clock>,
         policy: UrlPolicy,
     ) -> Self {
+        // The blocklist applies to stored links too: an entry entering L1 is screened.
+        let cache = if policy.blocked.is_empty() {
+            cache
+        } else {
+            let screen = policy.clone();
+            cache.with_screen(Arc::new(move |t: &Target| screen.blocks_stored(&t.url)))
+        };
         Self {
             store,
             clicks,
             cache,
             ids,
+            codec,
             clock,
             policy,
             queue: None,
@@ -112,6 +123,16 @@ impl LinkService {
     /// The ID generator (its counters are metrics).
     pub fn ids(&self) -> &Arc<SnowflakeGenerator> {
         &self.ids
+    }
+
+    /// The deployment's codec: which code names which ID.
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+
+    /// The code a link is reached by: its alias, or its generated code.
+    pub fn code_of(&self, link: &Link) -> String {
+        link.code(&self.codec)
     }
 
     /// The click queue, when clicks are counted.
@@ -199,7 +220,11 @@ impl LinkService {
         }
         // Committed: now warm the cache (a failure here only costs a later miss).
         self.cache
-            .created(&link.code(), Cached::of(Some(&link)), link.alias.is_some())
+            .created(
+                &self.code_of(&link),
+                Cached::of(Some(&link)),
+                link.alias.is_some(),
+            )
             .await;
         Ok(link)
     }
@@ -254,19 +279,23 @@ impl LinkService {
         let limit = limit.get();
         let links = self
             .store
-            .list_links(tenant, after.map(Cursor::before), limit)
+            .list_links(tenant, after.map(|c| self.codec.id_of(c.number())), limit)
             .await?;
         let next = (links.len() == limit)
-            .then(|| links.last().map(|l| Cursor::after(l.id)))
+            .then(|| {
+                links
+                    .last()
+                    .map(|l| Cursor::after(self.codec.number_of(l.id)))
+            })
             .flatten();
         Ok(LinkPage { links, next })
     }
 
     async fn load(&self, key: &LinkKey) -> Result<Option<Link>, crate::store::StoreError> {
         Ok(match key {
-            LinkKey::Generated(id) => self
+            LinkKey::Generated(number) => self
                 .store
-                .get(*id)
+                .get(self.codec.id_of(*number))
                 .await?
                 // A link created with an alias is reached by its alias only.
                 .filter(|l| l.alias.is_none()),
@@ -292,6 +321,12 @@ impl LinkService {
         match cached {
             Cached::Missing => Err(ApiError::not_found()),
             Cached::Gone => Err(deleted()),
+            Cached::Disabled => Err(disabled()),
+            Cached::Blocked => Err(ApiError::new(
+                Kind::UnavailableForLegalReasons,
+                "link_blocked",
+                "this link points to a blocked domain",
+            )),
             Cached::Active(target) => {
                 if target.expires_at.is_some_and(|at| at <= self.clock.now()) {
                     return Err(expired());
@@ -320,8 +355,34 @@ impl LinkService {
         if link.deleted_at.is_some() || !self.store.mark_deleted(link.id, self.clock.now()).await? {
             return Err(deleted());
         }
-        self.cache.deleted(&link.code()).await;
+        self.cache.deleted(&self.code_of(&link)).await;
         Ok(())
+    }
+}
+
+impl LinkService {
+    /// An operator's takedown (`disabled`) or its reversal: the link answers 410
+    /// `link_disabled` from now on, or redirects again, on every instance (every cache
+    /// tier is updated and told). Returns false when the link was in that state already.
+    ///
+    /// # Errors
+    /// 404 unknown, 410 deleted, 503 its shard is unavailable.
+    pub async fn set_disabled(&self, code: &str, disabled: bool) -> Result<bool, ApiError> {
+        let link = self.find(code).await?;
+        if link.deleted_at.is_some() {
+            return Err(deleted());
+        }
+        let at = disabled.then(|| self.clock.now());
+        let changed = self.store.set_disabled(link.id, at).await?;
+        let link = Link {
+            disabled_at: at,
+            ..link
+        };
+        // Also when nothing changed: a cache that missed the first call is set right.
+        self.cache
+            .changed(&self.code_of(&link), Cached::of(Some(&link)))
+            .await;
+        Ok(changed)
     }
 }
 
@@ -330,6 +391,10 @@ const DUPLICATE_RETRIES: u32 = 3;
 
 fn deleted() -> ApiError {
     ApiError::gone("link_deleted", "this link has been deleted")
+}
+
+fn disabled() -> ApiError {
+    ApiError::gone("link_disabled", "this link has been taken down")
 }
 
 fn expired() -> ApiError {

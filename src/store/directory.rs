@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
+use crate::domain::cipher::CodeScheme;
 use crate::domain::TenantId;
 
 /// An API key as stored: its secret only as a hash, with its tenant.
@@ -43,6 +44,13 @@ pub trait Directory: Send + Sync + 'static {
 
     /// Every key, oldest first.
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// The code scheme recorded for this deployment, if one is.
+    async fn code_scheme(&self) -> Result<Option<CodeScheme>, StoreError>;
+
+    /// Records `scheme` unless one is recorded already, and returns the one in force:
+    /// the first recorded wins, so instances starting together agree.
+    async fn record_code_scheme(&self, scheme: &CodeScheme) -> Result<CodeScheme, StoreError>;
 
     /// Revokes a key at `at`; false when it is unknown or already revoked.
     async fn revoke_key(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError>;

@@ -35,6 +35,17 @@ pub trait LinkStore: Send + Sync + 'static {
     /// not exist.
     async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError>;
 
+    /// Takes a link down at `at` (an operator's takedown), or puts it back with `None`.
+    /// Returns false when it does not exist or is in that state already.
+    async fn set_disabled(
+        &self,
+        id: Snowflake,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError>;
+
+    /// Whether any link is stored at all (every part must answer).
+    async fn has_links(&self) -> Result<bool, StoreError>;
+
     /// Asks every part for a trivial answer, for `/readyz`.
     async fn health(&self) -> Vec<PartHealth>;
 

@@ -91,6 +91,16 @@ impl LinkStore for HookedStore {
     async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.inner.mark_deleted(id, at).await
     }
+    async fn set_disabled(
+        &self,
+        id: Snowflake,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_disabled(id, at).await
+    }
+    async fn has_links(&self) -> Result<bool, StoreError> {
+        self.inner.has_links().await
+    }
     async fn health(&self) -> Vec<PartHealth> {
         self.inner.health().await
     }

@@ -179,6 +179,9 @@ pub fn t0() -> DateTime<Utc> {
     "2026-06-01T12:00:00Z".parse().unwrap()
 }
 
+/// The code key of test apps.
+pub const TEST_CODE_KEY: &str = "5e5e0b1e5ee5c0de5e5e0b1e5ee5c0de";
+
 /// Settings for a test app: a free port, `http://sho.rt` as the public URL, one worker.
 pub fn settings(shards: Vec<ShardSettings>) -> Settings {
     let mut s = Settings {
@@ -188,6 +191,8 @@ pub fn settings(shards: Vec<ShardSettings>) -> Settings {
         ..Settings::default()
     };
     s.http.workers = 1;
+    // One code key for every test app, so that apps sharing a database agree.
+    s.codes.key = Some(TEST_CODE_KEY.into());
     // Every test client is 127.0.0.1: rate limits are off unless a test is about them.
     s.limits.enabled = false;
     s.database.pool_size = 4;
@@ -373,6 +378,20 @@ impl TestApp {
         let json: Value = response.json().await.unwrap();
         assert_eq!(status, 201, "shorten failed: {json}");
         json
+    }
+
+    /// The ID a generated code names, in this app's code scheme.
+    pub fn id_of_code(&self, code: &str) -> shortener::domain::Snowflake {
+        self.app
+            .links
+            .codec()
+            .id_of_code(code)
+            .unwrap_or_else(|| panic!("{code} is not a generated code"))
+    }
+
+    /// The generated code of an ID, in this app's code scheme.
+    pub fn code_of_id(&self, id: shortener::domain::Snowflake) -> String {
+        self.app.links.codec().code(id)
     }
 
     /// `GET /{code}` without following the redirect.

@@ -6,6 +6,8 @@ use tokio_postgres::Row;
 
 use super::shard::Shard;
 use super::ShardedPostgres;
+use crate::domain::cipher::CodeScheme;
+use crate::domain::Snowflake;
 use crate::store::{Directory, KeyRecord, StoreError};
 
 const UPSERT_TENANT: &str = "INSERT INTO tenants (name, shorten_per_minute) VALUES ($1, $2) \
@@ -18,6 +20,11 @@ const INSERT_KEY: &str =
 
 const SELECT_KEYS: &str = "SELECT k.id, k.tenant_id, t.name, k.secret_hash, k.created_at, \
     k.revoked_at, t.shorten_per_minute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id";
+
+const SELECT_SCHEME: &str = "SELECT key_check, plain_below FROM code_scheme WHERE id = 1";
+
+const RECORD_SCHEME: &str = "INSERT INTO code_scheme (id, key_check, plain_below) \
+    VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING";
 
 const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 
@@ -44,6 +51,39 @@ impl Directory for ShardedPostgres {
 
     async fn revoke_key(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.directory().revoke_key(id, at).await
+    }
+
+    async fn code_scheme(&self) -> Result<Option<CodeScheme>, StoreError> {
+        let shard = self.directory();
+        let row = shard
+            .run(|c| async move { c.query_opt(SELECT_SCHEME, &[]).await })
+            .await?;
+        row.map(|r| {
+            let plain_below: i64 = r.get(1);
+            Ok(CodeScheme {
+                key_check: r.get(0),
+                plain_below: Snowflake::from_i64(plain_below).ok_or_else(|| {
+                    StoreError::Internal {
+                        part: shard.name().to_owned(),
+                        source: anyhow::anyhow!("bad plain_below {plain_below}"),
+                    }
+                })?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_code_scheme(&self, scheme: &CodeScheme) -> Result<CodeScheme, StoreError> {
+        let (check, below) = (&scheme.key_check, scheme.plain_below.as_i64());
+        self.directory()
+            .run(|c| async move { c.execute(RECORD_SCHEME, &[check, &below]).await })
+            .await?;
+        self.code_scheme()
+            .await?
+            .ok_or_else(|| StoreError::Internal {
+                part: self.directory().name().to_owned(),
+                source: anyhow::anyhow!("the code scheme vanished after its commit"),
+            })
     }
 }
 

@@ -15,13 +15,20 @@ const INSERT_LINK: &str =
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 const SELECT_LINK: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
-                           tenant_id FROM links WHERE id = $1";
+                           tenant_id, disabled_at FROM links WHERE id = $1";
 
 const LIST_LINKS: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
-    tenant_id FROM links WHERE tenant_id = $1 AND deleted_at IS NULL AND id < $2 \
+    tenant_id, disabled_at FROM links WHERE tenant_id = $1 AND deleted_at IS NULL AND id < $2 \
     ORDER BY tenant_id, id DESC LIMIT $3";
 
 const MARK_DELETED: &str = "UPDATE links SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
+
+/// Takes a link down (`$2` a time) or puts it back (`$2` NULL); changes nothing when it
+/// is in that state already.
+const SET_DISABLED: &str = "UPDATE links SET disabled_at = $2 \
+    WHERE id = $1 AND (disabled_at IS NULL) <> ($2::TIMESTAMPTZ IS NULL)";
+
+const ANY_LINK: &str = "SELECT EXISTS (SELECT 1 FROM links)";
 
 const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES ($1, $2, $3) \
                              ON CONFLICT (alias) DO NOTHING";
@@ -90,6 +97,29 @@ impl LinkStore for ShardedPostgres {
 
     async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.shard_for(id)?.mark_deleted(id, at).await
+    }
+
+    async fn set_disabled(
+        &self,
+        id: Snowflake,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let shard = self.shard_for(id)?;
+        let n = shard
+            .run(|c| async move { c.execute(SET_DISABLED, &[&id.as_i64(), &at]).await })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn has_links(&self) -> Result<bool, StoreError> {
+        let any = futures::future::try_join_all(self.shards.iter().map(|s| async move {
+            let row = s
+                .run(|c| async move { c.query_one(ANY_LINK, &[]).await })
+                .await?;
+            Ok::<bool, StoreError>(row.get(0))
+        }))
+        .await?;
+        Ok(any.into_iter().any(|a| a))
     }
 
     async fn health(&self) -> Vec<PartHealth> {
@@ -294,6 +324,7 @@ impl Shard {
             expires_at: row.get(5),
             deleted_at: row.get(6),
             tenant: row.get(7),
+            disabled_at: row.get(8),
         })
     }
 }

@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
 use super::{internal, SqliteStore, Write};
+use crate::domain::cipher::CodeScheme;
 use crate::domain::clock::ms_to_datetime;
+use crate::domain::Snowflake;
 use crate::store::{Directory, KeyRecord, StoreError};
 
 const UPSERT_TENANT: &str = "INSERT INTO tenants (name, shorten_per_minute, created_at) \
@@ -16,8 +18,10 @@ const INSERT_KEY: &str =
     "INSERT INTO api_keys (tenant_id, secret_hash, created_at) VALUES (?1, ?2, ?3) RETURNING id";
 const SELECT_KEYS: &str = "SELECT k.id, k.tenant_id, t.name, k.secret_hash, k.created_at, \
     k.revoked_at, t.shorten_per_minute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id";
-pub(super) const REVOKE_KEY: &str =
-    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
+const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
+const SELECT_SCHEME: &str = "SELECT key_check, plain_below FROM code_scheme WHERE id = 1";
+const RECORD_SCHEME: &str = "INSERT INTO code_scheme (id, key_check, plain_below, recorded_at) \
+    VALUES (1, ?1, ?2, ?3) ON CONFLICT (id) DO NOTHING";
 
 /// Creates the tenant when new and a key for it, inside a savepoint.
 pub(super) fn apply_create_key(
@@ -93,8 +97,39 @@ impl Directory for SqliteStore {
         .await
     }
 
+    async fn code_scheme(&self) -> Result<Option<CodeScheme>, StoreError> {
+        let row: Option<(String, i64)> = self
+            .read(|c| {
+                c.query_row(SELECT_SCHEME, [], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .await?;
+        row.map(|(key_check, plain_below)| {
+            Ok(CodeScheme {
+                key_check,
+                plain_below: Snowflake::from_i64(plain_below)
+                    .ok_or_else(|| internal(anyhow::anyhow!("bad plain_below {plain_below}")))?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_code_scheme(&self, scheme: &CodeScheme) -> Result<CodeScheme, StoreError> {
+        let values = vec![
+            scheme.key_check.clone().into(),
+            scheme.plain_below.as_i64().into(),
+            Utc::now().timestamp_millis().into(),
+        ];
+        self.write(|reply| Write::Statement(RECORD_SCHEME, values, reply))
+            .await?;
+        self.code_scheme()
+            .await?
+            .ok_or_else(|| internal(anyhow::anyhow!("the code scheme vanished after its commit")))
+    }
+
     async fn revoke_key(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let at_ms = at.timestamp_millis();
-        self.write(|reply| Write::RevokeKey(id, at_ms, reply)).await
+        let values = vec![id.into(), at.timestamp_millis().into()];
+        self.write(|reply| Write::Statement(REVOKE_KEY, values, reply))
+            .await
     }
 }

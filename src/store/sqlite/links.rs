@@ -15,16 +15,21 @@ const INSERT_LINK: &str =
     "INSERT INTO links (id, alias, url, redirect, created_at, expires_at, tenant_id) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 const SELECT_LINK: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
-                           tenant_id FROM links WHERE id = ?1";
+                           tenant_id, disabled_at FROM links WHERE id = ?1";
 const SELECT_BY_ALIAS: &str =
     "SELECT l.id, l.alias, l.url, l.redirect, l.created_at, l.expires_at, \
-                               l.deleted_at, l.tenant_id FROM aliases a \
+                               l.deleted_at, l.tenant_id, l.disabled_at FROM aliases a \
                                JOIN links l ON l.id = a.link_id WHERE a.alias = ?1";
 const LIST_LINKS: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
-    tenant_id FROM links WHERE tenant_id = ?1 AND deleted_at IS NULL AND id < ?2 \
+    tenant_id, disabled_at FROM links WHERE tenant_id = ?1 AND deleted_at IS NULL AND id < ?2 \
     ORDER BY tenant_id, id DESC LIMIT ?3";
 pub(super) const MARK_DELETED: &str =
     "UPDATE links SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL";
+/// Takes a link down (`?2` a time) or puts it back (`?2` NULL); changes nothing when it
+/// is in that state already.
+pub(super) const SET_DISABLED: &str =
+    "UPDATE links SET disabled_at = ?2 WHERE id = ?1 AND (disabled_at IS NULL) <> (?2 IS NULL)";
+const ANY_LINK: &str = "SELECT EXISTS (SELECT 1 FROM links)";
 const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES (?1, ?2, ?3) \
                              ON CONFLICT (alias) DO NOTHING";
 
@@ -90,6 +95,7 @@ fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
         expires_at: row.get::<_, Option<i64>>(5)?.map(ms),
         deleted_at: row.get::<_, Option<i64>>(6)?.map(ms),
         tenant: row.get(7)?,
+        disabled_at: row.get::<_, Option<i64>>(8)?.map(ms),
     })
 }
 
@@ -131,6 +137,20 @@ impl LinkStore for SqliteStore {
 
     async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.write(|reply| Write::Delete(id, at, reply)).await
+    }
+
+    async fn set_disabled(
+        &self,
+        id: Snowflake,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let values = vec![id.as_i64().into(), at.map(|t| t.timestamp_millis()).into()];
+        self.write(|reply| Write::Statement(SET_DISABLED, values, reply))
+            .await
+    }
+
+    async fn has_links(&self) -> Result<bool, StoreError> {
+        self.read(|c| c.query_row(ANY_LINK, [], |r| r.get(0))).await
     }
 
     async fn health(&self) -> Vec<PartHealth> {

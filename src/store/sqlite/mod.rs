@@ -26,7 +26,7 @@ use rusqlite::{params, Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use self::directory::{apply_create_key, REVOKE_KEY};
+use self::directory::apply_create_key;
 use self::links::{apply_insert, MARK_DELETED};
 use super::StoreError;
 use crate::domain::{Link, Snowflake};
@@ -95,7 +95,12 @@ enum Write {
         at_ms: i64,
         reply: oneshot::Sender<Result<i64, StoreError>>,
     },
-    RevokeKey(i64, i64, oneshot::Sender<Result<bool, StoreError>>),
+    /// One statement with its parameters; replies whether it changed exactly one row.
+    Statement(
+        &'static str,
+        Vec<rusqlite::types::Value>,
+        oneshot::Sender<Result<bool, StoreError>>,
+    ),
 }
 
 /// The embedded SQLite store.
@@ -353,10 +358,10 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Write>) {
                     let r = apply_create_key(&mut tx, &tenant, quota, &hash, at_ms);
                     Outcome::KeyCreated(reply, r)
                 }
-                Write::RevokeKey(id, at_ms, reply) => {
+                Write::Statement(sql, values, reply) => {
                     let r = tx
-                        .prepare_cached(REVOKE_KEY)
-                        .and_then(|mut s| s.execute(params![id, at_ms]))
+                        .prepare_cached(sql)
+                        .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
                         .map(|n| n == 1)
                         .map_err(internal);
                     Outcome::Deleted(reply, r)

@@ -23,6 +23,8 @@ use crate::store::sqlite::{SqliteClicks, SqliteStore};
 use crate::store::{Directory, LinkStore};
 use actix_web::middleware::from_fn;
 
+pub mod codes;
+
 /// Wraps the store before the service uses it (tests count loads this way).
 pub type StoreLayer = Box<dyn FnOnce(Arc<dyn LinkStore>) -> Arc<dyn LinkStore> + Send>;
 
@@ -77,6 +79,7 @@ impl Application {
         if let Some(layer) = hooks.click_layer {
             stores.clicks = layer(stores.clicks);
         }
+        let codec = codes::open_codec(&settings, &stores, clock.as_ref()).await?;
         let (cache, mut background) = build_cache(&settings, &shutdown)?;
         let ids = Arc::new(SnowflakeGenerator::new(
             settings.worker_id,
@@ -136,6 +139,7 @@ impl Application {
             stores.clicks.clone(),
             cache,
             ids,
+            codec,
             clock,
             policy,
         );
