@@ -203,6 +203,86 @@ pub async fn seed(
     ))
 }
 
+/// Takes a link down (`disabled`) or puts it back, as `shortener links disable|enable
+/// CODE` does: the store first, then every cache tier on every instance (Redis, and
+/// through it each instance's L1). Without Redis, a running instance drops its cached
+/// copy within `cache.l1_ttl_s`.
+///
+/// # Errors
+/// When the code names no link, the link is deleted, or storage cannot be reached.
+pub async fn set_link_disabled(
+    settings: &Settings,
+    code: &str,
+    disabled: bool,
+) -> anyhow::Result<String> {
+    use crate::cache::{CacheTier, Cached, LinkCache, RedisTier};
+    use std::sync::Arc;
+    let stores = crate::startup::open_stores(settings).await?;
+    let result = async {
+        let clock: Arc<dyn crate::domain::Clock> = Arc::new(crate::domain::SystemClock);
+        let codec = crate::startup::codes::open_codec(settings, &stores, clock.as_ref()).await?;
+        let negative = std::time::Duration::from_secs(settings.cache.negative_ttl_s);
+        let l2 = match &settings.redis {
+            Some(redis) => Some(Arc::new(RedisTier::new(redis, negative)?)),
+            None => None,
+        };
+        // The service mints no ID here; it needs a generator all the same.
+        let ids = Arc::new(crate::domain::SnowflakeGenerator::new(
+            settings.worker_id,
+            clock.clone(),
+            std::time::Duration::from_millis(settings.ids.max_clock_wait_ms),
+        ));
+        let service = crate::service::LinkService::new(
+            stores.links.clone(),
+            stores.clicks.clone(),
+            LinkCache::new(None, l2.clone()),
+            ids,
+            codec,
+            clock,
+            crate::startup::url_policy(settings)?,
+        );
+        let changed = service
+            .set_disabled(code, disabled)
+            .await
+            .map_err(|e| anyhow::anyhow!("{code}: {e}"))?;
+        let (verb, answer) = if disabled {
+            ("disabled", "answers 410 link_disabled")
+        } else {
+            ("enabled", "redirects again")
+        };
+        let mut out = if changed {
+            format!("{verb} {code}: it {answer}")
+        } else {
+            format!("{code} was {verb} already: it {answer}")
+        };
+        let told = match &l2 {
+            Some(l2) => match l2.get(code).await {
+                Ok(Some(Cached::Disabled)) => disabled,
+                Ok(Some(Cached::Active(_))) => !disabled,
+                _ => false,
+            },
+            None => false,
+        };
+        if told {
+            out.push_str(" on every instance now\n");
+        } else {
+            out.push_str(&format!(
+                "; instances that cached it {} drop it within cache.l1_ttl_s ({} s)\n",
+                if l2.is_some() {
+                    "(Redis did not take the change)"
+                } else {
+                    "(no Redis)"
+                },
+                settings.cache.l1_ttl_s
+            ));
+        }
+        anyhow::Ok(out)
+    }
+    .await;
+    stores.close().await;
+    result
+}
+
 /// What `shortener keys …` does.
 #[derive(Debug, Clone)]
 pub enum KeysCommand {

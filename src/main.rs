@@ -52,10 +52,29 @@ enum Command {
     /// Print a fresh random code key (32 hexadecimal digits) for `codes.key`: the
     /// secret behind generated codes, the same on every instance of a deployment.
     CodeKey,
+    /// Take links down and put them back (operators' takedowns).
+    Links {
+        #[command(subcommand)]
+        command: LinksCmd,
+    },
     /// Manage API keys (kept in the directory, hashed).
     Keys {
         #[command(subcommand)]
         command: KeysCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum LinksCmd {
+    /// Take a link down: it answers 410 link_disabled on every instance until enabled.
+    Disable {
+        /// The link's code or alias.
+        code: String,
+    },
+    /// Put a link that was taken down back: it redirects again.
+    Enable {
+        /// The link's code or alias.
+        code: String,
     },
 }
 
@@ -129,6 +148,16 @@ fn main() -> ExitCode {
                 commands::seed(&settings, count, &codes, &url_prefix).await?
             ),
             Command::CodeKey => unreachable!("answered before the configuration is read"),
+            Command::Links { command } => {
+                let (code, disabled) = match command {
+                    LinksCmd::Disable { code } => (code, true),
+                    LinksCmd::Enable { code } => (code, false),
+                };
+                print!(
+                    "{}",
+                    commands::set_link_disabled(&settings, &code, disabled).await?
+                );
+            }
             Command::Keys { command } => {
                 let command = match command {
                     KeysCmd::Create {

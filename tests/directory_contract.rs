@@ -117,7 +117,29 @@ async fn a_key_is_revoked_once(store: &dyn Directory) {
     assert_eq!(stored.revoked_at, Some(at), "the first revocation's time");
 }
 
+async fn the_first_code_scheme_recorded_wins(store: &dyn Directory) {
+    use shortener::domain::cipher::CodeScheme;
+    use shortener::domain::Snowflake;
+    assert_eq!(store.code_scheme().await.unwrap(), None);
+    let first = CodeScheme {
+        key_check: "0123456789abcdef".into(),
+        plain_below: Snowflake::from_parts(90_000_000_000, 0, 0),
+    };
+    let second = CodeScheme {
+        key_check: "fedcba9876543210".into(),
+        plain_below: Snowflake::from_u64(0).unwrap(),
+    };
+    assert_eq!(store.record_code_scheme(&first).await.unwrap(), first);
+    assert_eq!(
+        store.record_code_scheme(&second).await.unwrap(),
+        first,
+        "a later proposal gets the scheme in force"
+    );
+    assert_eq!(store.code_scheme().await.unwrap(), Some(first));
+}
+
 contract!(
+    the_first_code_scheme_recorded_wins,
     a_created_key_reads_back_with_its_tenant,
     an_unknown_key_is_none,
     keys_of_one_tenant_share_it_and_its_latest_quota,

@@ -152,6 +152,37 @@ async fn deleting_marks_once(store: &dyn LinkStore) {
     assert_eq!(stored.deleted_at, Some(at));
 }
 
+async fn a_takedown_is_recorded_once_and_undone_once(store: &dyn LinkStore) {
+    let l = link_at(t0() + Duration::days(2), None); // the second range
+    store.insert(&l).await.unwrap();
+    let at = t0() + Duration::seconds(9);
+    assert!(store.set_disabled(l.id, Some(at)).await.unwrap());
+    assert!(
+        !store.set_disabled(l.id, Some(at)).await.unwrap(),
+        "disabled already"
+    );
+    assert_eq!(
+        store.get(l.id).await.unwrap().unwrap().disabled_at,
+        Some(at)
+    );
+    assert!(store.set_disabled(l.id, None).await.unwrap());
+    assert!(
+        !store.set_disabled(l.id, None).await.unwrap(),
+        "enabled already"
+    );
+    assert_eq!(store.get(l.id).await.unwrap().unwrap().disabled_at, None);
+    assert!(
+        !store.set_disabled(link(None).id, Some(at)).await.unwrap(),
+        "unknown id"
+    );
+}
+
+async fn a_fresh_store_has_no_links(store: &dyn LinkStore) {
+    assert!(!store.has_links().await.unwrap());
+    store.insert(&link(None)).await.unwrap();
+    assert!(store.has_links().await.unwrap());
+}
+
 async fn many_concurrent_inserts_all_land(store: &dyn LinkStore) {
     let links: Vec<Link> = (0..200).map(|_| link(None)).collect();
     let results = futures::future::join_all(links.iter().map(|l| store.insert(l))).await;
@@ -189,6 +220,8 @@ contract!(
     a_taken_alias_is_refused_and_the_first_link_kept,
     concurrent_claims_on_one_alias_have_exactly_one_winner,
     deleting_marks_once,
+    a_takedown_is_recorded_once_and_undone_once,
+    a_fresh_store_has_no_links,
     many_concurrent_inserts_all_land,
     health_reports_every_part_ok,
     a_bulk_load_reads_back_link_by_link,

@@ -383,6 +383,8 @@ mod tests {
         for value in [
             Cached::Missing,
             Cached::Gone,
+            Cached::Disabled,
+            Cached::Blocked,
             active("https://example.com/a|b?c=d", None),
             active("https://example.com/", Some(1_800_000_000_123)),
         ] {
@@ -399,6 +401,25 @@ mod tests {
                 Snowflake::from_parts(123_456_789, 3, 7).get()
             )
         );
+    }
+
+    #[tokio::test]
+    async fn the_screen_blocks_live_links_as_they_enter_l1_and_nothing_else() {
+        let cache =
+            LinkCache::new(None, None).with_screen(Arc::new(|t: &Target| t.url.contains("evil")));
+        let load = |v: Cached| move || async move { Ok::<_, ()>(v) };
+        for (loaded, expected) in [
+            (active("https://evil.example/", None), Cached::Blocked),
+            (
+                active("https://good.example/", None),
+                active("https://good.example/", None),
+            ),
+            (Cached::Gone, Cached::Gone),
+            (Cached::Missing, Cached::Missing),
+        ] {
+            let got = cache.get_or_load("c", load(loaded)).await.unwrap();
+            assert_eq!(got, expected);
+        }
     }
 
     #[test]

@@ -86,16 +86,10 @@ impl Application {
             clock.clone(),
             Duration::from_millis(settings.ids.max_clock_wait_ms),
         ));
-        let blocked = settings.blocked_domains()?;
-        if !blocked.is_empty() {
-            tracing::info!(domains = blocked.len(), "domain blocklist loaded");
+        let policy = url_policy(&settings)?;
+        if !policy.blocked.is_empty() {
+            tracing::info!(domains = policy.blocked.len(), "domain blocklist loaded");
         }
-        let policy = UrlPolicy {
-            max_length: settings.links.max_url_length,
-            own_hosts: settings.own_hosts()?,
-            blocked,
-            allow_local: settings.links.allow_local_targets,
-        };
         let analytics = if settings.analytics.enabled {
             let redis = settings.redis.as_ref().map(|r| StreamAt {
                 url: &r.url,
@@ -242,6 +236,19 @@ impl Application {
         stores.close().await;
         served.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
+}
+
+/// What a link's URL may be, from the configuration (the blocklist file read now).
+///
+/// # Errors
+/// When the blocklist file cannot be read, or a configured host could never match.
+pub fn url_policy(settings: &Settings) -> anyhow::Result<UrlPolicy> {
+    Ok(UrlPolicy {
+        max_length: settings.links.max_url_length,
+        own_hosts: settings.own_hosts()?,
+        blocked: settings.blocked_domains()?,
+        allow_local: settings.links.allow_local_targets,
+    })
 }
 
 /// The cache tiers the configuration asks for, and their background tasks.
