@@ -12,7 +12,8 @@
 //!    offered by a request that was allowed to finish is lost.
 //! 3. **Background tasks**: the cache's invalidation listener and tombstone replayer
 //!    and the rate limiter's eviction end as soon as they see the token; the
-//!    application waits for them.
+//!    application waits for them. The admin listener (`admin_listen`) stops last of
+//!    all before storage, so `/metrics` can be watched while clicks drain.
 //! 4. **Storage**: the links' store and the click store close (pending writes committed,
 //!    the embedded files checkpointed).
 //!

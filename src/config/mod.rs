@@ -39,6 +39,10 @@ pub const ENV_PREFIX: &str = "SHORTENER_";
 pub struct Settings {
     /// Address the HTTP server binds (`127.0.0.1:0` picks a free port).
     pub listen: String,
+    /// An admin listener for `/metrics`, `/readyz` and `/healthz` (for example
+    /// `127.0.0.1:9090`, not exposed to the public). When set, the public listener no
+    /// longer serves `/metrics` and `/readyz`; unset, it serves them as before.
+    pub admin_listen: Option<String>,
     /// The public base URL short links are built on (`{public_url}/{code}`). Its host is
     /// also refused as a link target. Default: `http://{listen}`.
     pub public_url: Option<String>,
@@ -126,6 +130,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            admin_listen: None,
             public_url: None,
             data_dir: PathBuf::from("data"),
             sqlite: SqliteSettings::default(),
@@ -253,6 +258,14 @@ impl Settings {
         self.listen
             .parse::<SocketAddr>()
             .map_err(|e| invalid(format!("listen = {:?}: {e}", self.listen)))?;
+        if let Some(admin) = &self.admin_listen {
+            admin
+                .parse::<SocketAddr>()
+                .map_err(|e| invalid(format!("admin_listen = {admin:?}: {e}")))?;
+            if *admin == self.listen {
+                return Err(invalid("admin_listen must differ from listen"));
+            }
+        }
         let public_url = self.public_url();
         let public = Url::parse(&public_url)
             .map_err(|e| invalid(format!("public_url = {public_url:?}: {e}")))?;

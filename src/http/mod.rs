@@ -69,31 +69,57 @@ impl AppState {
     }
 }
 
-/// Registers every route. Fixed paths come first (a string comparison each), then the
-/// redirect `/{code}` (one path segment, so it cannot shadow the API's longer paths) and
-/// only then the API's templated paths: actix-web matches a templated path with a regex,
-/// and the redirect, the hot path, is the first one tried. Each resource is named after
-/// its template: the name is the metrics' `route` label.
+/// Registers every route on one listener: the operations routes, then the API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    operations(cfg, true);
+    api(cfg);
+}
+
+/// The public listener's routes when an admin listener serves `/metrics` and `/readyz`:
+/// the API and `/healthz`.
+pub fn public_routes(cfg: &mut web::ServiceConfig) {
+    operations(cfg, false);
+    api(cfg);
+}
+
+/// The admin listener's routes: `/metrics`, `/healthz`, `/readyz`, nothing else.
+pub fn admin_routes(cfg: &mut web::ServiceConfig) {
+    operations(cfg, true);
+    cfg.default_service(web::to(not_found));
+}
+
+/// `/healthz`, and with `internal` `/metrics` and `/readyz` (a scrape renders every
+/// metric; a readiness check asks every shard).
+fn operations(cfg: &mut web::ServiceConfig, internal: bool) {
+    if internal {
+        cfg.service(
+            web::resource("/metrics")
+                .name("/metrics")
+                .get(observe::metrics)
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/readyz")
+                .name("/readyz")
+                .get(health::readyz)
+                .default_service(not_allowed("GET")),
+        );
+    }
     cfg.service(
-        web::resource("/metrics")
-            .name("/metrics")
-            .get(observe::metrics)
-            .default_service(not_allowed("GET")),
-    )
-    .service(
         web::resource("/healthz")
             .name("/healthz")
             .get(health::healthz)
             .default_service(not_allowed("GET")),
-    )
-    .service(
-        web::resource("/readyz")
-            .name("/readyz")
-            .get(health::readyz)
-            .default_service(not_allowed("GET")),
-    )
-    .service(
+    );
+}
+
+/// The API. Fixed paths come first (a string comparison each), then the redirect
+/// `/{code}` (one path segment, so it cannot shadow the API's longer paths) and only
+/// then the API's templated paths: actix-web matches a templated path with a regex, and
+/// the redirect, the hot path, is the first one tried. Each resource is named after its
+/// template: the name is the metrics' `route` label.
+fn api(cfg: &mut web::ServiceConfig) {
+    cfg.service(
         web::resource("/api/v1/openapi.json")
             .name("/api/v1/openapi.json")
             .get(openapi::spec)

@@ -58,7 +58,13 @@ pub struct LinkService {
     clock: Arc<dyn Clock>,
     policy: UrlPolicy,
     queue: Option<Arc<dyn ClickQueue>>,
+    /// The last readiness answer and when it was taken: `/readyz` asks the shards at
+    /// most once per [`READINESS_TTL`], however often it is called.
+    readiness: tokio::sync::Mutex<Option<(std::time::Instant, Readiness)>>,
 }
+
+/// How long a readiness answer is reused.
+pub const READINESS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whether the service can serve: every storage part, and the Redis breaker's state.
 #[derive(Debug, Clone)]
@@ -103,6 +109,7 @@ impl LinkService {
             clock,
             policy,
             queue: None,
+            readiness: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -140,12 +147,22 @@ impl LinkService {
         self.queue.as_ref()
     }
 
-    /// Asks every storage part for a trivial answer, for `/readyz`.
+    /// Asks every storage part for a trivial answer, for `/readyz`: at most once per
+    /// [`READINESS_TTL`]. Concurrent callers wait for the one check under way (the lock
+    /// is held across it), so a flood of `/readyz` cannot load the shards.
     pub async fn readiness(&self) -> Readiness {
-        Readiness {
+        let mut last = self.readiness.lock().await;
+        if let Some((at, readiness)) = last.as_ref() {
+            if at.elapsed() < READINESS_TTL {
+                return readiness.clone();
+            }
+        }
+        let fresh = Readiness {
             parts: self.store.health().await,
             redis: self.cache.redis().map(|r| r.breaker_state()),
-        }
+        };
+        *last = Some((std::time::Instant::now(), fresh.clone()));
+        fresh
     }
 
     /// The current time, from the service's clock.

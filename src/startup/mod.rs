@@ -46,6 +46,8 @@ pub struct Hooks {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The admin listener's port and server, when `admin_listen` is set.
+    admin: Option<(u16, Server)>,
     state: web::Data<AppState>,
     stores: Stores,
     shutdown: Shutdown,
@@ -153,6 +155,35 @@ impl Application {
         let json = http::json_config(settings.http.max_body_bytes);
         let app_state = state.clone();
         let log_requests = LogRequests(settings.log.requests);
+        let admin = match &settings.admin_listen {
+            Some(address) => {
+                let listener = TcpListener::bind(address)
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+                let admin_port = listener.local_addr()?.port();
+                let (app_state, metrics) = (state.clone(), metrics.clone());
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .wrap(from_fn(observe))
+                        .app_data(app_state.clone())
+                        .app_data(metrics.clone())
+                        .app_data(log_requests)
+                        .configure(http::admin_routes)
+                })
+                .listen(listener)?
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .run();
+                tracing::info!(listen = %address, port = admin_port, "admin listener: /metrics, /readyz, /healthz");
+                Some((admin_port, server))
+            }
+            None => None,
+        };
+        let routes = if admin.is_some() {
+            http::public_routes
+        } else {
+            http::routes
+        };
         // The server does not watch signals itself: the one shutdown token does.
         let mut server = HttpServer::new(move || {
             App::new()
@@ -161,7 +192,7 @@ impl Application {
                 .app_data(metrics.clone())
                 .app_data(log_requests)
                 .app_data(json.clone())
-                .configure(http::routes)
+                .configure(routes)
         })
         .listen(listener)?
         .disable_signals()
@@ -173,6 +204,7 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            admin,
             state,
             stores,
             shutdown,
@@ -184,6 +216,11 @@ impl Application {
     /// The port bound (useful with `listen = "127.0.0.1:0"`).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The admin listener's port, when `admin_listen` is set.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin.as_ref().map(|(port, _)| *port)
     }
 
     /// The process's shutdown: [`Shutdown::begin`] stops the application in order.
@@ -207,12 +244,15 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Self {
             server,
+            admin,
             stores,
             shutdown,
             background,
             mut analytics,
             ..
         } = self;
+        // The admin listener serves until storage closes: the drain can be watched.
+        let admin = admin.map(|(_, server)| (server.handle(), tokio::spawn(server)));
         let handle = server.handle();
         let mut server = tokio::spawn(server);
         // 1. HTTP: stop accepting, let requests in flight finish.
@@ -230,6 +270,10 @@ impl Application {
         }
         // 3. Background tasks: they watch the token and end on their own.
         for task in background {
+            let _ = task.await;
+        }
+        if let Some((handle, task)) = admin {
+            handle.stop(true).await;
             let _ = task.await;
         }
         // 4. Storage.

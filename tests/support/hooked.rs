@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 pub struct HookedStore {
     inner: Arc<dyn LinkStore>,
     loads: Arc<AtomicU64>,
+    healths: Arc<AtomicU64>,
 }
 
 impl HookedStore {
@@ -28,9 +29,24 @@ impl HookedStore {
             Arc::new(HookedStore {
                 inner,
                 loads: counter,
+                healths: Arc::default(),
             })
         });
         (layer, loads)
+    }
+
+    /// A layer that counts `health` calls (one per readiness check of the shards).
+    pub fn counting_health() -> (StoreLayer, Arc<AtomicU64>) {
+        let healths = Arc::new(AtomicU64::new(0));
+        let counter = healths.clone();
+        let layer: StoreLayer = Box::new(move |inner| {
+            Arc::new(HookedStore {
+                inner,
+                loads: Arc::default(),
+                healths: counter,
+            })
+        });
+        (layer, healths)
     }
 }
 
@@ -102,6 +118,7 @@ impl LinkStore for HookedStore {
         self.inner.has_links().await
     }
     async fn health(&self) -> Vec<PartHealth> {
+        self.healths.fetch_add(1, Ordering::SeqCst);
         self.inner.health().await
     }
     async fn list_links(
