@@ -7,6 +7,7 @@ pub mod observe;
 pub mod openapi;
 pub mod redirect;
 pub mod stats;
+pub mod wire;
 
 use actix_web::error::JsonPayloadError;
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 
 use crate::analytics::{Analytics, StreamAt};
 use crate::cache::{LinkCache, LocalTier, RedisTier};
@@ -161,19 +161,14 @@ impl Application {
                     .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
                 let admin_port = listener.local_addr()?.port();
                 let (app_state, metrics) = (state.clone(), metrics.clone());
-                let server = HttpServer::new(move || {
+                let server = http::wire::serve(listener, 1, 1, move || {
                     App::new()
                         .wrap(from_fn(observe))
                         .app_data(app_state.clone())
                         .app_data(metrics.clone())
                         .app_data(log_requests)
                         .configure(http::admin_routes)
-                })
-                .listen(listener)?
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .run();
+                })?;
                 tracing::info!(listen = %address, port = admin_port, "admin listener: /metrics, /readyz, /healthz");
                 Some((admin_port, server))
             }
@@ -185,25 +180,24 @@ impl Application {
             http::routes
         };
         // The server does not watch signals itself: the one shutdown token does.
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(observe))
-                .app_data(app_state.clone())
-                .app_data(metrics.clone())
-                .app_data(log_requests)
-                .app_data(json.clone())
-                .configure(routes)
-        })
-        .listen(listener)?
-        .disable_signals()
-        .shutdown_timeout(settings.http.shutdown_timeout_s);
-        if settings.http.workers > 0 {
-            server = server.workers(settings.http.workers);
-        }
+        let server = http::wire::serve(
+            listener,
+            settings.http.workers,
+            settings.http.shutdown_timeout_s,
+            move || {
+                App::new()
+                    .wrap(from_fn(observe))
+                    .app_data(app_state.clone())
+                    .app_data(metrics.clone())
+                    .app_data(log_requests)
+                    .app_data(json.clone())
+                    .configure(routes)
+            },
+        )?;
         tracing::info!(listen = %settings.listen, port, "listening");
         Ok(Self {
             port,
-            server: server.run(),
+            server,
             admin,
             state,
             stores,

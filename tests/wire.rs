@@ -1,0 +1,105 @@
+//! What the server answers before any handler runs, over raw TCP: requests that are not
+//! HTTP/1.1 the parser accepts, and heads that never finish. Each answer is JSON.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::TestApp;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends `request` as it is and reads until the server closes (at most 10 s).
+async fn exchange(app: &TestApp, request: &[u8]) -> String {
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    String::from_utf8(answer).unwrap()
+}
+
+/// The status and the JSON error code of the last response in `answer`.
+fn last_error(answer: &str) -> (u16, String) {
+    let start = answer.rfind("HTTP/1.1 4").expect("an error response");
+    let response = &answer[start..];
+    let status = response[9..12].parse().unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(
+        head.contains("content-type: application/json"),
+        "not JSON: {response}"
+    );
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .expect("a content-length")
+        .parse()
+        .unwrap();
+    assert_eq!(body.len(), length, "the length matches the body");
+    let json: Value = serde_json::from_str(body).unwrap();
+    (status, json["error"]["code"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn requests_the_parser_refuses_answer_json_errors() {
+    let app = TestApp::embedded().await;
+    let many_headers: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let cases: Vec<(Vec<u8>, u16, &str, &str)> = vec![
+        (
+            b"GET /x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n".to_vec(),
+            400,
+            "malformed_request",
+            "a header without a colon",
+        ),
+        (
+            [
+                b"GET /".as_slice(),
+                &[b'a'; 70_000],
+                b" HTTP/1.1\r\nHost: a\r\n\r\n",
+            ]
+            .concat(),
+            400,
+            "malformed_request",
+            "a request line over 64 KB",
+        ),
+        (
+            format!("GET /x HTTP/1.1\r\nHost: a\r\n{many_headers}\r\n").into_bytes(),
+            431,
+            "headers_too_large",
+            "more headers than the parser holds",
+        ),
+        (
+            b"GET /x HTTP/1.1\r\nHost: a\r\nX-Bad: \x01\r\n\r\n".to_vec(),
+            400,
+            "malformed_request",
+            "a control character in a header value",
+        ),
+    ];
+    for (request, status, code, why) in cases {
+        let answer = exchange(&app, &request).await;
+        assert_eq!(last_error(&answer), (status, code.to_owned()), "{why}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_request_after_a_good_one_on_one_connection_still_gets_json() {
+    let app = TestApp::embedded().await;
+    let answer = exchange(
+        &app,
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nBad\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert_eq!(last_error(&answer), (400, "malformed_request".into()));
+}
+
+#[tokio::test]
+async fn a_head_that_never_finishes_gets_a_json_408() {
+    let app = TestApp::embedded().await;
+    let answer = exchange(&app, b"GET /slow HTTP/1.1\r\nHost: a\r\n").await;
+    assert_eq!(last_error(&answer), (408, "request_timeout".into()));
+}
