@@ -58,7 +58,8 @@
 //! - [`http`]: the routes, one file per group: [`http::redirect`] (a redirect is served
 //!   here), [`http::links`] (a link is created, read, listed, deleted), [`http::stats`],
 //!   [`http::health`], [`http::observe`] (request metrics, access log, `/metrics`),
-//!   [`http::openapi`]; [`http::error`] is how an error answers.
+//!   [`http::openapi`]; [`http::error`] is how an error answers, and [`http::wire`] the
+//!   server on the wire (so that even the HTTP parser's own errors are JSON).
 //!
 //! **7**
 //! - [`config`]: the one configuration tree (defaults → TOML file → `SHORTENER_…`
