@@ -247,3 +247,34 @@ async fn a_full_in_process_queue_drops_and_counts_while_redirects_keep_answering
     let s = stats_when(&app, &code, "", enqueued as i64).await;
     assert_eq!(s["total"].as_u64(), Some(enqueued));
 }
+
+#[tokio::test]
+async fn two_instances_sharing_a_worker_id_lose_no_click_to_each_other() {
+    for kind in [QueueKind::Memory, QueueKind::Redis] {
+        // Arrange: two instances with one worker ID on one shard (and one stream), whose
+        // clocks then stand at the same millisecond: both mint the same event IDs.
+        let s = one_shard(kind).await;
+        let (ca, cb) = (
+            Arc::new(ManualClock::at(t0())),
+            Arc::new(ManualClock::at(t0() + chrono::Duration::seconds(1))),
+        );
+        let a = TestApp::spawn(s.clone(), ca.clone()).await;
+        let b = TestApp::spawn(s, cb.clone()).await;
+        let la = a.shorten_ok(json!({"url": "https://example.com/a"})).await;
+        let lb = b.shorten_ok(json!({"url": "https://example.com/b"})).await;
+        let both = u64::try_from((t0() + chrono::Duration::seconds(2)).timestamp_millis()).unwrap();
+        ca.set_ms(both);
+        cb.set_ms(both);
+
+        // Act: ten clicks on each, with the same ten event IDs.
+        let (ca_code, cb_code) = (la["code"].as_str().unwrap(), lb["code"].as_str().unwrap());
+        for _ in 0..10 {
+            assert_eq!(a.follow(ca_code).await.status(), StatusCode::FOUND);
+            assert_eq!(b.follow(cb_code).await.status(), StatusCode::FOUND);
+        }
+
+        // Assert: every click counted, none taken for the other instance's duplicate.
+        stats_when(&a, ca_code, "", 10).await;
+        stats_when(&b, cb_code, "", 10).await;
+    }
+}

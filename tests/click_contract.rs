@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use shortener::analytics::rollup::Stats;
 use shortener::domain::click::{
-    ClickRecord, ClickUnit, ClientNet, DayCounts, Dims, Families, MAX_DIM_VALUES, OTHER,
+    ClickRecord, ClickUnit, ClientNet, DayCounts, Dims, Families, UnitId, MAX_DIM_VALUES, OTHER,
 };
 use shortener::domain::ids::EPOCH_MS;
 use shortener::domain::Snowflake;
@@ -90,9 +90,17 @@ fn click(
     }
 }
 
+/// The unit ID a producer gives a unit whose first click is at `at`.
+fn unit_id(at: DateTime<Utc>, producer: i64) -> UnitId {
+    UnitId {
+        first: id_at(at),
+        producer,
+    }
+}
+
 fn unit(clicks: Vec<ClickRecord>) -> ClickUnit {
     ClickUnit {
-        id: id_at(t0()),
+        id: unit_id(t0(), 1),
         clicks,
     }
 }
@@ -316,7 +324,7 @@ async fn pruning_removes_raw_events_and_keeps_the_rollups(store: &dyn ClickStore
 async fn a_pruned_unit_is_forgotten_and_a_kept_one_is_not(store: &dyn ClickStore) {
     let link = id_at(t0());
     let old = ClickUnit {
-        id: id_at(t0() - Duration::hours(30)),
+        id: unit_id(t0() - Duration::hours(30), 1),
         clicks: vec![click(link, t0(), "", "Chrome", false)],
     };
     let new = unit(vec![click(link, t0(), "", "Chrome", false)]);
@@ -333,6 +341,27 @@ async fn a_pruned_unit_is_forgotten_and_a_kept_one_is_not(store: &dyn ClickStore
     );
 }
 
+async fn units_of_two_producers_with_one_first_event_id_both_count(store: &dyn ClickStore) {
+    // Two instances sharing a worker ID mint the same event IDs: their units share a
+    // first event ID and differ by producer.
+    let link = id_at(t0());
+    let first = id_at(t0());
+    let of = |producer| ClickUnit {
+        id: UnitId { first, producer },
+        clicks: vec![click(link, t0(), "", "Chrome", false)],
+    };
+    let (a, b) = (of(11), of(-22));
+    let counted = store.record(&[a.clone(), b.clone()]).await.unwrap();
+    assert_eq!((counted.counted, counted.duplicates), (2, 0));
+    let again = store.record(&[b, a]).await.unwrap();
+    assert_eq!(
+        (again.counted, again.duplicates),
+        (0, 2),
+        "each still counts once"
+    );
+    assert_eq!(stats(store, link, t0(), t0()).await.total, 2);
+}
+
 async fn health_reports_every_part_ok(store: &dyn ClickStore) {
     let parts = store.health().await;
     assert!(!parts.is_empty());
@@ -347,5 +376,6 @@ contract!(
     a_row_written_by_many_flushes_still_adds_up,
     pruning_removes_raw_events_and_keeps_the_rollups,
     a_pruned_unit_is_forgotten_and_a_kept_one_is_not,
+    units_of_two_producers_with_one_first_event_id_both_count,
     health_reports_every_part_ok,
 );

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::Classifier;
 use super::queue::{view_entry, ClickQueue, Delivery};
-use crate::domain::click::{ClickRecord, ClickUnit};
+use crate::domain::click::{ClickRecord, ClickUnit, UnitId};
 use crate::store::clicks::ClickStore;
 
 /// Worker settings (`[analytics]`).
@@ -125,6 +125,8 @@ pub struct Worker {
     settings: AnalyticsSettings,
     classifier: Mutex<Classifier>,
     stats: Arc<WorkerStats>,
+    /// Names the units of in-process flushes (see [`UnitId`]).
+    producer: i64,
 }
 
 impl Worker {
@@ -140,6 +142,7 @@ impl Worker {
             settings,
             classifier: Mutex::new(Classifier::new()),
             stats: Arc::new(WorkerStats::default()),
+            producer: rand::random(),
         }
     }
 
@@ -174,11 +177,15 @@ impl Worker {
     }
 
     /// Makes the in-process clicks of `batch` one unit. Its ID is its first click's
-    /// event ID: unique (that click is in no other unit), stable across retries of the
-    /// flush (which then count nothing twice), and a Snowflake of the click's time.
-    fn seal(batch: &mut Batch) {
+    /// event ID and this worker's producer number: unique (that click is in no other
+    /// unit of this worker), stable across retries of the flush (which then count
+    /// nothing twice), and a Snowflake of the click's time.
+    fn seal(&self, batch: &mut Batch) {
         if let Some(first) = batch.loose.first() {
-            let id = first.event_id;
+            let id = UnitId {
+                first: first.event_id,
+                producer: self.producer,
+            };
             let clicks = std::mem::take(&mut batch.loose);
             batch.units.push(ClickUnit { id, clicks });
         }
@@ -235,7 +242,7 @@ impl Worker {
                 () = stop.cancelled() => break,
             }
         }
-        Self::seal(&mut batch);
+        self.seal(&mut batch);
         batch
     }
 
@@ -348,7 +355,7 @@ impl Worker {
             self.receive(&mut batch, self.settings.batch_size, CLOSE_POLL)
                 .await;
             if !batch.is_empty() {
-                Self::seal(&mut batch);
+                self.seal(&mut batch);
                 self.process_with_retry(batch, &stop).await;
             }
         }
@@ -360,7 +367,7 @@ impl Worker {
             if batch.is_empty() {
                 break;
             }
-            Self::seal(&mut batch);
+            self.seal(&mut batch);
             self.process_with_retry(batch, &stop).await;
         }
         tracing::info!(

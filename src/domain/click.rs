@@ -135,9 +135,21 @@ impl ClickRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClickUnit {
     /// Given by whoever made the unit (the producer of a stream entry, or the worker for
-    /// an in-process flush); a Snowflake, so it also says when it was made.
-    pub id: Snowflake,
+    /// an in-process flush).
+    pub id: UnitId,
     pub clicks: Vec<ClickRecord>,
+}
+
+/// What a unit is known by: its first click's event ID (a Snowflake, so it also says
+/// when the unit was made, and old units are pruned by range) and the producer that
+/// made it, a random number each producer draws when it starts. Two instances that
+/// share a worker ID (a misconfiguration) mint the same event IDs; the producer keeps
+/// their units apart, so neither instance's clicks are taken for the other's
+/// duplicates and dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnitId {
+    pub first: Snowflake,
+    pub producer: i64,
 }
 
 /// Counts of one dimension: value → clicks.

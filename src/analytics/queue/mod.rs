@@ -28,8 +28,7 @@ use tokio::sync::{mpsc, Mutex};
 
 pub use self::entry::{decode_entry, encode_entry, view_entry, EntryView, PackedClick};
 pub use self::stream::{RedisStreamQueue, GROUP};
-use crate::domain::click::RawClick;
-use crate::domain::Snowflake;
+use crate::domain::click::{RawClick, UnitId};
 
 /// Which queue (`[queue] kind`).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -91,7 +90,7 @@ pub enum QueueError {
 pub struct Delivery {
     /// The unit these clicks are counted as, when the producer named one (a stream
     /// entry). `None` for the in-process queue: the worker names its flush instead.
-    pub unit: Option<Snowflake>,
+    pub unit: Option<UnitId>,
     /// The stream entry ID to acknowledge (Redis); `None` in process.
     pub entry: Option<String>,
     /// Clicks as captured (the in-process queue, and entries of earlier versions).
@@ -303,8 +302,8 @@ impl ClickQueue for MemoryQueue {
 #[cfg(test)]
 fn sample_click(n: u64) -> RawClick {
     RawClick {
-        event_id: Snowflake::from_parts(n, 0, 0),
-        link_id: Snowflake::from_parts(1, 0, 0),
+        event_id: crate::domain::Snowflake::from_parts(n, 0, 0),
+        link_id: crate::domain::Snowflake::from_parts(1, 0, 0),
         at_ms: 1_800_000_000_000,
         referrer: String::new(),
         user_agent: String::new(),

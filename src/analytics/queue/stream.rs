@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, Mutex};
 
 use super::entry::{encode_entry, view_entry, LegacyClick};
 use super::{drain, ClickQueue, Delivery, Inlet, QueueError, QueueSettings, QueueStats};
-use crate::domain::click::{ClientNet, RawClick};
+use crate::domain::click::{ClientNet, RawClick, UnitId};
 use crate::domain::Snowflake;
 
 /// The consumer group every worker joins.
@@ -37,6 +37,8 @@ pub struct RedisStreamQueue {
     consumer_conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
     last_claim: Mutex<Instant>,
     group_ready: std::sync::atomic::AtomicBool,
+    /// Names this producer's entries (see [`UnitId`]).
+    producer: i64,
     stats: QueueStats,
 }
 
@@ -50,7 +52,7 @@ fn unavailable(e: impl std::fmt::Display) -> QueueError {
 /// An entry ready to append: its unit ID and payload, kept until Redis has it so that a
 /// retry appends the same unit (which the click store counts once).
 struct Outgoing {
-    unit: Snowflake,
+    unit: UnitId,
     payload: Vec<u8>,
     clicks: usize,
 }
@@ -84,6 +86,7 @@ impl RedisStreamQueue {
             consumer_conn: Mutex::new(None),
             last_claim: Mutex::new(Instant::now() - CLAIM_EVERY),
             group_ready: std::sync::atomic::AtomicBool::new(false),
+            producer: rand::random(),
             stats: QueueStats::default(),
         })
     }
@@ -104,7 +107,10 @@ impl RedisStreamQueue {
             };
             let full = clicks.len() == self.entry_clicks;
             out.push(Outgoing {
-                unit: first.event_id,
+                unit: UnitId {
+                    first: first.event_id,
+                    producer: self.producer,
+                },
                 payload: encode_entry(&clicks),
                 clicks: clicks.len(),
             });
@@ -187,7 +193,9 @@ impl RedisStreamQueue {
                 .arg(self.maxlen)
                 .arg("*")
                 .arg("u")
-                .arg(e.unit.get())
+                .arg(e.unit.first.get())
+                .arg("p")
+                .arg(e.unit.producer)
                 .arg("k")
                 .arg(&e.payload)
                 .ignore();
@@ -278,14 +286,19 @@ impl RedisStreamQueue {
     }
 }
 
-/// An entry's unit and clicks: the current encoding (`u`, `k`), or the one-click JSON
-/// entries (`c`) of earlier versions, whose unit is the click's own event ID.
+/// An entry's unit and clicks: the current encoding (`u`, `p`, `k`; entries of earlier
+/// versions have no `p`, producer 0), or the one-click JSON entries (`c`) of older
+/// ones, whose unit is the click's own event ID.
 fn parse_entry(entry: &redis::streams::StreamId) -> anyhow::Result<Delivery> {
     if let Some(payload) = entry.get::<Vec<u8>>("k") {
-        let unit = entry
+        let first = entry
             .get::<u64>("u")
             .and_then(Snowflake::from_u64)
             .ok_or_else(|| anyhow::anyhow!("no unit ID"))?;
+        let unit = UnitId {
+            first,
+            producer: entry.get::<i64>("p").unwrap_or(0),
+        };
         let n = view_entry(&payload)?.clicks.len();
         return Ok(Delivery {
             unit: Some(unit),
@@ -298,7 +311,10 @@ fn parse_entry(entry: &redis::streams::StreamId) -> anyhow::Result<Delivery> {
         .ok_or_else(|| anyhow::anyhow!("neither k nor c"))?;
     let c: LegacyClick = serde_json::from_str(&legacy)?;
     Ok(Delivery {
-        unit: Some(c.event_id),
+        unit: Some(UnitId {
+            first: c.event_id,
+            producer: 0,
+        }),
         clicks: vec![RawClick {
             event_id: c.event_id,
             link_id: c.link_id,

@@ -17,15 +17,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::settings::{DatabaseSettings, ShardSettings};
 use super::shard::{copy_escape, Shard};
 use crate::domain::click::MAX_DIM_VALUES;
-use crate::domain::click::{keep_raw, ClickRecord, ClickUnit, DayCounts, Dims, Rollup};
+use crate::domain::click::{keep_raw, ClickRecord, ClickUnit, DayCounts, Dims, Rollup, UnitId};
 use crate::domain::clock::ms_to_datetime;
 use crate::domain::Snowflake;
 use crate::store::clicks::{ClickStore, Recorded};
 use crate::store::shard_map::ShardMap;
 use crate::store::{PartHealth, PoolStatus, StoreError};
 
-const CLAIM_UNITS: &str = "INSERT INTO click_units (id) SELECT unnest($1::int8[]) \
-    ON CONFLICT DO NOTHING RETURNING id";
+const CLAIM_UNITS: &str = "INSERT INTO click_units (id, producer) \
+    SELECT * FROM UNNEST($1::int8[], $2::int8[]) ON CONFLICT DO NOTHING RETURNING id, producer";
 /// The flush's sums are appended to the row's array of partial sums; a row whose array
 /// has reached `$7` elements is summed into one (`click_dims_sum`, migration V4).
 /// Appending is nearly free for PostgreSQL, summing is not: this way a row is summed
@@ -146,26 +146,28 @@ async fn record_on(
     units: Vec<ClickUnit>,
     raw_sample: f64,
 ) -> Result<Recorded, StoreError> {
-    let mut ids: Vec<i64> = units.iter().map(|u| u.id.as_i64()).collect();
+    let mut keys: Vec<UnitId> = units.iter().map(|u| u.id).collect();
     // Sorted, so concurrent workers take the unique index's locks in one order.
-    ids.sort_unstable();
-    ids.dedup();
+    keys.sort_unstable();
+    keys.dedup();
+    let ids: Vec<i64> = keys.iter().map(|k| k.first.as_i64()).collect();
+    let producers: Vec<i64> = keys.iter().map(|k| k.producer).collect();
     let units = &units;
     shard
         .run(|mut c| async move {
             use futures::SinkExt;
             let tx = c.transaction().await?;
             let claim = tx.prepare_cached(CLAIM_UNITS).await?;
-            let new: HashSet<i64> = tx
-                .query(&claim, &[&ids])
+            let new: HashSet<(i64, i64)> = tx
+                .query(&claim, &[&ids, &producers])
                 .await?
                 .iter()
-                .map(|r| r.get(0))
+                .map(|r| (r.get(0), r.get(1)))
                 .collect();
             let mut recorded = Recorded::default();
             let mut fresh: Vec<&ClickRecord> = Vec::new();
             for unit in units {
-                if new.contains(&unit.id.as_i64()) {
+                if new.contains(&(unit.id.first.as_i64(), unit.id.producer)) {
                     fresh.extend(&unit.clicks);
                 } else {
                     recorded.duplicates += unit.clicks.len() as u64;

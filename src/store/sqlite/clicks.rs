@@ -32,7 +32,7 @@ mod embedded {
 pub const CLICKS_FILE: &str = "clicks.db";
 const PART: &str = "sqlite-clicks";
 
-const CLAIM_UNIT: &str = "INSERT OR IGNORE INTO click_units (id) VALUES (?1)";
+const CLAIM_UNIT: &str = "INSERT OR IGNORE INTO click_units (id, producer) VALUES (?1, ?2)";
 const ADD_DAY: &str = "INSERT INTO click_daily (link_id, day, total, bots, dims) \
     VALUES (?1, ?2, ?3, ?4, json_array(json(?5))) ON CONFLICT (link_id, day) DO UPDATE \
     SET total = total + excluded.total, bots = bots + excluded.bots, \
@@ -169,7 +169,11 @@ fn record_units(
         let mut sorted: Vec<&ClickUnit> = units.iter().collect();
         sorted.sort_by_key(|u| u.id);
         for unit in sorted {
-            if claim.execute([unit.id.as_i64()]).map_err(err)? == 1 {
+            if claim
+                .execute([unit.id.first.as_i64(), unit.id.producer])
+                .map_err(err)?
+                == 1
+            {
                 fresh.extend(&unit.clicks);
             } else {
                 recorded.duplicates += unit.clicks.len() as u64;
