@@ -23,8 +23,9 @@ const PERMANENT_MAX_AGE_S: i64 = 86_400;
         (status = 301, description = "Permanent link", headers(("Location" = String))),
         (status = 302, description = "Temporary link (the default)", headers(("Location" = String))),
         (status = 404, description = "No such link", body = crate::http::error::Body),
-        (status = 410, description = "Expired or deleted", body = crate::http::error::Body),
+        (status = 410, description = "Expired, deleted, or taken down by an operator", body = crate::http::error::Body),
         (status = 429, description = "Over the redirect quota", body = crate::http::error::Body),
+        (status = 451, description = "Points to a domain blocked since it was made", body = crate::http::error::Body),
         (status = 503, description = "Its shard is unavailable", body = crate::http::error::Body),
     )
 )]
@@ -46,8 +47,9 @@ pub async fn follow(
         (status = 301, description = "Permanent link", headers(("Location" = String))),
         (status = 302, description = "Temporary link (the default)", headers(("Location" = String))),
         (status = 404, description = "No such link"),
-        (status = 410, description = "Expired or deleted"),
+        (status = 410, description = "Expired, deleted, or taken down by an operator"),
         (status = 429, description = "Over the redirect quota"),
+        (status = 451, description = "Points to a domain blocked since it was made"),
         (status = 503, description = "Its shard is unavailable"),
     )
 )]
