@@ -103,3 +103,32 @@ async fn a_head_that_never_finishes_gets_a_json_408() {
     let answer = exchange(&app, b"GET /slow HTTP/1.1\r\nHost: a\r\n").await;
     assert_eq!(last_error(&answer), (408, "request_timeout".into()));
 }
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_does_not_hold_the_shutdown() {
+    // Arrange: a connection that made one request and stays open, idle.
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = support::settings(Vec::new());
+    s.data_dir = dir.path().to_owned();
+    let app = shortener::startup::Application::build(s).await.unwrap();
+    let port = app.port();
+    let shutdown = app.shutdown();
+    let running = tokio::spawn(app.run_until_stopped());
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 15];
+    idle.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK");
+
+    // Act
+    shutdown.begin();
+
+    // Assert: the server stops well before the 5 s keep-alive would have run out.
+    tokio::time::timeout(Duration::from_secs(3), running)
+        .await
+        .expect("stopped without waiting for the idle connection")
+        .unwrap()
+        .unwrap();
+}

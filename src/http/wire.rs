@@ -82,12 +82,21 @@ where
     if workers > 0 {
         builder = builder.workers(workers);
     }
+    // Tells each connection when a graceful stop begins, so idle keep-alive connections
+    // close at once instead of holding the stop for their keep-alive timeout (what
+    // HttpServer does too; the builder method is hidden from actix-http's docs).
+    let stopping = builder.graceful_shutdown_signal();
     Ok(builder
         .listen("shortener-http", listener, move || {
             let app = factory()
                 .into_factory()
                 .map_err(|err| err.into().error_response());
+            let stopping = stopping.clone();
             let http = HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let stopping = stopping.clone();
+                    async move { stopping.notified().await }
+                })
                 .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
                 .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
                 .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
