@@ -201,14 +201,18 @@ fn a_bad_configuration_stops_startup_with_a_clear_message() {
             "codes.key: a code key is 32 hexadecimal digits",
         ),
     ];
-    for (body, expected) in cases {
-        let config = write_config(&body);
-        let out = binary()
+    /// `serve` on a config of this text, to its exit.
+    fn serve_on(body: &str) -> std::process::Output {
+        let config = write_config(body);
+        binary()
             .arg("serve")
             .arg("--config")
             .arg(config.path())
             .output()
-            .unwrap();
+            .unwrap()
+    }
+    for (body, expected) in cases {
+        let out = serve_on(&body);
         assert_eq!(out.status.code(), Some(2), "{expected}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -227,13 +231,7 @@ fn a_bad_configuration_stops_startup_with_a_clear_message() {
     // instance can read, so serve refuses before it listens.
     let keyless = two_shard_config(free_port(), "a", "b", "2027-01-01T00:00:00Z")
         .replace(&format!("[codes]\nkey = \"{TEST_CODE_KEY}\"\n"), "");
-    let config = write_config(&keyless);
-    let out = binary()
-        .arg("serve")
-        .arg("--config")
-        .arg(config.path())
-        .output()
-        .unwrap();
+    let out = serve_on(&keyless);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
