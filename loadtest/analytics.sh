@@ -44,6 +44,7 @@ key_prefix = "bench:"
 name = "s0"
 url = "$PG/$DB"
 from = "2024-01-01T00:00:00Z"
+$(codes_toml)
 TOML
 "$BIN" migrate --config "$work/pg.toml" >/dev/null 2>&1
 

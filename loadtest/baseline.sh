@@ -74,6 +74,7 @@ from = "2024-01-01T00:00:00Z"
 name = "s1"
 url = "$PG/shortener_bench_s1"
 from = "2027-01-01T00:00:00Z"
+$(codes_toml)
 TOML
 "$BIN" migrate --config "$work/pg.toml" >/dev/null
 start_server --config "$work/pg.toml"

@@ -75,7 +75,8 @@ if [ "$MODE" = distributed ]; then
     shards="[[shards]]
 name = \"s0\"
 url = \"$PG/$db\"
-from = \"2024-01-01T00:00:00Z\""
+from = \"2024-01-01T00:00:00Z\"
+$(codes_toml)"
     cat >"$work/full.toml" <<TOML
 public_url = "$base"
 [redis]

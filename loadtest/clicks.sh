@@ -63,6 +63,7 @@ kind = "$1"
 name = "s0"
 url = "$PG/$DB"
 from = "2024-01-01T00:00:00Z"
+$(codes_toml)
 TOML
 }
 config memory "$work/memory.toml"

@@ -113,6 +113,13 @@ cleanup_work() {
     rm -rf "$work"
 }
 
+# The [codes] section of this run's distributed configurations: one key per run, so
+# that every configuration on the same database reads the same codes.
+codes_toml() {
+    [ -s "$work/code.key" ] || "$BIN" code-key >"$work/code.key"
+    printf '[codes]\nkey = "%s"\n' "$(cat "$work/code.key")"
+}
+
 # Writes $work/pg.toml for the distributed mode: public_url $base, the TOML given as
 # $2 (sections such as [redis] or [cache]), and one shard s0 on database $1 at $PG,
 # dropped first so each run starts empty, and a fresh code key; then migrates it.
@@ -122,7 +129,7 @@ pg_config() { # database [extra TOML]
         printf 'public_url = "%s"\n' "$base"
         [ -n "${2:-}" ] && printf '%s\n' "$2"
         printf '[[shards]]\nname = "s0"\nurl = "%s/%s"\nfrom = "2024-01-01T00:00:00Z"\n' "$PG" "$1"
-        printf '[codes]\nkey = "%s"\n' "$("$BIN" code-key)"
+        codes_toml
     } >"$work/pg.toml"
     "$BIN" migrate --config "$work/pg.toml" >/dev/null
 }
