@@ -124,7 +124,7 @@ clicks_counted() {
     if [ "$MODE" = distributed ]; then
         psql "$PG/$db" -Atc "SELECT coalesce(sum(total), 0) FROM click_daily"
     else
-        python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT coalesce(sum(total),0) FROM click_daily').fetchone()[0])" "$work/data/shortener.db"
+        python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT coalesce(sum(total),0) FROM click_daily').fetchone()[0])" "$work/data/clicks.db"
     fi
 }
 k6_row() { # name json pid
