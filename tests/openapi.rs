@@ -89,7 +89,14 @@ async fn the_spec_names_its_schemas_and_the_bearer_scheme() {
         .json()
         .await
         .unwrap();
-    for schema in ["LinkView", "LinkPage", "CreateLink", "LinkStats", "Error"] {
+    for schema in [
+        "LinkView",
+        "LinkPage",
+        "CreateLink",
+        "LinkChanges",
+        "LinkStats",
+        "Error",
+    ] {
         assert!(
             spec["components"]["schemas"].get(schema).is_some(),
             "{schema} missing"

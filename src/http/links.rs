@@ -1,4 +1,4 @@
-//! `POST /api/v1/links`, `GET` and `DELETE /api/v1/links/{code}`.
+//! `POST /api/v1/links`, `GET`, `PATCH` and `DELETE /api/v1/links/{code}`.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use crate::domain::{Cursor, Link, LinkState, PageLimit};
 use crate::error::ApiError;
-use crate::service::CreateLink;
+use crate::service::{CreateLink, LinkChanges};
 
 /// A request to shorten, as the API takes it (the service's [`CreateLink`]).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -43,6 +43,46 @@ impl From<CreateLinkBody> for CreateLink {
         Self {
             url: b.url,
             alias: b.alias,
+            expires_at: b.expires_at,
+            redirect: b.redirect,
+        }
+    }
+}
+
+/// An edit of a link, as the API takes it (the service's [`LinkChanges`]): any of the
+/// fields; one left out stays as it is.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = LinkChanges)]
+#[schema(example = json!({"url": "https://example.com/the/new/target", "expires_at": null}))]
+pub struct LinkChangesBody {
+    /// A new target: the rules of creation apply.
+    #[serde(default)]
+    #[schema(format = "uri", min_length = 1)]
+    pub url: Option<String>,
+    /// A new expiry (RFC 3339, in the future), or `null` to clear it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>, nullable)]
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// 301 or 302.
+    #[serde(default)]
+    #[schema(minimum = 301, maximum = 302)]
+    pub redirect: Option<u16>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl From<LinkChangesBody> for LinkChanges {
+    fn from(b: LinkChangesBody) -> Self {
+        Self {
+            url: b.url,
             expires_at: b.expires_at,
             redirect: b.redirect,
         }
@@ -143,6 +183,46 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.auth.caller(&req).await?;
     let link = state.links.show(&caller, &code).await?;
+    Ok(HttpResponse::Ok().json(LinkView::new(link, &state)))
+}
+
+/// Edits a link of the caller's: its target, expiry (`null` clears it) or redirect
+/// kind. Every instance redirects to the new target at once (through Redis; an instance
+/// that missed the invalidation within `cache.l1_ttl_s`). A `301` that browsers already
+/// cached keeps sending them to the old target for up to the `max-age` it was served
+/// with (a day at most).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/links/{code}",
+    tag = "links",
+    operation_id = "updateLink",
+    params(("code" = String, Path, description = "The link's code or alias")),
+    request_body = LinkChangesBody,
+    security((), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The link as it is now", body = LinkView),
+        (status = 400, description = "Malformed JSON", body = crate::http::error::Body),
+        (status = 401, description = "No valid API key", body = crate::http::error::Body),
+        (status = 403, description = "Created without a key: nobody owns it", body = crate::http::error::Body),
+        (status = 404, description = "No such link, or another tenant's", body = crate::http::error::Body),
+        (status = 410, description = "Deleted", body = crate::http::error::Body),
+        (status = 413, description = "Body too large", body = crate::http::error::Body),
+        (status = 415, description = "Not JSON", body = crate::http::error::Body),
+        (status = 422, description = "A value breaks a rule (URL, expiry, redirect)", body = crate::http::error::Body),
+        (status = 503, description = "Its shard is unavailable", body = crate::http::error::Body),
+    )
+)]
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    code: web::Path<String>,
+    body: web::Json<LinkChangesBody>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.auth.caller(&req).await?;
+    let link = state
+        .links
+        .update(&caller, &code, body.into_inner().into())
+        .await?;
     Ok(HttpResponse::Ok().json(LinkView::new(link, &state)))
 }
 

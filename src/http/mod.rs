@@ -150,8 +150,9 @@ fn api(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/links/{code}")
             .name("/api/v1/links/{code}")
             .get(links::get)
+            .patch(links::update)
             .delete(links::delete)
-            .default_service(not_allowed("GET, DELETE")),
+            .default_service(not_allowed("GET, PATCH, DELETE")),
     )
     .default_service(web::to(not_found));
 }

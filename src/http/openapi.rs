@@ -23,6 +23,7 @@ use super::{health, links, observe, redirect, stats};
         links::create,
         links::list,
         links::get,
+        links::update,
         links::delete,
         stats::stats,
         redirect::follow,
@@ -34,7 +35,7 @@ use super::{health, links, observe, redirect, stats};
     ),
     modifiers(&BearerKey),
     tags(
-        (name = "links", description = "Create, read, list and delete links; click stats"),
+        (name = "links", description = "Create, read, edit, list and delete links; click stats"),
         (name = "redirect", description = "Following a short link"),
         (name = "operations", description = "Health, readiness, metrics, this spec"),
     )

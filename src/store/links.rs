@@ -35,6 +35,10 @@ pub trait LinkStore: Send + Sync + 'static {
     /// not exist.
     async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError>;
 
+    /// Writes a link's new target, expiry and redirect kind (its ID, alias, owner and
+    /// creation stay). Returns false when it does not exist or is deleted.
+    async fn update(&self, link: &Link) -> Result<bool, StoreError>;
+
     /// Takes a link down at `at` (an operator's takedown), or puts it back with `None`.
     /// Returns false when it does not exist or is in that state already.
     async fn set_disabled(

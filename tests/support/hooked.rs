@@ -107,6 +107,9 @@ impl LinkStore for HookedStore {
     async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.inner.mark_deleted(id, at).await
     }
+    async fn update(&self, link: &Link) -> Result<bool, StoreError> {
+        self.inner.update(link).await
+    }
     async fn set_disabled(
         &self,
         id: Snowflake,

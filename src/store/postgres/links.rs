@@ -30,6 +30,9 @@ const SET_DISABLED: &str = "UPDATE links SET disabled_at = $2 \
 
 const ANY_LINK: &str = "SELECT EXISTS (SELECT 1 FROM links)";
 
+const UPDATE_LINK: &str = "UPDATE links SET url = $2, redirect = $3, expires_at = $4 \
+    WHERE id = $1 AND deleted_at IS NULL";
+
 const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES ($1, $2, $3) \
                              ON CONFLICT (alias) DO NOTHING";
 
@@ -97,6 +100,22 @@ impl LinkStore for ShardedPostgres {
 
     async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.shard_for(id)?.mark_deleted(id, at).await
+    }
+
+    async fn update(&self, link: &Link) -> Result<bool, StoreError> {
+        let shard = self.shard_for(link.id)?;
+        let redirect = link.redirect.status() as i16;
+        let n = shard
+            .run(|c| async move {
+                let stmt = c.prepare_cached(UPDATE_LINK).await?;
+                c.execute(
+                    &stmt,
+                    &[&link.id.as_i64(), &link.url, &redirect, &link.expires_at],
+                )
+                .await
+            })
+            .await?;
+        Ok(n == 1)
     }
 
     async fn set_disabled(

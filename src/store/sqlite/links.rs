@@ -30,6 +30,8 @@ pub(super) const MARK_DELETED: &str =
 pub(super) const SET_DISABLED: &str =
     "UPDATE links SET disabled_at = ?2 WHERE id = ?1 AND (disabled_at IS NULL) <> (?2 IS NULL)";
 const ANY_LINK: &str = "SELECT EXISTS (SELECT 1 FROM links)";
+const UPDATE_LINK: &str = "UPDATE links SET url = ?2, redirect = ?3, expires_at = ?4 \
+    WHERE id = ?1 AND deleted_at IS NULL";
 const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES (?1, ?2, ?3) \
                              ON CONFLICT (alias) DO NOTHING";
 
@@ -137,6 +139,17 @@ impl LinkStore for SqliteStore {
 
     async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.write(|reply| Write::Delete(id, at, reply)).await
+    }
+
+    async fn update(&self, link: &Link) -> Result<bool, StoreError> {
+        let values = vec![
+            link.id.as_i64().into(),
+            link.url.clone().into(),
+            i64::from(link.redirect.status()).into(),
+            link.expires_at.map(|t| t.timestamp_millis()).into(),
+        ];
+        self.write(|reply| Write::Statement(UPDATE_LINK, values, reply))
+            .await
     }
 
     async fn set_disabled(
