@@ -56,9 +56,10 @@
 //!
 //! **6**
 //! - [`http`]: the routes, one file per group: [`http::redirect`] (a redirect is served
-//!   here), [`http::links`] (a link is created, read, listed, deleted), [`http::stats`],
-//!   [`http::health`], [`http::observe`] (request metrics, access log, `/metrics`),
-//!   [`http::openapi`]; [`http::error`] is how an error answers, and [`http::wire`] the
+//!   here), [`http::links`] (a link is created, read, edited, listed, deleted),
+//!   [`http::stats`], [`http::qr`] (a link's QR code), [`http::console`] (the web console
+//!   at `/`, files from `console/` compiled in), [`http::health`], [`http::observe`]
+//!   (request metrics, access log, `/metrics`), [`http::openapi`]; [`http::error`] is how an error answers, and [`http::wire`] the
 //!   server on the wire (so that even the HTTP parser's own errors are JSON).
 //!
 //! **7**

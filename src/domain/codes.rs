@@ -27,6 +27,7 @@ pub const RESERVED_ALIASES: &[&str] = &[
     "api",
     "admin",
     "assets",
+    "console",
     "docs",
     "favicon",
     "health",

@@ -24,6 +24,27 @@ pub struct Detail<'a> {
     code: &'a str,
     /// For people.
     message: &'a str,
+    /// The request field the error concerns, when it is one field's (`url`, `alias`,
+    /// `expires_at`, `redirect`, `from`/`to` as `range`, `limit`, `cursor`, `size`,
+    /// `format`): a form can show the message next to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'static str>,
+}
+
+/// The field an error code concerns (see [`Detail::field`]).
+pub fn field_of(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "alias_taken" | "invalid_alias" | "alias_reserved" | "alias_looks_generated" => "alias",
+        "expires_in_past" => "expires_at",
+        "invalid_redirect" => "redirect",
+        "invalid_range" => "range",
+        "invalid_limit" => "limit",
+        "invalid_cursor" => "cursor",
+        "invalid_size" => "size",
+        "invalid_format" => "format",
+        c if c == "invalid_url" || c.starts_with("url_") => "url",
+        _ => return None,
+    })
 }
 
 impl ResponseError for ApiError {
@@ -57,6 +78,7 @@ impl ResponseError for ApiError {
             error: Detail {
                 code: self.code(),
                 message: self.message(),
+                field: field_of(self.code()),
             },
         })
     }

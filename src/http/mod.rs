@@ -1,10 +1,12 @@
 //! The HTTP API: one file per route group, wired together in [`routes`].
 
+pub mod console;
 pub mod error;
 pub mod health;
 pub mod links;
 pub mod observe;
 pub mod openapi;
+pub mod qr;
 pub mod redirect;
 pub mod stats;
 pub mod wire;
@@ -139,6 +141,22 @@ fn api(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(redirect::follow))
             .route(web::head().to(redirect::follow_head))
             .default_service(not_allowed("GET, HEAD")),
+    );
+    // The console: fixed paths, after the redirect (which never matches them: `/` has no
+    // code, the assets two segments).
+    for asset in &console::ASSETS {
+        cfg.service(
+            web::resource(asset.path)
+                .name(asset.path)
+                .get(move |req: HttpRequest| async move { console::serve(asset, &req) })
+                .default_service(not_allowed("GET")),
+        );
+    }
+    cfg.service(
+        web::resource("/api/v1/links/{code}/qr")
+            .name("/api/v1/links/{code}/qr")
+            .get(qr::qr)
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/api/v1/links/{code}/stats")

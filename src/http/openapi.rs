@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, links, observe, redirect, stats};
+use super::{health, links, observe, qr, redirect, stats};
 
 /// The spec.
 #[derive(OpenApi)]
@@ -26,6 +26,7 @@ use super::{health, links, observe, redirect, stats};
         links::update,
         links::delete,
         stats::stats,
+        qr::qr,
         redirect::follow,
         redirect::follow_head,
         health::healthz,
@@ -35,7 +36,7 @@ use super::{health, links, observe, redirect, stats};
     ),
     modifiers(&BearerKey),
     tags(
-        (name = "links", description = "Create, read, edit, list and delete links; click stats"),
+        (name = "links", description = "Create, read, edit, list and delete links; click stats; QR codes"),
         (name = "redirect", description = "Following a short link"),
         (name = "operations", description = "Health, readiness, metrics, this spec"),
     )
