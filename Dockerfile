@@ -5,6 +5,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+COPY console ./console
 RUN cargo build --release --locked --bin shortener \
  && strip target/release/shortener
 

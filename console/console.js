@@ -275,7 +275,9 @@ async function loadLinks(fresh) {
     table.hidden = true;
     $('links-more').hidden = true;
     $('links-hint').textContent =
-      'Use an API key (top right) to see and manage the links made with it.';
+      'Use an API key (at the top) to see and manage the links made with it. ' +
+      'Whoever runs the service makes one with: shortener keys create --tenant NAME. ' +
+      'Links made without a key work, but nobody can edit or delete them.';
     return;
   }
   if (fresh) nextCursor = null;

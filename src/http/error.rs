@@ -83,3 +83,40 @@ impl ResponseError for ApiError {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::field_of;
+
+    #[test]
+    fn every_rule_of_a_field_names_it_and_other_errors_name_none() {
+        for (code, field) in [
+            ("invalid_url", "url"),
+            ("url_too_long", "url"),
+            ("url_local_target", "url"),
+            ("url_points_to_shortener", "url"),
+            ("alias_taken", "alias"),
+            ("alias_reserved", "alias"),
+            ("alias_looks_generated", "alias"),
+            ("invalid_alias", "alias"),
+            ("expires_in_past", "expires_at"),
+            ("invalid_redirect", "redirect"),
+            ("invalid_range", "range"),
+            ("invalid_cursor", "cursor"),
+            ("invalid_limit", "limit"),
+            ("invalid_size", "size"),
+            ("invalid_format", "format"),
+        ] {
+            assert_eq!(field_of(code), Some(field), "{code}");
+        }
+        for code in [
+            "not_found",
+            "invalid_api_key",
+            "rate_limited",
+            "malformed_json",
+            "invalid_body",
+        ] {
+            assert_eq!(field_of(code), None, "{code}");
+        }
+    }
+}

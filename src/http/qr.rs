@@ -2,8 +2,8 @@
 //!
 //! The `qrcode` crate lays out the symbol (error correction level M, a four-module quiet
 //! zone) and draws the SVG; a PNG is the same modules as a 1-bit greyscale image,
-//! encoded by the `png` crate. The image is a whole number of pixels per module, as
-//! large as fits in `size` (so edges stay sharp for a scanner). Access is the link's:
+//! encoded by the `png` crate. The image is a whole number of pixels per module (at
+//! least two), as large as fits in `size`, so edges stay sharp for a scanner. Access is the link's:
 //! whoever may read the link may draw its code.
 
 use actix_web::http::header;
@@ -22,6 +22,8 @@ pub const MAX_SIZE: u32 = 2048;
 pub const DEFAULT_SIZE: u32 = 256;
 /// Modules of white around the symbol on each side (the standard's quiet zone).
 const QUIET_ZONE: u32 = 4;
+/// Fewest pixels per module of a PNG: at one, common scanners (zbar) miss the code.
+const MIN_SCALE: u32 = 2;
 
 /// Query parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -71,8 +73,8 @@ fn parse_size(text: Option<&str>) -> Result<u32, ApiError> {
         })
 }
 
-/// A QR code image of `text`, at most `size` pixels wide and high (at least one pixel
-/// per module, however small `size` is).
+/// A QR code image of `text`, at most `size` pixels wide and high, but with at least
+/// two pixels per module in a PNG however small `size` is.
 ///
 /// # Errors
 /// When `text` is too long for any QR version (never for a short URL).
@@ -93,7 +95,7 @@ pub fn render(text: &str, format: Format, size: u32) -> Result<Vec<u8>, qrcode::
 fn png_of(code: &QrCode, size: u32) -> Vec<u8> {
     let modules = u32::try_from(code.width()).unwrap_or(u32::MAX);
     let across = modules + 2 * QUIET_ZONE;
-    let scale = (size / across).max(1);
+    let scale = (size / across).max(MIN_SCALE);
     let side = across * scale;
     let colors = code.to_colors();
     let row_bytes = side.div_ceil(8) as usize;
