@@ -208,12 +208,18 @@ mod tests {
             let across = code.width() as u32 + 2 * QUIET_ZONE;
             assert_eq!(info.width, info.height);
             assert_eq!(info.width % across, 0, "size {size}");
+            assert!(info.width / across >= MIN_SCALE, "size {size}");
             assert!(
-                info.width <= size.max(across),
+                info.width <= size.max(MIN_SCALE * across),
                 "size {size}: {}",
                 info.width
             );
-            assert!(info.width + across > size || info.width == across);
+            // The largest whole scale that fits: one more pixel a module would not.
+            assert!(
+                info.width + across > size || info.width == MIN_SCALE * across,
+                "size {size}: {}",
+                info.width
+            );
         }
     }
 }
