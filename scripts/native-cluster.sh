@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The docker-compose topology, natively on loopback: two PostgreSQL clusters (5432 and
 # a second one on 5433) holding one range shard each, Redis, two `serve` instances
-# (worker IDs 1 and 2) behind HAProxy, a separate `worker`, and Prometheus scraping
+# (each leasing its worker ID from the directory) behind HAProxy, a separate `worker`, and Prometheus scraping
 # them every second.
 #
 #   scripts/native-cluster.sh start [DIR]   # DIR holds configs, logs and pids (default /tmp/shortener-native)
@@ -89,11 +89,11 @@ TOML
 "$BIN" migrate --config "$DIR/native.toml" >"$DIR/migrate.log" 2>&1 || { cat "$DIR/migrate.log" >&2; exit 1; }
 
 for i in 1 2; do
-    SHORTENER_WORKER_ID=$i "$BIN" serve --config "$DIR/native.toml" --listen "127.0.0.1:1808$i" \
+    "$BIN" serve --config "$DIR/native.toml" --listen "127.0.0.1:1808$i" \
         >"$DIR/serve-$i.log" 2>&1 &
     echo $! >>"$DIR/pids"
 done
-SHORTENER_WORKER_ID=3 "$BIN" worker --config "$DIR/native.toml" >"$DIR/worker.log" 2>&1 &
+"$BIN" worker --config "$DIR/native.toml" >"$DIR/worker.log" 2>&1 &
 echo $! >>"$DIR/pids"
 
 cat >"$DIR/haproxy.cfg" <<CFG

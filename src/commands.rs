@@ -161,11 +161,14 @@ pub async fn seed(
     let codec =
         crate::startup::codes::open_codec(settings, &stores, &crate::domain::SystemClock).await?;
     let store = stores.links.clone();
-    let ids = crate::domain::SnowflakeGenerator::new(
-        settings.worker_id,
+    // Seeding mints IDs like an instance does: on a leased worker ID when leasing.
+    let (ids, keeper) = crate::startup::worker_ids(
+        settings,
+        &stores,
         std::sync::Arc::new(crate::domain::SystemClock),
-        std::time::Duration::from_millis(settings.ids.max_clock_wait_ms),
-    );
+    )
+    .await?;
+    let lease = keeper.map(crate::startup::leases::LeaseKeeper::spawn);
     let mut out = std::io::BufWriter::new(std::fs::File::create(codes)?);
     let started = std::time::Instant::now();
     let mut done = 0;
@@ -194,6 +197,9 @@ pub async fn seed(
         tracing::info!(done, count, "seeded");
     }
     out.flush()?;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
     stores.close().await;
     let secs = started.elapsed().as_secs_f64();
     Ok(format!(
@@ -228,7 +234,7 @@ pub async fn set_link_disabled(
         };
         // The service mints no ID here; it needs a generator all the same.
         let ids = Arc::new(crate::domain::SnowflakeGenerator::new(
-            settings.worker_id,
+            settings.fixed_worker_id(),
             clock.clone(),
             std::time::Duration::from_millis(settings.ids.max_clock_wait_ms),
         ));

@@ -241,6 +241,13 @@ impl From<QueryError> for ApiError {
 
 impl From<IdError> for ApiError {
     fn from(e: IdError) -> Self {
+        if e == IdError::NoWorkerId {
+            return Self::unavailable(
+                "no_worker_id",
+                "this instance is renewing its worker ID lease and cannot shorten; retry shortly",
+                e.into(),
+            );
+        }
         Self::unavailable(
             "clock_unavailable",
             "the server cannot issue IDs right now; retry shortly",

@@ -20,12 +20,13 @@
 //! **1: the I/O adapters**
 //! - [`store`]: storage by concern, each a trait: [`store::links`] (links and aliases),
 //!   [`store::directory`] (tenants and API keys), [`store::clicks`] (click counts);
-//!   [`store::error`] is what they share. [`store::postgres`] shards all three over
+//!   [`store::error`] is what they share; [`store::leases`] leases worker IDs to
+//!   instances. [`store::postgres`] shards all three over
 //!   PostgreSQL by ID range ([`store::shard_map`] is the routing,
 //!   [`store::postgres::shard`] the pool, timeouts and metrics of one shard,
 //!   [`store::postgres::settings`] the shards' settings, [`store::postgres::migrate`]
 //!   the schema; [`store::postgres::links`], [`store::postgres::directory`],
-//!   [`store::postgres::clicks`] the queries). [`store::sqlite`] keeps them in two
+//!   [`store::postgres::clicks`], [`store::postgres::leases`] the queries). [`store::sqlite`] keeps them in two
 //!   files ([`store::sqlite::links`], [`store::sqlite::directory`],
 //!   [`store::sqlite::clicks`]).
 //! - [`cache`]: the read-through cache of the redirect path: L1 in process
@@ -68,7 +69,8 @@
 //!
 //! **8**
 //! - [`startup`]: [`startup::Application`], built by `main` and by tests alike;
-//!   [`startup::codes`] is the code key's life cycle and the deployment's code scheme.
+//!   [`startup::codes`] is the code key's life cycle and the deployment's code scheme,
+//!   [`startup::leases`] keeps this instance's worker ID leased.
 //!
 //! **9**
 //! - [`commands`]: `migrate`, `shards`, `worker`, `seed` and `keys`.

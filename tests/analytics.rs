@@ -253,7 +253,10 @@ async fn two_instances_sharing_a_worker_id_lose_no_click_to_each_other() {
     for kind in [QueueKind::Memory, QueueKind::Redis] {
         // Arrange: two instances with one worker ID on one shard (and one stream), whose
         // clocks then stand at the same millisecond: both mint the same event IDs.
-        let s = one_shard(kind).await;
+        let mut s = one_shard(kind).await;
+        // Leases would refuse the second instance: this is the unchecked mode.
+        s.ids.lease = false;
+        s.worker_id = Some(1);
         let (ca, cb) = (
             Arc::new(ManualClock::at(t0())),
             Arc::new(ManualClock::at(t0() + chrono::Duration::seconds(1))),

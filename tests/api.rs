@@ -339,11 +339,14 @@ async fn two_instances_sharing_a_worker_id_never_answer_500_and_say_so() {
     // Arrange: two instances on one shard with the same worker ID and the same
     // (stopped) clock, so the second mints exactly the ID the first used.
     let db = fresh_database().await;
-    let s = settings(vec![shard(
+    let mut s = settings(vec![shard(
         "s0",
         &db,
         "2024-01-01T00:00:00Z".parse().unwrap(),
     )]);
+    // Leases would refuse the second instance: this is the unchecked mode.
+    s.ids.lease = false;
+    s.worker_id = Some(1);
     let clock = Arc::new(ManualClock::at(t0()));
     let first = TestApp::spawn(s.clone(), clock.clone()).await;
     let second = TestApp::spawn(s, clock).await;

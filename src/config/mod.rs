@@ -50,9 +50,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Embedded mode: the SQLite store.
     pub sqlite: SqliteSettings,
-    /// This instance's Snowflake worker ID, 0–1023. Two running instances must never
-    /// share one, or they could mint the same ID.
-    pub worker_id: u16,
+    /// This instance's Snowflake worker ID, 0–1023. Unset: leased from the directory in
+    /// the distributed mode (`ids.lease`), 1 in the embedded mode. A configured ID is
+    /// leased too, and a start with an ID another instance holds is refused.
+    pub worker_id: Option<u16>,
     /// Name of the shard that holds the directory: aliases (later API keys, tenants).
     /// Defaults to the first shard.
     pub directory: Option<String>,
@@ -112,6 +113,13 @@ pub struct IdSettings {
     /// A backward clock step up to this many milliseconds is waited out; a larger one
     /// fails the request with 503 and is counted.
     pub max_clock_wait_ms: u64,
+    /// Distributed mode: whether worker IDs are leased from the directory
+    /// (`worker_leases`), so no two instances ever hold one. `false` trusts a configured
+    /// `worker_id` unchecked (an orchestrator that assigns unique ones).
+    pub lease: bool,
+    /// How long a lease lasts without renewal, in seconds; it is renewed every third of
+    /// that, and an instance stops minting a tenth of it before it would run out.
+    pub lease_ttl_s: u64,
 }
 
 /// The HTTP server.
@@ -134,7 +142,7 @@ impl Default for Settings {
             public_url: None,
             data_dir: PathBuf::from("data"),
             sqlite: SqliteSettings::default(),
-            worker_id: 1,
+            worker_id: None,
             directory: None,
             shards: Vec::new(),
             database: DatabaseSettings::default(),
@@ -170,6 +178,8 @@ impl Default for IdSettings {
     fn default() -> Self {
         Self {
             max_clock_wait_ms: 50,
+            lease: true,
+            lease_ttl_s: 30,
         }
     }
 }
@@ -272,11 +282,18 @@ impl Settings {
         if !matches!(public.scheme(), "http" | "https") || public.host_str().is_none() {
             return Err(invalid("public_url must be an http(s) URL with a host"));
         }
-        if self.worker_id > MAX_WORKER_ID {
+        if let Some(worker) = self.worker_id.filter(|w| *w > MAX_WORKER_ID) {
             return Err(invalid(format!(
-                "worker_id = {} is out of range 0..={MAX_WORKER_ID}",
-                self.worker_id
+                "worker_id = {worker} is out of range 0..={MAX_WORKER_ID}"
             )));
+        }
+        if self.ids.lease_ttl_s < 1 {
+            return Err(invalid("ids.lease_ttl_s must be at least 1"));
+        }
+        if self.mode() == Mode::Distributed && !self.ids.lease && self.worker_id.is_none() {
+            return Err(invalid(
+                "ids.lease = false needs a worker_id (or lease worker IDs: ids.lease = true)",
+            ));
         }
         if let Some(redis) = &self.redis {
             let url = Url::parse(&redis.url)
@@ -370,6 +387,17 @@ impl Settings {
         } else {
             Mode::Distributed
         }
+    }
+
+    /// Whether this instance leases its worker ID (the distributed mode with
+    /// `ids.lease`); otherwise it mints with [`fixed_worker_id`](Self::fixed_worker_id).
+    pub fn leases_worker_id(&self) -> bool {
+        self.mode() == Mode::Distributed && self.ids.lease
+    }
+
+    /// The worker ID of an instance that leases none: the configured one, or 1.
+    pub fn fixed_worker_id(&self) -> u16 {
+        self.worker_id.unwrap_or(1)
     }
 
     /// Whether links may be created without an API key: `auth.allow_anonymous`, by

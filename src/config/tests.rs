@@ -65,7 +65,7 @@ fn broken_configurations_are_refused_with_a_reason() {
             Box::new(|s| s.shards[0].from = "2023-06-01T00:00:00Z".parse().unwrap()),
             "before the ID epoch",
         ),
-        (Box::new(|s| s.worker_id = 1024), "worker_id"),
+        (Box::new(|s| s.worker_id = Some(1024)), "worker_id"),
         (
             Box::new(|s| s.links.own_hosts = vec!["*.sho.rt".into()]),
             "links.own_hosts",
@@ -119,7 +119,7 @@ fn a_file_and_the_environment_layer_over_the_defaults() {
         jail.set_env("SHORTENER_CODES__KEY", KEY);
         let s = Settings::load(Some(Path::new("shortener.toml"))).unwrap();
         assert_eq!(s.listen, "127.0.0.1:9000", "from the file");
-        assert_eq!(s.worker_id, 9, "the environment wins over the file");
+        assert_eq!(s.worker_id, Some(9), "the environment wins over the file");
         assert_eq!(s.database.pool_size, 3, "nested keys use __");
         assert_eq!(s.links.max_url_length, 2048, "defaults fill the rest");
         assert_eq!(

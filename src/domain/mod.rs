@@ -11,7 +11,7 @@ pub mod target_url;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codes::{Alias, AliasError, LinkKey};
-pub use ids::{IdError, Snowflake, SnowflakeGenerator};
+pub use ids::{IdError, Snowflake, SnowflakeGenerator, WorkerSlot};
 pub use link::{Link, LinkState, NewLink, RedirectKind, TenantId};
 pub use query::{Cursor, DayRange, PageLimit, QueryError};
 pub use target_url::{TargetUrl, UrlError, UrlPolicy};

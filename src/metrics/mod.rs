@@ -75,6 +75,8 @@ pub struct Metrics {
     id_clock_waits: IntCounter,
     id_clock_failures: IntCounter,
     id_sequence_exhausted: IntCounter,
+    worker_id: IntGauge,
+    lease_renewals: IntCounterVec,
     pool_connections: IntGaugeVec,
     click_pool_connections: IntGaugeVec,
     clicks_enqueued: IntCounter,
@@ -165,6 +167,18 @@ impl Metrics {
                 "Redis circuit breaker: 0 closed, 1 open, 2 half-open.",
             ),
             ids_issued: counter(r, "ids_issued_total", "Snowflake IDs issued."),
+            worker_id: gauge(
+                r,
+                "worker_id",
+                "The Snowflake worker ID this instance mints with now; -1 while it holds none.",
+            ),
+            lease_renewals: counter_vec(
+                r,
+                "worker_lease_renewals_total",
+                "Worker ID lease renewals by result: ok, error (directory unreachable or slow), \
+                 lost (ran out before renewal).",
+                &["result"],
+            ),
             id_duplicates: counter(
                 r,
                 "id_duplicates_total",
@@ -352,6 +366,11 @@ impl Metrics {
                 sync(&self.id_clock_waits, &st.clock_waits);
                 sync(&self.id_clock_failures, &st.clock_failures);
                 sync(&self.id_sequence_exhausted, &st.sequence_exhausted);
+                let lease = |r: &str| self.lease_renewals.with_label_values(&[r]);
+                sync(&lease("ok"), &st.lease_renewals);
+                sync(&lease("error"), &st.lease_errors);
+                sync(&lease("lost"), &st.leases_lost);
+                self.worker_id.set(ids.worker().map_or(-1, i64::from));
             }
             let links = s.store.iter().flat_map(|st| st.pool_status());
             let clicks = s.clicks.iter().flat_map(|st| st.pool_status());
@@ -408,6 +427,9 @@ impl Metrics {
         // Present at 0 from the start, so rates and alerts see the first one.
         for class in ["shorten", "redirect"] {
             self.rate_limited.with_label_values(&[class]);
+        }
+        for result in ["ok", "error", "lost"] {
+            self.lease_renewals.with_label_values(&[result]);
         }
     }
 }

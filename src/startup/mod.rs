@@ -10,7 +10,7 @@ use actix_web::{web, App};
 use crate::analytics::{Analytics, StreamAt};
 use crate::cache::{LinkCache, LocalTier, RedisTier};
 use crate::config::{redact_url, Mode, Settings};
-use crate::domain::{Clock, SnowflakeGenerator, SystemClock, UrlPolicy};
+use crate::domain::{Clock, SnowflakeGenerator, SystemClock, UrlPolicy, WorkerSlot};
 use crate::http::observe::{observe, LogRequests};
 use crate::http::{self, AppState};
 use crate::limits::Limits;
@@ -20,10 +20,11 @@ use crate::shutdown::Shutdown;
 use crate::store::clicks::ClickStore;
 use crate::store::postgres::{ShardedClicks, ShardedPostgres};
 use crate::store::sqlite::{SqliteClicks, SqliteStore};
-use crate::store::{Directory, LinkStore};
+use crate::store::{Directory, LinkStore, WorkerLeases};
 use actix_web::middleware::from_fn;
 
 pub mod codes;
+pub mod leases;
 
 /// Wraps the store before the service uses it (tests count loads this way).
 pub type StoreLayer = Box<dyn FnOnce(Arc<dyn LinkStore>) -> Arc<dyn LinkStore> + Send>;
@@ -53,6 +54,8 @@ pub struct Application {
     shutdown: Shutdown,
     background: Vec<tokio::task::JoinHandle<()>>,
     analytics: Option<Analytics>,
+    /// The worker ID lease's keeper, when leasing.
+    lease: Option<leases::LeaseHandle>,
 }
 
 impl Application {
@@ -83,11 +86,7 @@ impl Application {
         }
         let codec = codes::open_codec(&settings, &stores, clock.as_ref()).await?;
         let (cache, mut background) = build_cache(&settings, &shutdown)?;
-        let ids = Arc::new(SnowflakeGenerator::new(
-            settings.worker_id,
-            clock.clone(),
-            Duration::from_millis(settings.ids.max_clock_wait_ms),
-        ));
+        let (ids, keeper) = worker_ids(&settings, &stores, clock.clone()).await?;
         let policy = url_policy(&settings)?;
         if !policy.blocked.is_empty() {
             tracing::info!(domains = policy.blocked.len(), "domain blocklist loaded");
@@ -195,7 +194,9 @@ impl Application {
             },
         )?;
         tracing::info!(listen = %settings.listen, port, "listening");
+        let lease = keeper.map(leases::LeaseKeeper::spawn);
         Ok(Self {
+            lease,
             port,
             server,
             admin,
@@ -243,6 +244,7 @@ impl Application {
             shutdown,
             background,
             mut analytics,
+            lease,
             ..
         } = self;
         // The admin listener serves until storage closes: the drain can be watched.
@@ -258,6 +260,10 @@ impl Application {
             }
         };
         shutdown.begin();
+        // No shorten is in flight any more: the worker ID goes back at once.
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
         // 2. Clicks: no request is in flight any more; count every click taken.
         if let Some(analytics) = analytics.as_mut() {
             analytics.close().await;
@@ -273,6 +279,45 @@ impl Application {
         // 4. Storage.
         stores.close().await;
         served.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// The ID generator: on a leased worker ID (taken now) in the distributed mode with
+/// `ids.lease`, else on the configured one (1 by default).
+///
+/// # Errors
+/// When no lease can be taken: the configured ID is another instance's, every ID is
+/// held, or the directory cannot be reached.
+pub async fn worker_ids(
+    settings: &Settings,
+    stores: &Stores,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Arc<SnowflakeGenerator>, Option<leases::LeaseKeeper>)> {
+    let wait = Duration::from_millis(settings.ids.max_clock_wait_ms);
+    match (&stores.leases, settings.leases_worker_id()) {
+        (Some(table), true) => {
+            let slot = Arc::new(WorkerSlot::vacant());
+            let ids = Arc::new(SnowflakeGenerator::with_slot(slot, clock, wait));
+            let keeper = leases::LeaseKeeper::new(
+                table.clone(),
+                ids.clone(),
+                settings.worker_id,
+                Duration::from_secs(settings.ids.lease_ttl_s),
+            );
+            keeper
+                .acquire()
+                .await
+                .map_err(|e| anyhow::anyhow!("no worker ID: {e}"))?;
+            Ok((ids, Some(keeper)))
+        }
+        _ => Ok((
+            Arc::new(SnowflakeGenerator::new(
+                settings.fixed_worker_id(),
+                clock,
+                wait,
+            )),
+            None,
+        )),
     }
 }
 
@@ -327,6 +372,8 @@ pub struct Stores {
     pub directory: Arc<dyn Directory>,
     /// Click counts.
     pub clicks: Arc<dyn ClickStore>,
+    /// Worker ID leases (the distributed mode only).
+    pub leases: Option<Arc<dyn WorkerLeases>>,
 }
 
 impl Stores {
@@ -365,6 +412,7 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
                 links: store.clone(),
                 directory: store,
                 clicks: Arc::new(clicks),
+                leases: None,
             }
         }
         Mode::Distributed => {
@@ -375,8 +423,9 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
             let store = Arc::new(store);
             Stores {
                 links: store.clone(),
-                directory: store,
+                directory: store.clone(),
                 clicks: Arc::new(clicks),
+                leases: Some(store),
             }
         }
     })
@@ -387,7 +436,7 @@ fn log_decisions(settings: &Settings) {
     if settings.mode() == Mode::Embedded {
         tracing::info!(
             mode = "embedded",
-            worker_id = settings.worker_id,
+            worker_id = settings.fixed_worker_id(),
             public_url = %settings.public_url(),
             data_dir = %settings.data_dir.display(),
             synchronous = ?settings.sqlite.synchronous,
@@ -397,7 +446,8 @@ fn log_decisions(settings: &Settings) {
     }
     tracing::info!(
         mode = "distributed",
-        worker_id = settings.worker_id,
+        worker_id = ?settings.worker_id,
+        worker_id_leased = settings.ids.lease,
         public_url = %settings.public_url(),
         directory = settings.directory_name(),
         "starting"

@@ -5,6 +5,8 @@
 //! - [`links::LinkStore`]: links and their aliases.
 //! - [`directory::Directory`]: tenants and API keys.
 //! - [`clicks::ClickStore`]: click counts (and sampled raw clicks).
+//! - [`leases::WorkerLeases`]: leased worker IDs (PostgreSQL only: the embedded mode is
+//!   one process and leases nothing).
 //!
 //! [`error`] holds what they share (errors, part health, pool state); the shard object
 //! ([`postgres::Shard`]) is the plumbing under all three on PostgreSQL, not a trait.
@@ -14,6 +16,7 @@
 pub mod clicks;
 pub mod directory;
 pub mod error;
+pub mod leases;
 pub mod links;
 pub mod postgres;
 pub mod shard_map;
@@ -21,4 +24,5 @@ pub mod sqlite;
 
 pub use directory::{Directory, KeyRecord};
 pub use error::{PartHealth, PoolStatus, StoreError};
+pub use leases::{Lease, Refusal, WorkerLeases};
 pub use links::{merge_newest, LinkStore};

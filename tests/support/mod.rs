@@ -260,6 +260,18 @@ impl TestApp {
         app
     }
 
+    /// Builds and starts an app with these settings on the system clock (for tests that
+    /// mint more IDs than one stopped millisecond allows). `clock` is then not the
+    /// app's clock.
+    pub async fn spawn_real_time(settings: Settings) -> anyhow::Result<Self> {
+        Self::try_spawn_on(
+            settings,
+            Arc::new(ManualClock::at(t0())),
+            Arc::new(shortener::domain::SystemClock),
+        )
+        .await
+    }
+
     /// Builds and starts an app with these settings and clock.
     pub async fn spawn(settings: Settings, clock: Arc<ManualClock>) -> Self {
         Self::try_spawn(settings, clock).await.expect("app builds")

@@ -142,6 +142,89 @@ pub enum IdError {
     /// The sequence is used up and the clock did not reach the next millisecond.
     #[error("the clock has not advanced for {0:?} with the sequence exhausted")]
     ClockStalled(Duration),
+    /// This process holds no worker ID now (its lease lapsed and is not yet renewed).
+    #[error("this instance holds no worker ID at the moment")]
+    NoWorkerId,
+}
+
+/// Which worker ID this process may stamp into IDs, and until when: a configured ID is
+/// held for ever, a leased one until a deadline on the monotonic clock that the lease
+/// keeper moves on at each renewal. Minting reads it on every ID (one atomic load, and
+/// for a lease one monotonic clock read), so a lapsed lease stops minting at once, with
+/// no help from the task that failed to renew it.
+#[derive(Debug)]
+pub struct WorkerSlot {
+    base: Instant,
+    /// `deadline << 16 | worker`: the deadline in milliseconds after `base` (0: none,
+    /// [`FOREVER`]: no end); the worker bits stay when the slot is vacated, for
+    /// [`last_worker`](Self::last_worker).
+    packed: AtomicU64,
+}
+
+const FOREVER: u64 = (1 << 48) - 1;
+
+impl WorkerSlot {
+    /// A slot holding `worker` with no end (a configured worker ID).
+    pub fn fixed(worker: u16) -> Self {
+        Self {
+            base: Instant::now(),
+            packed: AtomicU64::new(FOREVER << 16 | u64::from(worker)),
+        }
+    }
+
+    /// A slot holding nothing yet.
+    pub fn vacant() -> Self {
+        Self {
+            base: Instant::now(),
+            packed: AtomicU64::new(0),
+        }
+    }
+
+    /// Holds `worker` until `until`.
+    pub fn hold(&self, worker: u16, until: Instant) {
+        let ms = u64::try_from(until.saturating_duration_since(self.base).as_millis())
+            .unwrap_or(FOREVER - 1)
+            .min(FOREVER - 1);
+        self.packed
+            .store(ms << 16 | u64::from(worker), Ordering::Release);
+    }
+
+    /// Gives the worker ID up: nothing is minted until the next [`hold`](Self::hold).
+    pub fn vacate(&self) {
+        let worker = self.packed.load(Ordering::Acquire) & 0xffff;
+        self.packed.store(worker, Ordering::Release);
+    }
+
+    /// The worker ID held now, if any.
+    pub fn current(&self) -> Option<u16> {
+        let packed = self.packed.load(Ordering::Acquire);
+        let deadline = packed >> 16;
+        let worker = (packed & 0xffff) as u16;
+        match deadline {
+            0 => None,
+            FOREVER => Some(worker),
+            _ => {
+                let now = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+                (now < deadline).then_some(worker)
+            }
+        }
+    }
+
+    /// The worker ID held last, lapsed or not (0 before the first): for event IDs,
+    /// which tolerate a duplicate (their units are told apart by producer).
+    pub fn last_worker(&self) -> u16 {
+        (self.packed.load(Ordering::Acquire) & 0xffff) as u16
+    }
+
+    /// Whether the slot carries a deadline (held, or lapsed without being vacated).
+    pub fn has_deadline(&self) -> bool {
+        self.packed.load(Ordering::Acquire) >> 16 != 0
+    }
+
+    /// Whether the ID is configured (held for ever) rather than leased.
+    pub fn is_fixed(&self) -> bool {
+        self.packed.load(Ordering::Acquire) >> 16 == FOREVER
+    }
 }
 
 /// Counters the metrics module exports.
@@ -157,6 +240,12 @@ pub struct IdStats {
     pub sequence_exhausted: AtomicU64,
     /// IDs found already used by another instance (two instances share a worker ID).
     pub duplicates: AtomicU64,
+    /// Lease renewals that went through.
+    pub lease_renewals: AtomicU64,
+    /// Lease renewals that failed (the directory unreachable or slow).
+    pub lease_errors: AtomicU64,
+    /// Leases that ran out before a renewal got through.
+    pub leases_lost: AtomicU64,
 }
 
 enum Attempt {
@@ -167,9 +256,9 @@ enum Attempt {
     Exhausted(u64),
 }
 
-/// Issues Snowflake IDs for one worker.
+/// Issues Snowflake IDs for the worker ID its [`WorkerSlot`] holds.
 pub struct SnowflakeGenerator {
-    worker: u16,
+    slot: Arc<WorkerSlot>,
     clock: Arc<dyn Clock>,
     /// `(ms since epoch) << SEQUENCE_BITS | sequence` of the last issued ID.
     state: AtomicU64,
@@ -180,7 +269,7 @@ pub struct SnowflakeGenerator {
 impl fmt::Debug for SnowflakeGenerator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SnowflakeGenerator")
-            .field("worker", &self.worker)
+            .field("worker", &self.slot.current())
             .field("max_backward_ms", &self.max_backward_ms)
             .finish_non_exhaustive()
     }
@@ -194,8 +283,13 @@ impl SnowflakeGenerator {
     /// If `worker` exceeds [`MAX_WORKER_ID`]; configuration validation rules that out.
     pub fn new(worker: u16, clock: Arc<dyn Clock>, max_backward: Duration) -> Self {
         assert!(worker <= MAX_WORKER_ID, "worker id {worker} out of range");
+        Self::with_slot(Arc::new(WorkerSlot::fixed(worker)), clock, max_backward)
+    }
+
+    /// A generator minting with whatever worker ID `slot` holds at each call.
+    pub fn with_slot(slot: Arc<WorkerSlot>, clock: Arc<dyn Clock>, max_backward: Duration) -> Self {
         Self {
-            worker,
+            slot,
             clock,
             state: AtomicU64::new(0),
             max_backward_ms: u64::try_from(max_backward.as_millis()).unwrap_or(u64::MAX),
@@ -203,9 +297,35 @@ impl SnowflakeGenerator {
         }
     }
 
-    /// The worker ID this generator stamps into every ID.
-    pub fn worker(&self) -> u16 {
-        self.worker
+    /// The worker ID this generator stamps into IDs now, if it holds one.
+    pub fn worker(&self) -> Option<u16> {
+        self.slot.current()
+    }
+
+    /// The slot it reads its worker ID from.
+    pub fn slot(&self) -> &Arc<WorkerSlot> {
+        &self.slot
+    }
+
+    /// Unix milliseconds by this generator's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// The Unix millisecond of the last ID issued (the epoch before the first).
+    pub fn last_issued_ms(&self) -> u64 {
+        (self.state.load(Ordering::Acquire) >> SEQUENCE_BITS) + EPOCH_MS
+    }
+
+    /// Issues nothing at or before the Unix millisecond `unix_ms` from now on: the
+    /// last millisecond another holder of the same worker ID may have used. A clock
+    /// that is behind it is waited out as a backward step is (and fails beyond that).
+    pub fn raise_floor(&self, unix_ms: u64) {
+        let since_epoch = unix_ms.saturating_sub(EPOCH_MS).min(MAX_TIMESTAMP);
+        self.state.fetch_max(
+            since_epoch << SEQUENCE_BITS | MAX_SEQUENCE,
+            Ordering::AcqRel,
+        );
     }
 
     /// Counters for metrics.
@@ -213,7 +333,7 @@ impl SnowflakeGenerator {
         &self.stats
     }
 
-    fn attempt(&self) -> Result<Attempt, IdError> {
+    fn attempt(&self, worker: u16) -> Result<Attempt, IdError> {
         loop {
             let current = self.state.load(Ordering::Acquire);
             let now = self.clock.now_ms();
@@ -248,7 +368,7 @@ impl SnowflakeGenerator {
                 self.stats.issued.fetch_add(1, Ordering::Relaxed);
                 return Ok(Attempt::Issued(Snowflake::from_parts(
                     next >> SEQUENCE_BITS,
-                    self.worker,
+                    worker,
                     next & MAX_SEQUENCE,
                 )));
             }
@@ -261,12 +381,14 @@ impl SnowflakeGenerator {
     /// # Errors
     /// [`IdError::ClockMovedBackwards`] when the clock is further behind than allowed,
     /// or stays behind longer than that in total; [`IdError::ClockOutOfRange`] and
-    /// [`IdError::ClockStalled`] for a clock that cannot be trusted at all.
+    /// [`IdError::ClockStalled`] for a clock that cannot be trusted at all;
+    /// [`IdError::NoWorkerId`] while no worker ID is held.
     pub async fn next_id(&self) -> Result<Snowflake, IdError> {
         let mut waited_ms = 0;
         let mut exhausted_since: Option<(u64, Instant)> = None;
         loop {
-            match self.attempt()? {
+            let worker = self.slot.current().ok_or(IdError::NoWorkerId)?;
+            match self.attempt(worker)? {
                 Attempt::Issued(id) => return Ok(id),
                 Attempt::Behind(ms) => {
                     waited_ms += self.note_wait(ms, waited_ms)?;
@@ -280,10 +402,12 @@ impl SnowflakeGenerator {
         }
     }
 
-    /// An ID now or none: never waits. For the redirect path, which drops a click
-    /// rather than wait for the clock.
+    /// An ID now or none: never waits. For the redirect path's click events, which
+    /// drop a click rather than wait for the clock, and keep the last worker ID while a
+    /// lease is being renewed (an event ID may repeat another instance's: click units
+    /// are told apart by their producer, so no click is lost or counted twice).
     pub fn try_next_id(&self) -> Option<Snowflake> {
-        match self.attempt() {
+        match self.attempt(self.slot.last_worker()) {
             Ok(Attempt::Issued(id)) => Some(id),
             _ => None,
         }
@@ -298,7 +422,8 @@ impl SnowflakeGenerator {
         let mut waited_ms = 0;
         let mut exhausted_since: Option<(u64, Instant)> = None;
         loop {
-            match self.attempt()? {
+            let worker = self.slot.current().ok_or(IdError::NoWorkerId)?;
+            match self.attempt(worker)? {
                 Attempt::Issued(id) => return Ok(id),
                 Attempt::Behind(ms) => {
                     waited_ms += self.note_wait(ms, waited_ms)?;

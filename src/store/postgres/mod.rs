@@ -6,6 +6,7 @@
 
 mod clicks;
 mod directory;
+mod leases;
 mod links;
 mod migrate;
 mod settings;
