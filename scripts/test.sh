@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command. Starts (or installs) PostgreSQL and Redis if needed, drops databases
-# left by earlier test runs, then runs every test. Extra arguments go to `cargo test`.
+# left by earlier test runs, makes sure a streaming replica of it runs (scripts/replica.sh),
+# then runs every test. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,5 +14,8 @@ if command -v psql >/dev/null; then
             psql "postgres://postgres@127.0.0.1:${PG_PORT:-5432}/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
         done
 fi
+
+# A streaming replica of that server (tests/replicas.rs reads from it).
+scripts/replica.sh
 
 cargo test --all-targets "$@"

@@ -24,6 +24,7 @@
 //!   instances. [`store::postgres`] shards all three over
 //!   PostgreSQL by ID range ([`store::shard_map`] is the routing,
 //!   [`store::postgres::shard`] the pool, timeouts and metrics of one shard,
+//!   [`store::postgres::replica`] its streaming replicas and where a redirect reads,
 //!   [`store::postgres::settings`] the shards' settings, [`store::postgres::migrate`]
 //!   the schema; [`store::postgres::links`], [`store::postgres::directory`],
 //!   [`store::postgres::clicks`], [`store::postgres::leases`] the queries). [`store::sqlite`] keeps them in two

@@ -8,6 +8,7 @@ fn shard(name: &str, from: &str) -> ShardSettings {
         name: name.into(),
         url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
         from: from.parse().unwrap(),
+        replicas: Vec::new(),
     }
 }
 

@@ -27,6 +27,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let ready = readiness.ready();
     let mut body =
         json!({ "status": if ready { "ready" } else { "unavailable" }, "parts": readiness.parts });
+    if !readiness.replicas.is_empty() {
+        body["replicas"] = json!(readiness.replicas);
+    }
     if let Some(state) = readiness.redis {
         let breaker = match state {
             BreakerState::Closed => "closed",

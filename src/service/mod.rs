@@ -81,6 +81,8 @@ pub const READINESS_TTL: std::time::Duration = std::time::Duration::from_secs(1)
 #[derive(Debug, Clone)]
 pub struct Readiness {
     pub parts: Vec<PartHealth>,
+    /// The shards' replicas as their last probes saw them (reported, not deciding).
+    pub replicas: Vec<crate::store::ReplicaHealth>,
     /// `None` without Redis.
     pub redis: Option<BreakerState>,
 }
@@ -170,6 +172,7 @@ impl LinkService {
         }
         let fresh = Readiness {
             parts: self.store.health().await,
+            replicas: self.store.replicas(),
             redis: self.cache.redis().map(|r| r.breaker_state()),
         };
         *last = Some((std::time::Instant::now(), fresh.clone()));
@@ -373,6 +376,21 @@ impl LinkService {
         })
     }
 
+    /// [`load`](Self::load) for the redirect path: replicas may answer.
+    async fn load_for_redirect(
+        &self,
+        key: &LinkKey,
+    ) -> Result<Option<Link>, crate::store::StoreError> {
+        Ok(match key {
+            LinkKey::Generated(number) => self
+                .store
+                .resolve(self.codec.id_of(*number))
+                .await?
+                .filter(|l| l.alias.is_none()),
+            LinkKey::Alias(alias) => self.store.resolve_alias(alias.as_ref()).await?,
+        })
+    }
+
     /// Where a code redirects now, through the cache: the redirect path.
     ///
     /// # Errors
@@ -384,7 +402,9 @@ impl LinkService {
         let cached = self
             .cache
             .get_or_load(code, || async {
-                self.load(&key).await.map(|link| Cached::of(link.as_ref()))
+                self.load_for_redirect(&key)
+                    .await
+                    .map(|link| Cached::of(link.as_ref()))
             })
             .await
             .map_err(|e| ApiError::from_store(&e))?;

@@ -86,6 +86,9 @@ impl Application {
         }
         let codec = codes::open_codec(&settings, &stores, clock.as_ref()).await?;
         let (cache, mut background) = build_cache(&settings, &shutdown)?;
+        if let Some(pg) = &stores.replicated {
+            background.push(shutdown.spawn_until(pg.clone().probe_replicas()));
+        }
         let (ids, keeper) = worker_ids(&settings, &stores, clock.clone()).await?;
         let policy = url_policy(&settings)?;
         if !policy.blocked.is_empty() {
@@ -374,6 +377,8 @@ pub struct Stores {
     pub clicks: Arc<dyn ClickStore>,
     /// Worker ID leases (the distributed mode only).
     pub leases: Option<Arc<dyn WorkerLeases>>,
+    /// The shards, when some list replicas: their probe loop runs with the service.
+    pub replicated: Option<Arc<ShardedPostgres>>,
 }
 
 impl Stores {
@@ -413,6 +418,7 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
                 directory: store,
                 clicks: Arc::new(clicks),
                 leases: None,
+                replicated: None,
             }
         }
         Mode::Distributed => {
@@ -425,6 +431,7 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
                 links: store.clone(),
                 directory: store.clone(),
                 clicks: Arc::new(clicks),
+                replicated: store.has_replicas().then(|| store.clone()),
                 leases: Some(store),
             }
         }

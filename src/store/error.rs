@@ -69,6 +69,25 @@ pub struct PartHealth {
     pub error: Option<String>,
 }
 
+/// A shard's streaming replica as its last probe saw it (reported in `/readyz`; a
+/// replica never decides readiness, its primary does).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaHealth {
+    /// The shard it copies (`s0`).
+    pub shard: String,
+    /// Its name in metrics (`r0`: the first of the shard's `replicas`).
+    pub replica: String,
+    /// Its URL, password hidden.
+    pub url: String,
+    /// Whether it answered its last probe and replays.
+    pub up: bool,
+    /// How far behind its primary it was, in milliseconds (absent: not known yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<u64>,
+    /// Whether redirect misses read from it now.
+    pub read: bool,
+}
+
 /// One connection pool's state.
 #[derive(Debug, Clone)]
 pub struct PoolStatus {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{PartHealth, PoolStatus, StoreError};
+use super::{PartHealth, PoolStatus, ReplicaHealth, StoreError};
 use crate::domain::{Link, Snowflake, TenantId};
 
 /// Merges pages that are each newest first into the newest `limit` of all of them.
@@ -26,6 +26,17 @@ pub trait LinkStore: Send + Sync + 'static {
 
     /// The link an alias names, in whatever state it is.
     async fn get_by_alias(&self, alias: &str) -> Result<Option<Link>, StoreError>;
+
+    /// [`get`](Self::get) for the redirect path, which may read a replica (and stays
+    /// up with a replica when the primary is down). Management reads use `get`.
+    async fn resolve(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
+        self.get(id).await
+    }
+
+    /// [`get_by_alias`](Self::get_by_alias) for the redirect path.
+    async fn resolve_alias(&self, alias: &str) -> Result<Option<Link>, StoreError> {
+        self.get_by_alias(alias).await
+    }
 
     /// Stores many new links without aliases at once (bulk seeding for load tests);
     /// faster than [`insert`](Self::insert) one by one, same result.
@@ -68,6 +79,11 @@ pub trait LinkStore: Send + Sync + 'static {
     /// Metrics the store records itself (per-shard query latency and errors), for the
     /// registry.
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        Vec::new()
+    }
+
+    /// The replicas and how their last probe went (none without replicas).
+    fn replicas(&self) -> Vec<ReplicaHealth> {
         Vec::new()
     }
 

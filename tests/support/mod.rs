@@ -206,6 +206,7 @@ pub fn shard(name: &str, url: &str, from: DateTime<Utc>) -> ShardSettings {
         name: name.into(),
         url: url.into(),
         from,
+        replicas: Vec::new(),
     }
 }
 

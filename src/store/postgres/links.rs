@@ -8,7 +8,7 @@ use tokio_postgres::Row;
 use super::shard::{copy_escape, Shard};
 use super::ShardedPostgres;
 use crate::domain::{Link, RedirectKind, Snowflake, TenantId};
-use crate::store::{merge_newest, LinkStore, PartHealth, PoolStatus, StoreError};
+use crate::store::{merge_newest, LinkStore, PartHealth, PoolStatus, ReplicaHealth, StoreError};
 
 const INSERT_LINK: &str =
     "INSERT INTO links (id, alias, url, redirect, created_at, expires_at, tenant_id) \
@@ -98,6 +98,45 @@ impl LinkStore for ShardedPostgres {
         }
     }
 
+    async fn resolve(&self, id: Snowflake) -> Result<Option<Link>, StoreError> {
+        let Some(i) = self.map.shard_for(id) else {
+            return Ok(None);
+        };
+        let shard = self.shards[i].as_ref();
+        match &self.replicas[i] {
+            None => shard.get_link(id).await,
+            Some(replicas) => {
+                replicas
+                    .read(shard, Some(id.unix_ms()), |s| s.get_link(id))
+                    .await
+            }
+        }
+    }
+
+    async fn resolve_alias(&self, alias: &str) -> Result<Option<Link>, StoreError> {
+        let directory = self.directory();
+        let target = match &self.replicas[self.directory] {
+            None => directory.alias_target(alias).await?,
+            Some(replicas) => {
+                replicas
+                    .read(directory, None, |s| s.alias_target(alias))
+                    .await?
+            }
+        };
+        match target {
+            Some(id) => self.resolve(id).await,
+            None => Ok(None),
+        }
+    }
+
+    fn replicas(&self) -> Vec<ReplicaHealth> {
+        self.replicas
+            .iter()
+            .flatten()
+            .flat_map(|r| r.health())
+            .collect()
+    }
+
     async fn mark_deleted(&self, id: Snowflake, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.shard_for(id)?.mark_deleted(id, at).await
     }
@@ -165,11 +204,21 @@ impl LinkStore for ShardedPostgres {
     }
 
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        self.shards.iter().flat_map(|s| s.collectors()).collect()
+        let replicas = self.replicas.iter().flatten().flat_map(|r| r.collectors());
+        self.shards
+            .iter()
+            .flat_map(|s| s.collectors())
+            .chain(replicas)
+            .collect()
     }
 
     fn pool_status(&self) -> Vec<PoolStatus> {
-        self.shards.iter().map(|s| s.pool_status()).collect()
+        let replicas = self.replicas.iter().flatten().flat_map(|r| r.pool_status());
+        self.shards
+            .iter()
+            .map(|s| s.pool_status())
+            .chain(replicas)
+            .collect()
     }
 }
 

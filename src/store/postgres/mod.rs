@@ -9,6 +9,7 @@ mod directory;
 mod leases;
 mod links;
 mod migrate;
+mod replica;
 mod settings;
 mod shard;
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 pub use clicks::ShardedClicks;
 pub use migrate::{latest_version, migrate_all, migrate_url, schema_version};
+pub use replica::Replicas;
 pub use settings::{redact_url, validate_shards, DatabaseSettings, ShardSettings};
 pub use shard::Shard;
 
@@ -27,6 +29,9 @@ use crate::domain::Snowflake;
 pub struct ShardedPostgres {
     map: ShardMap,
     shards: Vec<Arc<Shard>>,
+    /// Each shard's replicas, when it lists any (same order as `shards`).
+    replicas: Vec<Option<Replicas>>,
+    probe_every: std::time::Duration,
     directory: usize,
 }
 
@@ -45,6 +50,10 @@ impl ShardedPostgres {
             .iter()
             .map(|s| Shard::new(s, db, "links", db.pool_size, db.query_timeout_ms).map(Arc::new))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let replicas = settings
+            .iter()
+            .map(|s| Replicas::new(s, db))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let map = ShardMap::new(settings.iter().map(|s| s.first_id()).collect())?;
         let directory = settings
             .iter()
@@ -53,8 +62,32 @@ impl ShardedPostgres {
         Ok(Self {
             map,
             shards,
+            replicas,
+            probe_every: std::time::Duration::from_millis(db.replica_probe_interval_ms),
             directory,
         })
+    }
+
+    /// Whether any shard lists replicas (then [`probe_replicas`](Self::probe_replicas)
+    /// must run).
+    pub fn has_replicas(&self) -> bool {
+        self.replicas.iter().any(Option::is_some)
+    }
+
+    /// Probes every replica and every replicated shard's primary each
+    /// `database.replica_probe_interval_ms`, for ever: run it until the shutdown.
+    pub async fn probe_replicas(self: Arc<Self>) {
+        let mut every = tokio::time::interval(self.probe_every);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let probes = self
+                .shards
+                .iter()
+                .zip(&self.replicas)
+                .filter_map(|(shard, r)| r.as_ref().map(|r| r.probe(shard)));
+            futures::future::join_all(probes).await;
+        }
     }
 
     /// The shards, in range order.

@@ -21,6 +21,11 @@ pub struct ShardSettings {
     /// First instant of this shard's range; the range runs until the next shard's `from`
     /// (the last one is open-ended). IDs minted from this instant on live here.
     pub from: DateTime<Utc>,
+    /// Streaming replicas of this shard's database (PostgreSQL's own replication, set
+    /// up with `pg_basebackup -R`): redirect misses read from them, everything else
+    /// from `url`. Empty: the primary serves every read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<String>,
 }
 
 /// Pools and timeouts for every shard.
@@ -41,6 +46,14 @@ pub struct DatabaseSettings {
     pub clicks_pool_size: usize,
     /// Longest a click flush (one transaction on one shard) may run, in milliseconds.
     pub clicks_query_timeout_ms: u64,
+    /// Connections per replica per instance (redirect misses only).
+    pub replica_pool_size: usize,
+    /// A replica further behind its primary than this, in milliseconds, is not read
+    /// (its shard's primary is), unless the primary is down.
+    pub replica_max_lag_ms: u64,
+    /// How often each replica's lag (and each replicated shard's primary) is probed, in
+    /// milliseconds.
+    pub replica_probe_interval_ms: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -52,6 +65,9 @@ impl Default for DatabaseSettings {
             query_timeout_ms: 2_000,
             clicks_pool_size: 2,
             clicks_query_timeout_ms: 30_000,
+            replica_pool_size: 16,
+            replica_max_lag_ms: 1_000,
+            replica_probe_interval_ms: 250,
         }
     }
 }
@@ -69,16 +85,18 @@ impl DatabaseSettings {
     /// # Errors
     /// A message naming the first value out of range.
     pub fn validate(&self) -> Result<(), String> {
-        if self.pool_size == 0 || self.clicks_pool_size == 0 {
-            return Err(
-                "database.pool_size and database.clicks_pool_size must be at least 1".into(),
-            );
+        if self.pool_size == 0 || self.clicks_pool_size == 0 || self.replica_pool_size == 0 {
+            return Err("database.pool_size, database.clicks_pool_size and \
+                 database.replica_pool_size must be at least 1"
+                .into());
         }
         for (name, ms) in [
             ("connect_timeout_ms", self.connect_timeout_ms),
             ("pool_wait_timeout_ms", self.pool_wait_timeout_ms),
             ("query_timeout_ms", self.query_timeout_ms),
             ("clicks_query_timeout_ms", self.clicks_query_timeout_ms),
+            ("replica_max_lag_ms", self.replica_max_lag_ms),
+            ("replica_probe_interval_ms", self.replica_probe_interval_ms),
         ] {
             if ms == 0 {
                 return Err(format!("database.{name} must be above 0"));
@@ -112,6 +130,24 @@ pub fn validate_shards(shards: &[ShardSettings], directory: Option<&str>) -> Res
             .url
             .parse::<tokio_postgres::Config>()
             .map_err(|e| format!("shard {:?}: bad url: {e}", shard.name))?;
+        for (r, url) in shard.replicas.iter().enumerate() {
+            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                return Err(format!(
+                    "shard {:?}: replica #{} url must start with postgres://",
+                    shard.name,
+                    r + 1
+                ));
+            }
+            url.parse::<tokio_postgres::Config>()
+                .map_err(|e| format!("shard {:?}: replica #{}: bad url: {e}", shard.name, r + 1))?;
+            if *url == shard.url {
+                return Err(format!(
+                    "shard {:?}: replica #{} is the shard's own url",
+                    shard.name,
+                    r + 1
+                ));
+            }
+        }
         if shard.from.timestamp_millis() < EPOCH_MS as i64 {
             return Err(format!(
                 "shard {:?}: from = {} is before the ID epoch 2024-01-01T00:00:00Z",

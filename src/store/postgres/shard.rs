@@ -15,6 +15,16 @@ use super::settings::{redact_url, DatabaseSettings, ShardSettings};
 use crate::domain::Snowflake;
 use crate::store::{PartHealth, PoolStatus, StoreError};
 
+/// What a pool is built from.
+struct PoolSpec<'a> {
+    name: String,
+    url: &'a str,
+    first_id: Snowflake,
+    pool_kind: &'static str,
+    pool_size: usize,
+    query_timeout_ms: u64,
+}
+
 /// A PostgreSQL database holding one range of the ID space.
 pub struct Shard {
     name: String,
@@ -44,7 +54,66 @@ impl Shard {
         pool_size: usize,
         query_timeout_ms: u64,
     ) -> anyhow::Result<Self> {
-        let mut config: tokio_postgres::Config = settings.url.parse()?;
+        // The links' pool reports as shard_…, the clicks' pool as click_shard_….
+        let prefix = if pool_kind == "links" { "" } else { "click_" };
+        Self::build(
+            PoolSpec {
+                name: settings.name.clone(),
+                url: &settings.url,
+                first_id: settings.first_id(),
+                pool_kind,
+                pool_size,
+                query_timeout_ms,
+            },
+            db,
+            &format!("{prefix}shard"),
+            &[("shard", &settings.name)],
+        )
+    }
+
+    /// The pool of replica number `index` (from 0) of `settings`' shard, for redirect
+    /// misses: its own connections, timeouts and metrics
+    /// (`shortener_replica_query_duration_seconds{shard, replica}` …). It answers as
+    /// part `s0/r0` in errors.
+    ///
+    /// # Errors
+    /// When the URL does not parse or the pool cannot be built.
+    pub fn replica(
+        settings: &ShardSettings,
+        index: usize,
+        db: &DatabaseSettings,
+    ) -> anyhow::Result<Self> {
+        let replica = format!("r{index}");
+        Self::build(
+            PoolSpec {
+                name: format!("{}/{replica}", settings.name),
+                url: &settings.replicas[index],
+                first_id: settings.first_id(),
+                pool_kind: "replica",
+                pool_size: db.replica_pool_size,
+                query_timeout_ms: db.query_timeout_ms,
+            },
+            db,
+            "replica",
+            &[("shard", &settings.name), ("replica", &replica)],
+        )
+    }
+
+    fn build(
+        spec: PoolSpec<'_>,
+        db: &DatabaseSettings,
+        metric: &str,
+        labels: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let PoolSpec {
+            name,
+            url,
+            first_id,
+            pool_kind,
+            pool_size,
+            query_timeout_ms,
+        } = spec;
+        let mut config: tokio_postgres::Config = url.parse()?;
         config
             .connect_timeout(Duration::from_millis(db.connect_timeout_ms))
             .application_name("shortener")
@@ -63,30 +132,26 @@ impl Shard {
             .create_timeout(Some(Duration::from_millis(db.connect_timeout_ms)))
             .recycle_timeout(Some(Duration::from_millis(db.connect_timeout_ms)))
             .build()?;
-        // The links' pool reports as shard_…, the clicks' pool as click_shard_….
-        let metric = |name: &str| {
-            if pool_kind == "links" {
-                name.to_owned()
-            } else {
-                format!("{pool_kind}_{name}").replacen("clicks_", "click_", 1)
-            }
-        };
+        let const_labels: std::collections::HashMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let latency = prometheus::Histogram::with_opts(
             prometheus::HistogramOpts::new(
-                metric("shard_query_duration_seconds"),
+                format!("{metric}_query_duration_seconds"),
                 format!("Shard query latency ({pool_kind} pool), pool wait included."),
             )
             .namespace("shortener")
-            .const_label("shard", &settings.name)
+            .const_labels(const_labels.clone())
             .buckets(crate::telemetry::LATENCY_BUCKETS.to_vec()),
         )?;
         let errors = prometheus::IntCounterVec::new(
             prometheus::Opts::new(
-                metric("shard_errors_total"),
+                format!("{metric}_errors_total"),
                 format!("Failed shard queries ({pool_kind} pool) by kind."),
             )
             .namespace("shortener")
-            .const_label("shard", &settings.name),
+            .const_labels(const_labels),
             &["kind"],
         )?;
         // Every kind exists from the start at 0, so rates and alerts see the first error.
@@ -94,10 +159,10 @@ impl Shard {
             errors.with_label_values(&[kind]);
         }
         Ok(Self {
-            name: settings.name.clone(),
+            name,
             pool_kind,
-            display_url: redact_url(&settings.url),
-            first_id: settings.first_id(),
+            display_url: redact_url(url),
+            first_id,
             pool,
             query_timeout: Duration::from_millis(query_timeout_ms),
             latency,

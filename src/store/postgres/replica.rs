@@ -1,0 +1,378 @@
+//! A shard's streaming replicas, and where a redirect miss reads.
+//!
+//! PostgreSQL replicates (a replica made with `pg_basebackup -R`); this module only
+//! decides which copy a read goes to:
+//!
+//! - A redirect miss goes to a replica that answered its last probe and is at most
+//!   `database.replica_max_lag_ms` behind, round robin.
+//! - A code the replica does not know goes to the primary: it may have been created a
+//!   moment ago and not be replayed yet (read-your-writes).
+//! - A replica that fails, or none fit to read, sends the read to the primary.
+//! - The primary down (its probe or a read failed): replicas serve whatever their lag.
+//!   A code they do not know is then answered 404 only when its ID (which carries its
+//!   minting time) is older than what the replica is known to hold in full; else 503,
+//!   as the link may exist on the primary alone.
+//!
+//! A probe loop ([`ShardedPostgres::probe_replicas`](super::ShardedPostgres)) asks each
+//! replica every `replica_probe_interval_ms` how far behind it is, and each replicated
+//! shard's primary whether it answers. The probe is the replica's breaker: one that
+//! fails a read or a probe is skipped until a probe succeeds.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use super::settings::{DatabaseSettings, ShardSettings};
+use super::shard::Shard;
+use crate::store::{PoolStatus, ReplicaHealth, StoreError};
+
+/// What a replica's probe reads: whether it replays, whether it has replayed all it
+/// received while streaming, the time now, and the time of the last commit replayed.
+const PROBE: &str = "SELECT pg_is_in_recovery(), \
+    COALESCE(pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn(), false) \
+      AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'), \
+    (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint, \
+    (EXTRACT(EPOCH FROM pg_last_xact_replay_timestamp()) * 1000)::bigint";
+
+/// Lag reported for a replica that has replayed nothing yet.
+const UNKNOWN_LAG_MS: u64 = u64::MAX / 2;
+
+/// One replica of one shard.
+pub struct Replica {
+    conn: Shard,
+    label: String,
+    up: AtomicBool,
+    lag_ms: AtomicU64,
+    /// Unix milliseconds up to which the replica holds every commit of its primary (0:
+    /// unknown): the probe's time when it had replayed all it received, else the time
+    /// of the last commit it replayed.
+    complete_to_ms: AtomicU64,
+    lag_gauge: prometheus::Gauge,
+    up_gauge: prometheus::IntGauge,
+}
+
+impl Replica {
+    fn usable(&self, max_lag_ms: u64, any_lag: bool) -> bool {
+        self.up.load(Ordering::Acquire)
+            && (any_lag || self.lag_ms.load(Ordering::Acquire) <= max_lag_ms)
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Release);
+        self.up_gauge.set(i64::from(up));
+    }
+
+    async fn probe(&self) {
+        let result = self
+            .conn
+            .run(|c| async move {
+                let stmt = c.prepare_cached(PROBE).await?;
+                c.query_one(&stmt, &[]).await
+            })
+            .await;
+        let row = match result {
+            Ok(row) => row,
+            Err(e) => {
+                if self.up.load(Ordering::Acquire) {
+                    tracing::warn!(replica = self.conn.name(), error = %e, "replica probe failed; redirects read the primary");
+                }
+                self.set_up(false);
+                return;
+            }
+        };
+        let in_recovery: bool = row.get(0);
+        if !in_recovery {
+            if self.up.load(Ordering::Acquire) {
+                tracing::error!(
+                    replica = self.conn.name(),
+                    "this replica is not replaying (promoted, or not a replica): not read"
+                );
+            }
+            self.set_up(false);
+            return;
+        }
+        let caught_up: bool = row.get(1);
+        let now_ms = u64::try_from(row.get::<_, i64>(2)).unwrap_or(0);
+        let replayed_ms = row
+            .get::<_, Option<i64>>(3)
+            .and_then(|v| u64::try_from(v).ok());
+        let (lag, complete_to) = if caught_up {
+            (0, now_ms)
+        } else {
+            match replayed_ms {
+                Some(at) => (now_ms.saturating_sub(at), at),
+                None => (UNKNOWN_LAG_MS, 0),
+            }
+        };
+        self.lag_ms.store(lag, Ordering::Release);
+        self.complete_to_ms.store(complete_to, Ordering::Release);
+        self.lag_gauge.set(lag.min(UNKNOWN_LAG_MS) as f64 / 1e3);
+        if !self.up.load(Ordering::Acquire) {
+            tracing::info!(replica = self.conn.name(), lag_ms = lag, "replica answers");
+        }
+        self.set_up(true);
+    }
+
+    fn failed(&self, e: &StoreError) {
+        if self.up.swap(false, Ordering::AcqRel) {
+            tracing::warn!(replica = self.conn.name(), error = %e, "replica read failed; skipped until its probe answers");
+        }
+        self.up_gauge.set(0);
+    }
+}
+
+/// The replicas of one shard, and what the shard's reads went to.
+pub struct Replicas {
+    shard: String,
+    replicas: Vec<Replica>,
+    next: AtomicUsize,
+    primary_up: AtomicBool,
+    max_lag_ms: u64,
+    /// How much later than its ID's time a link can be committed: the query timeout
+    /// plus a second for clocks that disagree.
+    commit_slack_ms: u64,
+    reads: prometheus::IntCounterVec,
+}
+
+/// Whether an error says the database could not be reached (rather than refusing).
+fn unreachable(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Unavailable { .. } | StoreError::Timeout { .. }
+    )
+}
+
+impl Replicas {
+    /// The replicas `settings` lists (`None` when it lists none), each with its pool.
+    ///
+    /// # Errors
+    /// When a URL does not parse or a metric cannot be made.
+    pub fn new(settings: &ShardSettings, db: &DatabaseSettings) -> anyhow::Result<Option<Self>> {
+        if settings.replicas.is_empty() {
+            return Ok(None);
+        }
+        let mut replicas = Vec::with_capacity(settings.replicas.len());
+        for index in 0..settings.replicas.len() {
+            let conn = Shard::replica(settings, index, db)?;
+            let label = format!("r{index}");
+            let labels = [
+                ("shard", settings.name.as_str()),
+                ("replica", label.as_str()),
+            ];
+            let const_labels: std::collections::HashMap<String, String> = labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let lag_gauge = prometheus::Gauge::with_opts(
+                prometheus::Opts::new(
+                    "replica_lag_seconds",
+                    "How far the replica's replay is behind its primary, at its last probe.",
+                )
+                .namespace("shortener")
+                .const_labels(const_labels.clone()),
+            )?;
+            let up_gauge = prometheus::IntGauge::with_opts(
+                prometheus::Opts::new(
+                    "replica_up",
+                    "1 when the replica answered its last probe (and reads) and replays.",
+                )
+                .namespace("shortener")
+                .const_labels(const_labels),
+            )?;
+            replicas.push(Replica {
+                conn,
+                label,
+                up: AtomicBool::new(false),
+                lag_ms: AtomicU64::new(UNKNOWN_LAG_MS),
+                complete_to_ms: AtomicU64::new(0),
+                lag_gauge,
+                up_gauge,
+            });
+        }
+        let reads = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "redirect_reads_total",
+                "Redirect misses of a replicated shard, by the copy that answered (source) \
+                 and why (reason).",
+            )
+            .namespace("shortener")
+            .const_label("shard", &settings.name),
+            &["source", "reason"],
+        )?;
+        for (source, reason) in READS {
+            reads.with_label_values(&[source, reason]);
+        }
+        Ok(Some(Self {
+            shard: settings.name.clone(),
+            replicas,
+            next: AtomicUsize::new(0),
+            primary_up: AtomicBool::new(true),
+            max_lag_ms: db.replica_max_lag_ms,
+            commit_slack_ms: db.query_timeout_ms + 1_000,
+            reads,
+        }))
+    }
+
+    /// The next replica fit to read, round robin; with `any_lag`, however far behind.
+    fn pick(&self, any_lag: bool) -> Option<&Replica> {
+        let n = self.replicas.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|k| &self.replicas[(start + k) % n])
+            .find(|r| r.usable(self.max_lag_ms, any_lag))
+    }
+
+    fn count(&self, source: &str, reason: &str) {
+        self.reads.with_label_values(&[source, reason]).inc();
+    }
+
+    /// Whether `replica` not knowing a link minted at `minted_ms` proves it does not
+    /// exist: the replica holds every commit up to a time after the link's latest
+    /// possible commit.
+    fn certainly_absent(&self, replica: &Replica, minted_ms: Option<u64>) -> bool {
+        minted_ms.is_some_and(|t| {
+            t.saturating_add(self.commit_slack_ms) < replica.complete_to_ms.load(Ordering::Acquire)
+        })
+    }
+
+    /// Reads with `query` from a replica where the rules above allow, else from
+    /// `primary`. `minted_ms` is the read link's minting time, when the key carries one.
+    pub(super) async fn read<'a, T, F, Fut>(
+        &'a self,
+        primary: &'a Shard,
+        minted_ms: Option<u64>,
+        query: F,
+    ) -> Result<Option<T>, StoreError>
+    where
+        F: Fn(&'a Shard) -> Fut,
+        Fut: Future<Output = Result<Option<T>, StoreError>>,
+    {
+        let primary_up = self.primary_up.load(Ordering::Acquire);
+        let reason = match self.pick(!primary_up) {
+            None => "no_replica",
+            Some(replica) => match query(&replica.conn).await {
+                Ok(Some(v)) => {
+                    self.count("replica", if primary_up { "fresh" } else { "primary_down" });
+                    return Ok(Some(v));
+                }
+                Ok(None) if !primary_up => {
+                    return self.absent_without_primary(primary, replica, minted_ms);
+                }
+                Ok(None) => "not_replicated",
+                Err(e) => {
+                    replica.failed(&e);
+                    "replica_error"
+                }
+            },
+        };
+        self.count("primary", reason);
+        match query(primary).await {
+            Ok(v) => {
+                self.primary_up.store(true, Ordering::Release);
+                Ok(v)
+            }
+            Err(e) if unreachable(&e) => {
+                if self.primary_up.swap(false, Ordering::AcqRel) {
+                    tracing::warn!(shard = %self.shard, error = %e, "primary unreachable: its redirects read its replicas");
+                }
+                let Some(replica) = self.pick(true) else {
+                    return Err(e);
+                };
+                match query(&replica.conn).await {
+                    Ok(Some(v)) => {
+                        self.count("replica", "primary_down");
+                        Ok(Some(v))
+                    }
+                    Ok(None) => self.absent_without_primary(primary, replica, minted_ms),
+                    Err(r) => {
+                        replica.failed(&r);
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn absent_without_primary<T>(
+        &self,
+        primary: &Shard,
+        replica: &Replica,
+        minted_ms: Option<u64>,
+    ) -> Result<Option<T>, StoreError> {
+        if self.certainly_absent(replica, minted_ms) {
+            self.count("replica", "primary_down");
+            return Ok(None);
+        }
+        self.count("none", "primary_down");
+        Err(StoreError::Unavailable {
+            part: primary.name().to_owned(),
+            source: anyhow::anyhow!(
+                "the primary is down and replica {} may not hold this link yet",
+                replica.conn.name()
+            ),
+        })
+    }
+
+    /// Probes the primary and every replica once.
+    pub(super) async fn probe(&self, primary: &Shard) {
+        let primary_probe = async {
+            let ok = primary
+                .run(|c| async move { c.simple_query("SELECT 1").await })
+                .await
+                .is_ok();
+            let was = self.primary_up.swap(ok, Ordering::AcqRel);
+            if was != ok {
+                if ok {
+                    tracing::info!(shard = %self.shard, "primary answers again");
+                } else {
+                    tracing::warn!(shard = %self.shard, "primary unreachable: its redirects read its replicas");
+                }
+            }
+        };
+        let replicas = futures::future::join_all(self.replicas.iter().map(Replica::probe));
+        futures::join!(primary_probe, replicas);
+    }
+
+    /// Each replica's state, for `/readyz`.
+    pub(super) fn health(&self) -> Vec<ReplicaHealth> {
+        let primary_up = self.primary_up.load(Ordering::Acquire);
+        self.replicas
+            .iter()
+            .map(|r| {
+                let lag = r.lag_ms.load(Ordering::Acquire);
+                ReplicaHealth {
+                    shard: self.shard.clone(),
+                    replica: r.label.clone(),
+                    url: r.conn.display_url().to_owned(),
+                    up: r.up.load(Ordering::Acquire),
+                    lag_ms: (lag < UNKNOWN_LAG_MS).then_some(lag),
+                    read: r.usable(self.max_lag_ms, !primary_up),
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        let mut all: Vec<Box<dyn prometheus::core::Collector>> = vec![Box::new(self.reads.clone())];
+        for r in &self.replicas {
+            all.push(Box::new(r.lag_gauge.clone()));
+            all.push(Box::new(r.up_gauge.clone()));
+            all.extend(r.conn.collectors());
+        }
+        all
+    }
+
+    pub(super) fn pool_status(&self) -> impl Iterator<Item = PoolStatus> + '_ {
+        self.replicas.iter().map(|r| r.conn.pool_status())
+    }
+}
+
+/// Every `(source, reason)` that [`Replicas::read`] counts, created at 0.
+const READS: [(&str, &str); 6] = [
+    ("replica", "fresh"),
+    ("replica", "primary_down"),
+    ("primary", "no_replica"),
+    ("primary", "not_replicated"),
+    ("primary", "replica_error"),
+    ("none", "primary_down"),
+];

@@ -1,0 +1,352 @@
+//! Read replicas against a real streaming replica (scripts/replica.sh: a second
+//! PostgreSQL cluster made with `pg_basebackup -R` from the test server, on 5434 unless
+//! `SHORTENER_TEST_REPLICA` says otherwise). Each test has its own database on the
+//! primary, which the replica copies like every other.
+//!
+//! Redirect misses read the replica; a code it does not know yet reads the primary; a
+//! replica too far behind is not read; with the primary down, redirects go on from the
+//! replica, and a link it may not hold yet answers 503, never 404.
+//!
+//! The tests pause the replica's replay, which holds for every database on it, so they
+//! run one at a time (`SERIAL`).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::{header, StatusCode};
+use serde_json::{json, Value};
+use shortener::domain::Snowflake;
+use support::{error_code, fresh_database, settings, shard, TestApp};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn replica_server() -> String {
+    std::env::var("SHORTENER_TEST_REPLICA")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5434".to_owned())
+}
+
+/// The URL of `db` (a database on the primary) on the replica.
+fn on_replica(db: &str) -> String {
+    let name = db.rsplit('/').next().unwrap();
+    format!("{}/{name}", replica_server())
+}
+
+/// Pauses the replica's replay until dropped (then resumes it, even on a panic).
+struct Paused;
+
+fn replica_sql(sql: &str) {
+    let out = std::process::Command::new("psql")
+        .arg(format!("{}/postgres", replica_server()))
+        .args(["-Atqc", sql])
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "{sql}: {out:?}");
+}
+
+impl Paused {
+    fn replay() -> Self {
+        replica_sql("SELECT pg_wal_replay_pause()");
+        Paused
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        replica_sql("SELECT pg_wal_replay_resume()");
+    }
+}
+
+/// Waits until `sql` (a count) on the replica's copy of `db` reaches `n`.
+async fn replicated(db: &str, sql: &str, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok((c, conn)) = tokio_postgres::connect(&on_replica(db), tokio_postgres::NoTls).await
+        {
+            tokio::spawn(conn);
+            if let Ok(row) = c.query_one(sql, &[]).await {
+                if row.get::<_, i64>(0) >= n {
+                    return;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never caught up: {sql}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn metric(metrics: &str, line_start: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line_start).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{line_start} exported"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn reads(metrics: &str, source: &str, reason: &str) -> u64 {
+    metric(
+        metrics,
+        &format!(
+            "shortener_redirect_reads_total{{reason=\"{reason}\",shard=\"s0\",source=\"{source}\"}}"
+        ),
+    )
+}
+
+/// `/readyz`'s report on the first replica.
+async fn replica_state(app: &TestApp) -> Value {
+    let body: Value = app
+        .request(reqwest::Method::GET, "/readyz")
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["replicas"][0].clone()
+}
+
+/// Waits until `/readyz` says the replica is (or is not) read.
+async fn until_read(app: &TestApp, read: bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // /readyz reuses its answer for a second: poll past it.
+        let state = replica_state(app).await;
+        if state["read"] == json!(read) {
+            return state;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica never read={read}: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A shard on `primary` with the replica of `db` as its replica, probed every 100 ms,
+/// read while at most `max_lag_ms` behind.
+fn replicated_settings(primary: &str, db: &str, max_lag_ms: u64) -> shortener::config::Settings {
+    let mut s0 = shard("s0", primary, "2024-01-01T00:00:00Z".parse().unwrap());
+    s0.replicas = vec![on_replica(db)];
+    let mut s = settings(vec![s0]);
+    s.database.replica_probe_interval_ms = 100;
+    s.database.replica_max_lag_ms = max_lag_ms;
+    s
+}
+
+async fn shorten(app: &TestApp, url: &str) -> String {
+    app.shorten_ok(json!({ "url": url })).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn redirects_to(app: &TestApp, code: &str, url: &str) {
+    let r = app.follow(code).await;
+    assert_eq!(r.status(), StatusCode::FOUND, "{code}");
+    assert_eq!(r.headers()[header::LOCATION], url, "{code}");
+}
+
+#[tokio::test]
+async fn redirect_misses_read_the_replica_a_code_it_lacks_reads_the_primary_and_a_lagging_replica_is_skipped(
+) {
+    let _serial = SERIAL.lock().await;
+    // Arrange: links written through an instance without replicas, copied to the replica.
+    let db = fresh_database().await;
+    let writer = TestApp::spawn_real_time(settings(vec![shard(
+        "s0",
+        &db,
+        "2024-01-01T00:00:00Z".parse().unwrap(),
+    )]))
+    .await
+    .unwrap();
+    let mut codes = Vec::new();
+    for i in 0..21 {
+        codes.push(shorten(&writer, &format!("https://example.com/{i}")).await);
+    }
+    replicated(&db, "SELECT count(*) FROM links", 21).await;
+    let reader = TestApp::spawn_real_time(replicated_settings(&db, &db, 2_000))
+        .await
+        .unwrap();
+    let state = until_read(&reader, true).await;
+    assert_eq!(state["up"], json!(true));
+    assert!(state["lag_ms"].as_u64().unwrap() <= 2_000, "{state}");
+
+    // Act + assert: misses on the reader are served by the replica.
+    for (i, code) in codes.iter().take(20).enumerate() {
+        redirects_to(&reader, code, &format!("https://example.com/{i}")).await;
+    }
+    let m = reader.metrics().await;
+    assert_eq!(reads(&m, "replica", "fresh"), 20);
+    assert_eq!(reads(&m, "primary", "not_replicated"), 0);
+    assert!(
+        m.contains("shortener_replica_up{replica=\"r0\",shard=\"s0\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("shortener_replica_query_duration_seconds_count{replica=\"r0\",shard=\"s0\"}")
+    );
+
+    // A link the replica has not replayed yet redirects at once, from the primary. (A
+    // commit replayed just before the pause keeps the replica within its bound for the
+    // next two seconds, so it is asked first.)
+    shorten(&writer, "https://example.com/last-replayed").await;
+    replicated(&db, "SELECT count(*) FROM links", 22).await;
+    let paused = Paused::replay();
+    let fresh = shorten(&writer, "https://example.com/fresh").await;
+    redirects_to(&reader, &fresh, "https://example.com/fresh").await;
+    let m = reader.metrics().await;
+    assert_eq!(reads(&m, "primary", "not_replicated"), 1);
+
+    // Replay stays paused while the primary commits: the replica falls behind past the
+    // bound and is no longer read; a miss goes to the primary.
+    let state = until_read(&reader, false).await;
+    assert!(state["lag_ms"].as_u64().unwrap() > 2_000, "{state}");
+    redirects_to(&reader, &codes[20], "https://example.com/20").await;
+    let m = reader.metrics().await;
+    assert_eq!(reads(&m, "primary", "no_replica"), 1);
+    assert_eq!(reads(&m, "replica", "fresh"), 20);
+
+    // Replay resumes: the replica catches up and is read again.
+    drop(paused);
+    let state = until_read(&reader, true).await;
+    assert!(state["lag_ms"].as_u64().unwrap() <= 2_000, "{state}");
+}
+
+/// A TCP relay to the primary that the test can cut, as a primary that goes down: open
+/// connections are dropped and new ones refused.
+struct Relay {
+    port: u16,
+    cut: CancellationToken,
+}
+
+impl Relay {
+    async fn to(target: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = CancellationToken::new();
+        let token = cut.clone();
+        let target = target.to_owned();
+        tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = tokio::select! {
+                    () = token.cancelled() => return,
+                    accepted = listener.accept() => accepted.unwrap(),
+                };
+                let token = token.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        () = token.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    }
+                });
+            }
+        });
+        Self { port, cut }
+    }
+
+    /// `db` reached through the relay.
+    fn url(&self, db: &str) -> String {
+        let name = db.rsplit('/').next().unwrap();
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+#[tokio::test]
+async fn with_its_primary_down_a_shard_redirects_from_its_replica_and_answers_503_for_what_it_may_lack(
+) {
+    let _serial = SERIAL.lock().await;
+    // Arrange: two instances reach the primary through a relay; links (one with an
+    // alias) are written and copied to the replica.
+    let db = fresh_database().await;
+    let relay = Relay::to("127.0.0.1:5432").await;
+    let primary = relay.url(&db);
+    let writer = TestApp::spawn_real_time(replicated_settings(&primary, &db, 500))
+        .await
+        .unwrap();
+    let reader = TestApp::spawn_real_time(replicated_settings(&primary, &db, 500))
+        .await
+        .unwrap();
+    let mut codes = Vec::new();
+    for i in 0..10 {
+        codes.push(shorten(&writer, &format!("https://example.com/{i}")).await);
+    }
+    let aliased = writer
+        .shorten_ok(json!({"url": "https://example.com/aliased", "alias": "kept-alias"}))
+        .await;
+    assert_eq!(aliased["code"], "kept-alias");
+    replicated(&db, "SELECT count(*) FROM links", 11).await;
+    replicated(&db, "SELECT count(*) FROM aliases", 1).await;
+    until_read(&reader, true).await;
+    // One more link that the replica does not get before the primary goes down.
+    let paused = Paused::replay();
+    let unreplayed = shorten(&writer, "https://example.com/unreplayed").await;
+
+    // Act: the primary goes down (readiness says so at once; the replicas' probe loop,
+    // every 100 ms, tells the redirect path).
+    relay.cut.cancel();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reader
+        .request(reqwest::Method::GET, "/readyz")
+        .await
+        .status()
+        != StatusCode::SERVICE_UNAVAILABLE
+    {
+        assert!(
+            Instant::now() < deadline,
+            "readiness never saw the primary down"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Assert: what the replica holds still redirects (the reader never cached it).
+    for (i, code) in codes.iter().enumerate() {
+        redirects_to(&reader, code, &format!("https://example.com/{i}")).await;
+    }
+    redirects_to(&reader, "kept-alias", "https://example.com/aliased").await;
+    // A link the replica may lack is 503, not 404: it may exist on the primary alone.
+    let r = reader.follow(&unreplayed).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_code(r).await, "shard_unavailable");
+    // A code whose ID is older than all the replica holds in full is surely unknown: 404.
+    let minted = Snowflake::first_of_ms(chrono::Utc::now().timestamp_millis() as u64 - 60_000);
+    let r = reader.follow(&reader.code_of_id(minted)).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Shortens for the shard's range fail as before; readiness follows the primary.
+    let r = reader
+        .shorten(json!({"url": "https://example.com/new"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready = reader.request(reqwest::Method::GET, "/readyz").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let m = reader.metrics().await;
+    assert!(reads(&m, "replica", "primary_down") >= 12, "{m}");
+    assert!(reads(&m, "none", "primary_down") >= 1, "{m}");
+
+    // Once the replica has replayed it, the last link redirects too, primary still down.
+    drop(paused);
+    replicated(&db, "SELECT count(*) FROM links", 12).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = reader.follow(&unreplayed).await;
+        if r.status() == StatusCode::FOUND {
+            assert_eq!(
+                r.headers()[header::LOCATION],
+                "https://example.com/unreplayed"
+            );
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(Instant::now() < deadline, "never served from the replica");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
