@@ -64,6 +64,10 @@ STORAGE = [
     ("Redis errors and skipped calls", "ops", [q(f'sum by (instance, result) (rate(shortener_cache_requests_total{{tier="l2", result=~"error|skipped"}}{R}))', "{{instance}} {{result}}")], "skipped: the breaker was open."),
     ("Redis breaker by instance", "short", [q("shortener_redis_breaker_state", "{{instance}}")], "0 closed, 1 open, 2 half-open."),
     ("Store loads by instance", "ops", [q(f"sum by (instance) (rate(shortener_cache_loads_total{R}))", "{{instance}}")], "Redirects that reached a shard."),
+    ("Replica lag", "s", [q("max by (shard, replica) (shortener_replica_lag_seconds)", "{{shard}} {{replica}}")], "How far each replica's replay is behind its primary at its last probe (the worst instance's view). Above database.replica_max_lag_ms it is not read."),
+    ("Replicas up", "short", [q("min by (shard, replica, instance) (shortener_replica_up)", "{{shard}} {{replica}} {{instance}}")], "1: answered its last probe and replays. 0: its shard's redirect misses read the primary."),
+    ("Redirect misses by the copy that answered", "reqps", [q(f"sum by (shard, source, reason) (rate(shortener_redirect_reads_total{R}))", "{{shard}} {{source}} {{reason}}")], "source=replica: a replica served it (fresh, or primary_down); source=primary: why the primary was asked (no_replica fit, not_replicated yet, replica_error); source=none: primary down and the replica may lack the link (503)."),
+    ("Replica query p99", "s", [q(f"histogram_quantile(0.99, sum by (le, shard, replica) (rate(shortener_replica_query_duration_seconds_bucket{R})))", "{{shard}} {{replica}}")], "Pool wait included, per replica."),
 ]
 
 CLICKS = [

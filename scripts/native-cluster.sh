@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The docker-compose topology, natively on loopback: two PostgreSQL clusters (5432 and
-# a second one on 5433) holding one range shard each, Redis, two `serve` instances
+# a second one on 5433) holding one range shard each, a streaming replica of the first
+# (scripts/replica.sh, on 5434) that s0's redirect misses read, Redis, two `serve` instances
 # (each leasing its worker ID from the directory) behind HAProxy, a separate `worker`, and Prometheus scraping
 # them every second.
 #
@@ -36,6 +37,7 @@ need() { # command package
 }
 
 scripts/services.sh
+REPLICA_PORT=${REPLICA_PORT:-5434} scripts/replica.sh
 need prometheus prometheus
 need haproxy haproxy
 if [ -z "${BIN:-}" ]; then
@@ -79,6 +81,7 @@ flush_interval_ms = 100
 name = "s0"
 url = "postgres://postgres@127.0.0.1:5432/shortener_native_s0"
 from = "2024-01-01T00:00:00Z"
+replicas = ["postgres://postgres@127.0.0.1:${REPLICA_PORT:-5434}/shortener_native_s0"]
 [[shards]]
 name = "s1"
 url = "postgres://postgres@127.0.0.1:$PG2_PORT/shortener_native_s1"

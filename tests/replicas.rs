@@ -12,12 +12,14 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 use shortener::domain::Snowflake;
-use support::{error_code, fresh_database, settings, shard, TestApp};
+use support::{connect, error_code, fresh_database, pg_server, settings, shard, TestApp};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -176,10 +178,38 @@ async fn redirect_misses_read_the_replica_a_code_it_lacks_reads_the_primary_and_
     assert_eq!(state["up"], json!(true));
     assert!(state["lag_ms"].as_u64().unwrap() <= 2_000, "{state}");
 
+    let scans = "SELECT COALESCE(idx_scan, 0) + COALESCE(seq_scan, 0) \
+                 FROM pg_stat_user_tables WHERE relname = 'links'";
+    let on_primary = connect(&db).await;
+    let on_replica = connect(&on_replica(&db)).await;
+    let primary_before: i64 = on_primary.query_one(scans, &[]).await.unwrap().get(0);
+    let replica_before: i64 = on_replica.query_one(scans, &[]).await.unwrap().get(0);
+
     // Act + assert: misses on the reader are served by the replica.
     for (i, code) in codes.iter().take(20).enumerate() {
         redirects_to(&reader, code, &format!("https://example.com/{i}")).await;
     }
+    // The servers' own counters say so (a backend reports its table scans within about
+    // ten seconds, when idle).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now: i64 = on_replica.query_one(scans, &[]).await.unwrap().get(0);
+        if now - replica_before >= 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica's links were scanned {} times",
+            now - replica_before
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let primary_after: i64 = on_primary.query_one(scans, &[]).await.unwrap().get(0);
+    assert_eq!(
+        primary_after - primary_before,
+        0,
+        "the primary's links were read"
+    );
     let m = reader.metrics().await;
     assert_eq!(reads(&m, "replica", "fresh"), 20);
     assert_eq!(reads(&m, "primary", "not_replicated"), 0);
@@ -217,27 +247,31 @@ async fn redirect_misses_read_the_replica_a_code_it_lacks_reads_the_primary_and_
     assert!(state["lag_ms"].as_u64().unwrap() <= 2_000, "{state}");
 }
 
-/// A TCP relay to the primary that the test can cut, as a primary that goes down: open
-/// connections are dropped and new ones refused.
+/// A TCP relay to a database server that the test can cut, as a server that goes down
+/// (open connections dropped, new ones refused), and restore.
 struct Relay {
     port: u16,
-    cut: CancellationToken,
+    open: Arc<AtomicBool>,
+    connections: Arc<Mutex<CancellationToken>>,
 }
 
 impl Relay {
     async fn to(target: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let cut = CancellationToken::new();
-        let token = cut.clone();
+        let open = Arc::new(AtomicBool::new(true));
+        let connections = Arc::new(Mutex::new(CancellationToken::new()));
+        let (gate, live) = (open.clone(), connections.clone());
         let target = target.to_owned();
         tokio::spawn(async move {
             loop {
-                let (mut inbound, _) = tokio::select! {
-                    () = token.cancelled() => return,
-                    accepted = listener.accept() => accepted.unwrap(),
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
                 };
-                let token = token.clone();
+                if !gate.load(Ordering::Acquire) {
+                    continue; // dropped: the client sees its connection closed
+                }
+                let token = live.lock().unwrap().clone();
                 let target = target.clone();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(&target).await else {
@@ -250,10 +284,25 @@ impl Relay {
                 });
             }
         });
-        Self { port, cut }
+        Self {
+            port,
+            open,
+            connections,
+        }
     }
 
-    /// `db` reached through the relay.
+    fn cut(&self) {
+        self.open.store(false, Ordering::Release);
+        let mut live = self.connections.lock().unwrap();
+        live.cancel();
+        *live = CancellationToken::new();
+    }
+
+    fn restore(&self) {
+        self.open.store(true, Ordering::Release);
+    }
+
+    /// `db` (a URL on any server) reached through the relay.
     fn url(&self, db: &str) -> String {
         let name = db.rsplit('/').next().unwrap();
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
@@ -267,7 +316,7 @@ async fn with_its_primary_down_a_shard_redirects_from_its_replica_and_answers_50
     // Arrange: two instances reach the primary through a relay; links (one with an
     // alias) are written and copied to the replica.
     let db = fresh_database().await;
-    let relay = Relay::to("127.0.0.1:5432").await;
+    let relay = Relay::to(&pg_server().replace("postgres://postgres@", "")).await;
     let primary = relay.url(&db);
     let writer = TestApp::spawn_real_time(replicated_settings(&primary, &db, 500))
         .await
@@ -292,7 +341,7 @@ async fn with_its_primary_down_a_shard_redirects_from_its_replica_and_answers_50
 
     // Act: the primary goes down (readiness says so at once; the replicas' probe loop,
     // every 100 ms, tells the redirect path).
-    relay.cut.cancel();
+    relay.cut();
     let deadline = Instant::now() + Duration::from_secs(5);
     while reader
         .request(reqwest::Method::GET, "/readyz")
@@ -349,4 +398,87 @@ async fn with_its_primary_down_a_shard_redirects_from_its_replica_and_answers_50
         assert!(Instant::now() < deadline, "never served from the replica");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The primary comes back: shortens and readiness recover by themselves.
+    relay.restore();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = reader
+            .shorten(json!({"url": "https://example.com/back"}))
+            .await;
+        if r.status() == StatusCode::CREATED {
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(Instant::now() < deadline, "shortens never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reader
+        .request(reqwest::Method::GET, "/readyz")
+        .await
+        .status()
+        != StatusCode::OK
+    {
+        assert!(Instant::now() < deadline, "readiness never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    redirects_to(&writer, &codes[0], "https://example.com/0").await;
+}
+
+#[tokio::test]
+async fn a_replica_that_goes_away_and_comes_back_fails_no_redirect() {
+    let _serial = SERIAL.lock().await;
+    // Arrange: an instance with no L1, so every redirect reads storage, whose replica is
+    // reached through a relay.
+    let db = fresh_database().await;
+    let writer = TestApp::spawn_real_time(settings(vec![shard(
+        "s0",
+        &db,
+        "2024-01-01T00:00:00Z".parse().unwrap(),
+    )]))
+    .await
+    .unwrap();
+    let mut codes = Vec::new();
+    for i in 0..10 {
+        codes.push(shorten(&writer, &format!("https://example.com/{i}")).await);
+    }
+    replicated(&db, "SELECT count(*) FROM links", 10).await;
+    let relay = Relay::to(&replica_server().replace("postgres://postgres@", "")).await;
+    let mut s = replicated_settings(&db, &db, 2_000);
+    s.shards[0].replicas = vec![relay.url(&db)];
+    s.cache.l1 = false;
+    let reader = TestApp::spawn_real_time(s).await.unwrap();
+    until_read(&reader, true).await;
+
+    // Act: redirects without pause for 3 s; the replica goes away after 1 s and comes
+    // back after 2 s.
+    let started = Instant::now();
+    let (mut cut, mut restored) = (false, false);
+    let mut served = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        if !cut && started.elapsed() > Duration::from_secs(1) {
+            relay.cut();
+            cut = true;
+        }
+        if !restored && started.elapsed() > Duration::from_secs(2) {
+            relay.restore();
+            restored = true;
+        }
+        let i = served % codes.len();
+        // Assert: every one of them redirects.
+        redirects_to(&reader, &codes[i], &format!("https://example.com/{i}")).await;
+        served += 1;
+    }
+    let before = reads(&reader.metrics().await, "replica", "fresh");
+    until_read(&reader, true).await;
+    redirects_to(&reader, &codes[0], "https://example.com/0").await;
+    let m = reader.metrics().await;
+    assert!(served > 30, "{served}");
+    assert!(reads(&m, "primary", "replica_error") >= 1, "{m}");
+    assert!(reads(&m, "primary", "no_replica") >= 1, "{m}");
+    assert!(
+        reads(&m, "replica", "fresh") > before,
+        "read again once back: {m}"
+    );
 }

@@ -181,3 +181,42 @@ fn passwords_are_redacted() {
         "postgres://u:***@h:5432/d"
     );
 }
+
+#[test]
+fn the_shipped_configurations_load_and_the_compose_one_reads_a_replica_of_s0() {
+    figment::Jail::expect_with(|_| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let example = Settings::load(Some(&dir.join("example.toml")));
+        assert!(example.is_ok(), "{:?}", example.err());
+        let compose = Settings::load(Some(&dir.join("compose.toml"))).unwrap();
+        assert_eq!(compose.shards.len(), 2);
+        assert_eq!(
+            compose.shards[0].replicas,
+            ["postgres://postgres:shortener@postgres-s0-replica:5432/shortener"]
+        );
+        assert!(compose.shards[1].replicas.is_empty());
+        Ok(())
+    });
+}
+
+#[test]
+fn a_replica_must_be_a_postgres_url_other_than_its_primary() {
+    let mut s = Settings {
+        shards: vec![shard("s0", "2024-01-01T00:00:00Z")],
+        ..Settings::default()
+    };
+    s.shards[0].replicas = vec!["mysql://x".into()];
+    let err = s.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("replica #1 url must start with postgres://"),
+        "{err}"
+    );
+    s.shards[0].replicas = vec![s.shards[0].url.clone()];
+    let err = s.validate().unwrap_err().to_string();
+    assert!(err.contains("is the shard's own url"), "{err}");
+    s.shards[0].replicas = vec!["postgres://postgres@127.0.0.1:5434/s0".into()];
+    s.validate().unwrap();
+    s.database.replica_max_lag_ms = 0;
+    let err = s.validate().unwrap_err().to_string();
+    assert!(err.contains("replica_max_lag_ms"), "{err}");
+}
