@@ -25,9 +25,22 @@ use tokio_util::sync::CancellationToken;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The replica's server: `SHORTENER_TEST_REPLICA`, or the one scripts/replica.sh keeps
+/// on 5434 (run here once per test binary, so that `cargo test` alone works too; it
+/// returns at once when the replica already streams).
 fn replica_server() -> String {
-    std::env::var("SHORTENER_TEST_REPLICA")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5434".to_owned())
+    if let Ok(url) = std::env::var("SHORTENER_TEST_REPLICA") {
+        return url;
+    }
+    static ENSURED: std::sync::Once = std::sync::Once::new();
+    ENSURED.call_once(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/replica.sh");
+        let status = std::process::Command::new(script)
+            .status()
+            .expect("scripts/replica.sh runs");
+        assert!(status.success(), "scripts/replica.sh failed");
+    });
+    "postgres://postgres@127.0.0.1:5434".to_owned()
 }
 
 /// The URL of `db` (a database on the primary) on the replica.

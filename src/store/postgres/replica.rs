@@ -43,8 +43,8 @@ pub struct Replica {
     up: AtomicBool,
     lag_ms: AtomicU64,
     /// Unix milliseconds up to which the replica holds every commit of its primary (0:
-    /// unknown): the probe's time when it had replayed all it received, else the time
-    /// of the last commit it replayed.
+    /// unknown): the last probe that found it caught up, or the time of the last commit
+    /// it replayed, whichever is later.
     complete_to_ms: AtomicU64,
     lag_gauge: prometheus::Gauge,
     up_gauge: prometheus::IntGauge,
@@ -95,14 +95,8 @@ impl Replica {
         let replayed_ms = row
             .get::<_, Option<i64>>(3)
             .and_then(|v| u64::try_from(v).ok());
-        let (lag, complete_to) = if caught_up {
-            (0, now_ms)
-        } else {
-            match replayed_ms {
-                Some(at) => (now_ms.saturating_sub(at), at),
-                None => (UNKNOWN_LAG_MS, 0),
-            }
-        };
+        let before = self.complete_to_ms.load(Ordering::Acquire);
+        let (lag, complete_to) = lag_of(caught_up, now_ms, replayed_ms, before);
         self.lag_ms.store(lag, Ordering::Release);
         self.complete_to_ms.store(complete_to, Ordering::Release);
         self.lag_gauge.set(lag.min(UNKNOWN_LAG_MS) as f64 / 1e3);
@@ -117,6 +111,24 @@ impl Replica {
             tracing::warn!(replica = self.conn.name(), error = %e, "replica read failed; skipped until its probe answers");
         }
         self.up_gauge.set(0);
+    }
+}
+
+/// A probe's reading → `(lag, complete_to)` in milliseconds, given the `complete_to` of
+/// the probe before. Caught up at a probe: the replica held every commit made before
+/// then. Behind now: it still holds all it held then, and every commit it has replayed
+/// since. (The last replayed commit alone would read a replica that is milliseconds
+/// behind after a quiet second as a second behind.)
+fn lag_of(caught_up: bool, now_ms: u64, replayed_ms: Option<u64>, before: u64) -> (u64, u64) {
+    let complete_to = if caught_up {
+        now_ms
+    } else {
+        replayed_ms.map_or(before, |at| at.max(before))
+    };
+    if complete_to == 0 {
+        (UNKNOWN_LAG_MS, 0)
+    } else {
+        (now_ms.saturating_sub(complete_to), complete_to)
     }
 }
 
@@ -376,3 +388,23 @@ const READS: [(&str, &str); 6] = [
     ("primary", "replica_error"),
     ("none", "primary_down"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_counts_from_the_later_of_the_last_caught_up_probe_and_the_last_replayed_commit() {
+        // Caught up: no lag, complete to now.
+        assert_eq!(lag_of(true, 10_000, Some(2_000), 9_000), (0, 10_000));
+        // Behind after a quiet spell: the last commit is old, the last caught-up probe
+        // 250 ms ago bounds the lag.
+        assert_eq!(lag_of(false, 10_250, Some(2_000), 10_000), (250, 10_000));
+        // Behind and replaying: the newest replayed commit is the bound.
+        assert_eq!(lag_of(false, 10_250, Some(10_200), 10_000), (50, 10_200));
+        // Never caught up, nothing replayed: unknown.
+        assert_eq!(lag_of(false, 10_000, None, 0), (UNKNOWN_LAG_MS, 0));
+        // A replayed commit stamped after the replica's clock (clocks differ): no lag.
+        assert_eq!(lag_of(false, 10_000, Some(10_005), 9_000), (0, 10_005));
+    }
+}
