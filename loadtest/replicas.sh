@@ -100,6 +100,8 @@ measure() { # case config [cut]
     oha -z 3s -c "$CONNS" --no-tui --output-format quiet --redirect 0 --urls-from-file "$work/urls.txt"
     oha -z "${DURATION}s" -c "$CONNS" --no-tui --output-format json --redirect 0 \
         --urls-from-file "$work/urls.txt" >"$work/$name.json"
+    curl -s "$base/metrics" | grep -E '^shortener_redirect_reads_total.* [1-9]' |
+        sed "s/^/$name: /" >>"$work/reads.txt" || true
     stop_serving
     sleep 11 # backends report their table scans within ten seconds of going idle
     local summary
@@ -119,3 +121,5 @@ for row in "${rows[@]}"; do
     # shellcheck disable=SC2086
     printf '%-13s %9s %8s %8s %7s %14s %14s\n' $row
 done
+echo "the service's count of where its redirect misses went (warm-up included):"
+cat "$work/reads.txt"

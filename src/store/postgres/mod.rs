@@ -81,11 +81,7 @@ impl ShardedPostgres {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            let probes = self
-                .shards
-                .iter()
-                .zip(&self.replicas)
-                .filter_map(|(shard, r)| r.as_ref().map(|r| r.probe(shard)));
+            let probes = self.replicas.iter().flatten().map(Replicas::probe);
             futures::future::join_all(probes).await;
         }
     }

@@ -22,8 +22,11 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::settings::{DatabaseSettings, ShardSettings};
-use super::shard::Shard;
+use super::shard::{make_pool, Shard};
 use crate::store::{PoolStatus, ReplicaHealth, StoreError};
+use deadpool_postgres::Pool;
+use std::time::Duration;
+use tokio_postgres::Row;
 
 /// What a replica's probe reads: whether it replays, whether it has replayed all it
 /// received while streaming, the time now, and the time of the last commit replayed.
@@ -39,6 +42,9 @@ const UNKNOWN_LAG_MS: u64 = u64::MAX / 2;
 /// One replica of one shard.
 pub struct Replica {
     conn: Shard,
+    /// One connection of its own for the probe, so that a probe never waits behind a
+    /// busy pool (and never reads a saturated replica as a lost one).
+    probe: Pool,
     label: String,
     up: AtomicBool,
     lag_ms: AtomicU64,
@@ -61,14 +67,8 @@ impl Replica {
         self.up_gauge.set(i64::from(up));
     }
 
-    async fn probe(&self) {
-        let result = self
-            .conn
-            .run(|c| async move {
-                let stmt = c.prepare_cached(PROBE).await?;
-                c.query_one(&stmt, &[]).await
-            })
-            .await;
+    async fn probe(&self, timeout: Duration) {
+        let result = probe_on(&self.probe, PROBE, timeout).await;
         let row = match result {
             Ok(row) => row,
             Err(e) => {
@@ -132,9 +132,24 @@ fn lag_of(caught_up: bool, now_ms: u64, replayed_ms: Option<u64>, before: u64) -
     }
 }
 
+/// Runs `sql` (one row) on `pool` within `timeout`.
+async fn probe_on(pool: &Pool, sql: &str, timeout: Duration) -> Result<Row, String> {
+    let attempt = async {
+        let c = pool.get().await.map_err(|e| e.to_string())?;
+        let stmt = c.prepare_cached(sql).await.map_err(|e| e.to_string())?;
+        c.query_one(&stmt, &[]).await.map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
+}
+
 /// The replicas of one shard, and what the shard's reads went to.
 pub struct Replicas {
     shard: String,
+    /// One connection to the primary for its probe (its pool may be saturated).
+    primary_probe: Pool,
+    probe_timeout: Duration,
     replicas: Vec<Replica>,
     next: AtomicUsize,
     primary_up: AtomicBool,
@@ -165,6 +180,7 @@ impl Replicas {
         let mut replicas = Vec::with_capacity(settings.replicas.len());
         for index in 0..settings.replicas.len() {
             let conn = Shard::replica(settings, index, db)?;
+            let probe = make_pool(&settings.replicas[index], db, 1, db.query_timeout_ms)?;
             let label = format!("r{index}");
             let labels = [
                 ("shard", settings.name.as_str()),
@@ -192,6 +208,7 @@ impl Replicas {
             )?;
             replicas.push(Replica {
                 conn,
+                probe,
                 label,
                 up: AtomicBool::new(false),
                 lag_ms: AtomicU64::new(UNKNOWN_LAG_MS),
@@ -215,6 +232,8 @@ impl Replicas {
         }
         Ok(Some(Self {
             shard: settings.name.clone(),
+            primary_probe: make_pool(&settings.url, db, 1, db.query_timeout_ms)?,
+            probe_timeout: Duration::from_millis(db.query_timeout_ms),
             replicas,
             next: AtomicUsize::new(0),
             primary_up: AtomicBool::new(true),
@@ -325,11 +344,10 @@ impl Replicas {
         })
     }
 
-    /// Probes the primary and every replica once.
-    pub(super) async fn probe(&self, primary: &Shard) {
+    /// Probes the primary and every replica once, each on a connection of its own.
+    pub(super) async fn probe(&self) {
         let primary_probe = async {
-            let ok = primary
-                .run(|c| async move { c.simple_query("SELECT 1").await })
+            let ok = probe_on(&self.primary_probe, "SELECT 1", self.probe_timeout)
                 .await
                 .is_ok();
             let was = self.primary_up.swap(ok, Ordering::AcqRel);
@@ -341,7 +359,8 @@ impl Replicas {
                 }
             }
         };
-        let replicas = futures::future::join_all(self.replicas.iter().map(Replica::probe));
+        let replicas =
+            futures::future::join_all(self.replicas.iter().map(|r| r.probe(self.probe_timeout)));
         futures::join!(primary_probe, replicas);
     }
 

@@ -113,25 +113,7 @@ impl Shard {
             pool_size,
             query_timeout_ms,
         } = spec;
-        let mut config: tokio_postgres::Config = url.parse()?;
-        config
-            .connect_timeout(Duration::from_millis(db.connect_timeout_ms))
-            .application_name("shortener")
-            .options(format!("-c statement_timeout={query_timeout_ms}"));
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_millis(db.pool_wait_timeout_ms)))
-            .create_timeout(Some(Duration::from_millis(db.connect_timeout_ms)))
-            .recycle_timeout(Some(Duration::from_millis(db.connect_timeout_ms)))
-            .build()?;
+        let pool = make_pool(url, db, pool_size, query_timeout_ms)?;
         let const_labels: std::collections::HashMap<String, String> = labels
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -300,6 +282,38 @@ impl Shard {
             error: result.err().map(|e| e.to_string()),
         }
     }
+}
+
+/// A lazily connecting pool of `size` connections to `url`, whose statements may run
+/// `query_timeout_ms`.
+///
+/// # Errors
+/// When the URL does not parse or the pool cannot be built.
+pub(super) fn make_pool(
+    url: &str,
+    db: &DatabaseSettings,
+    size: usize,
+    query_timeout_ms: u64,
+) -> anyhow::Result<Pool> {
+    let mut config: tokio_postgres::Config = url.parse()?;
+    config
+        .connect_timeout(Duration::from_millis(db.connect_timeout_ms))
+        .application_name("shortener")
+        .options(format!("-c statement_timeout={query_timeout_ms}"));
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Ok(Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_millis(db.pool_wait_timeout_ms)))
+        .create_timeout(Some(Duration::from_millis(db.connect_timeout_ms)))
+        .recycle_timeout(Some(Duration::from_millis(db.connect_timeout_ms)))
+        .build()?)
 }
 
 /// Escapes a value for `COPY` text format.
