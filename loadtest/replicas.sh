@@ -98,8 +98,22 @@ measure() { # case config [cut]
     p0=$(scans "$PG")
     r0=$(scans "$REPLICA")
     oha -z 3s -c "$CONNS" --no-tui --output-format quiet --redirect 0 --urls-from-file "$work/urls.txt"
+    # The replica's lag and state as the instance sees them, twice a second.
+    (while :; do
+        curl -s "$base/metrics" | grep -E '^shortener_replica_(lag_seconds|up)\{' >>"$work/$name.probe" || true
+        sleep 0.5
+    done) &
+    local sampler=$!
     oha -z "${DURATION}s" -c "$CONNS" --no-tui --output-format json --redirect 0 \
         --urls-from-file "$work/urls.txt" >"$work/$name.json"
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    if [ -s "$work/$name.probe" ]; then
+        awk -v n="$name" '/lag_seconds/ { if ($2 > max) max = $2; lag++ }
+            /_up\{/ { up++; if ($2 == 0) down++ }
+            END { printf "%s: replica lag max %.3f s over %d samples; down in %d of %d\n", n, max, lag, down, up }' \
+            "$work/$name.probe" >>"$work/reads.txt"
+    fi
     curl -s "$base/metrics" | grep -E '^shortener_redirect_reads_total.* [1-9]' |
         sed "s/^/$name: /" >>"$work/reads.txt" || true
     stop_serving
