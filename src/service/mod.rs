@@ -88,9 +88,19 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    /// Whether every storage part answered.
+    /// Whether every storage part can serve redirects: it answered, or it is a shard
+    /// whose primary did not but a replica of it is up (its redirects go on from there).
     pub fn ready(&self) -> bool {
-        self.parts.iter().all(|p| p.ok)
+        self.parts.iter().all(|p| p.ok || self.covered(p))
+    }
+
+    /// Whether some part did not answer (ready or not).
+    pub fn degraded(&self) -> bool {
+        self.parts.iter().any(|p| !p.ok)
+    }
+
+    fn covered(&self, part: &PartHealth) -> bool {
+        self.replicas.iter().any(|r| r.shard == part.name && r.up)
     }
 }
 
@@ -497,4 +507,55 @@ fn disabled() -> ApiError {
 
 fn expired() -> ApiError {
     ApiError::gone("link_expired", "this link has expired")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ReplicaHealth;
+
+    fn part(name: &str, ok: bool) -> PartHealth {
+        PartHealth {
+            name: name.into(),
+            ok,
+            latency_ms: 1.0,
+            error: None,
+        }
+    }
+
+    fn replica(shard: &str, up: bool) -> ReplicaHealth {
+        ReplicaHealth {
+            shard: shard.into(),
+            replica: "r0".into(),
+            url: "postgres://r".into(),
+            up,
+            lag_ms: Some(0),
+            read: up,
+        }
+    }
+
+    #[test]
+    fn a_shard_down_keeps_the_instance_ready_only_while_a_replica_of_it_is_up() {
+        let readiness = |parts, replicas| Readiness {
+            parts,
+            replicas,
+            redis: None,
+        };
+        let all_up = readiness(vec![part("s0", true), part("s1", true)], vec![]);
+        assert!(all_up.ready() && !all_up.degraded());
+        let s1_down = readiness(vec![part("s0", true), part("s1", false)], vec![]);
+        assert!(!s1_down.ready());
+        let covered = readiness(
+            vec![part("s0", true), part("s1", false)],
+            vec![replica("s1", true)],
+        );
+        assert!(covered.ready() && covered.degraded());
+        let other_replica = readiness(
+            vec![part("s0", true), part("s1", false)],
+            vec![replica("s0", true)],
+        );
+        assert!(!other_replica.ready());
+        let replica_down = readiness(vec![part("s1", false)], vec![replica("s1", false)]);
+        assert!(!replica_down.ready());
+    }
 }
