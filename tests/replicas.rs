@@ -389,6 +389,21 @@ async fn with_its_primary_down_a_shard_redirects_from_its_replica_and_answers_50
     let minted = Snowflake::first_of_ms(chrono::Utc::now().timestamp_millis() as u64 - 60_000);
     let r = reader.follow(&reader.code_of_id(minted)).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // An instance started now, with the primary down, starts (the code scheme from the
+    // replica, no worker ID yet) and serves redirects from the replica.
+    let mut anonymous = replicated_settings(&primary, &db, 500);
+    anonymous.auth.allow_anonymous = Some(true); // no key can be issued now
+    let late = TestApp::spawn_real_time(anonymous)
+        .await
+        .expect("an instance starts with its directory's primary down");
+    until_read(&late, true).await;
+    redirects_to(&late, &codes[3], "https://example.com/3").await;
+    let r = late
+        .shorten(json!({"url": "https://example.com/late"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_code(r).await, "no_worker_id");
+
     // Shortens for the shard's range fail as before.
     let r = reader
         .shorten(json!({"url": "https://example.com/new"}))
@@ -448,6 +463,20 @@ async fn with_its_primary_down_a_shard_redirects_from_its_replica_and_answers_50
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     redirects_to(&writer, &codes[0], "https://example.com/0").await;
+    // The late instance leases its worker ID now and shortens.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while late
+        .shorten(json!({"url": "https://example.com/late"}))
+        .await
+        .status()
+        != StatusCode::CREATED
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the late instance never leased an ID"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]

@@ -82,12 +82,38 @@ impl LeaseKeeper {
     /// When the configured ID is held by another instance, none is free, or the
     /// directory cannot be reached.
     pub async fn acquire(&self) -> anyhow::Result<u16> {
+        self.take().await?
+    }
+
+    /// Takes a lease at startup. The directory unreachable is no reason not to start
+    /// (redirects need no ID): the instance starts holding none, shortens answer 503
+    /// and the keeper takes one as soon as the directory answers. A refusal (the
+    /// configured ID held by another instance, none free) still stops startup.
+    ///
+    /// # Errors
+    /// When the lease is refused, or the directory fails otherwise.
+    pub async fn acquire_at_startup(&self) -> anyhow::Result<Option<u16>> {
+        match self.take().await {
+            Ok(taken) => Ok(Some(taken?)),
+            Err(e) if e.is_unreachable() => {
+                tracing::warn!(
+                    error = %e,
+                    "the directory is unreachable: starting without a worker ID; shortens \
+                     answer 503 until one is leased"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn take(&self) -> Result<anyhow::Result<u16>, crate::store::StoreError> {
         let sent = Instant::now();
         let lease = self
             .leases
             .acquire(&self.holder, self.want, self.ttl, self.minted_until())
             .await?;
-        match lease {
+        Ok(match lease {
             Ok(Lease { worker, floor_ms }) => {
                 if floor_ms > 0 {
                     self.ids.raise_floor(floor_ms);
@@ -107,16 +133,16 @@ impl LeaseKeeper {
             Err(Refusal::Held {
                 holder,
                 remaining_ms,
-            }) => anyhow::bail!(
+            }) => Err(anyhow::anyhow!(
                 "worker_id = {} is held by another instance ({holder}) for {:.1} s more: \
                  give this instance another worker_id, or leave it unset to lease a free one",
                 self.want.unwrap_or_default(),
                 remaining_ms as f64 / 1000.0
-            ),
-            Err(Refusal::NoneFree) => {
-                anyhow::bail!("all 1,024 worker IDs are leased by running instances")
-            }
-        }
+            )),
+            Err(Refusal::NoneFree) => Err(anyhow::anyhow!(
+                "all 1,024 worker IDs are leased by running instances"
+            )),
+        })
     }
 
     /// Renews (or, once lost, takes again) until released.

@@ -308,7 +308,7 @@ pub async fn worker_ids(
                 Duration::from_secs(settings.ids.lease_ttl_s),
             );
             keeper
-                .acquire()
+                .acquire_at_startup()
                 .await
                 .map_err(|e| anyhow::anyhow!("no worker ID: {e}"))?;
             Ok((ids, Some(keeper)))

@@ -55,6 +55,14 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether the part could not be reached or did not answer in time (rather than
+    /// refusing or failing a query).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Timeout { .. })
+    }
+}
+
 /// Whether one part of storage (a shard, the SQLite file) answers.
 #[derive(Debug, Clone, Serialize)]
 pub struct PartHealth {

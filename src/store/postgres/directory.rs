@@ -28,6 +28,13 @@ const RECORD_SCHEME: &str = "INSERT INTO code_scheme (id, key_check, plain_below
 
 const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 
+impl Shard {
+    async fn scheme_row(&self) -> Result<Option<Row>, StoreError> {
+        self.run(|c| async move { c.query_opt(SELECT_SCHEME, &[]).await })
+            .await
+    }
+}
+
 #[async_trait]
 impl Directory for ShardedPostgres {
     async fn create_key(
@@ -54,10 +61,16 @@ impl Directory for ShardedPostgres {
     }
 
     async fn code_scheme(&self) -> Result<Option<CodeScheme>, StoreError> {
+        // Read at startup: with the directory's primary down, a replica of it answers,
+        // so that an instance can start and serve redirects from the replicas.
         let shard = self.directory();
-        let row = shard
-            .run(|c| async move { c.query_opt(SELECT_SCHEME, &[]).await })
-            .await?;
+        let row = match (shard.scheme_row().await, &self.replicas[self.directory]) {
+            (Err(e), Some(replicas)) if e.is_unreachable() => replicas
+                .read_standby(|s| s.scheme_row())
+                .await
+                .map_err(|_| e)?,
+            (row, _) => row?,
+        };
         row.map(|r| {
             let plain_below: i64 = r.get(1);
             Ok(CodeScheme {

@@ -160,12 +160,8 @@ pub struct Replicas {
     reads: prometheus::IntCounterVec,
 }
 
-/// Whether an error says the database could not be reached (rather than refusing).
 fn unreachable(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::Unavailable { .. } | StoreError::Timeout { .. }
-    )
+    e.is_unreachable()
 }
 
 impl Replicas {
@@ -342,6 +338,29 @@ impl Replicas {
                 replica.conn.name()
             ),
         })
+    }
+
+    /// Reads with `query` from the first replica that answers, whatever its state (for
+    /// startup, before any probe): the primary is down.
+    pub(super) async fn read_standby<'a, T, F, Fut>(&'a self, query: F) -> Result<T, StoreError>
+    where
+        F: Fn(&'a Shard) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut last = None;
+        for replica in &self.replicas {
+            match query(&replica.conn).await {
+                Ok(v) => {
+                    tracing::warn!(
+                        replica = replica.conn.name(),
+                        "the primary is down: read from a replica"
+                    );
+                    return Ok(v);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("a replica set has replicas"))
     }
 
     /// Probes the primary and every replica once, each on a connection of its own.
