@@ -15,7 +15,10 @@ use reqwest::{header, StatusCode};
 use serde_json::json;
 use shortener::store::{Lease, Refusal, WorkerLeases};
 use support::process::{binary, client, free_port, wait_ready, Server};
-use support::{connect, error_code, fresh_database, settings, shard, TestApp, TEST_CODE_KEY};
+use support::{
+    connect, error_code, fresh_database, metric_value as metric, settings, shard, TestApp,
+    TEST_CODE_KEY,
+};
 
 /// The `shortener_worker_id` gauge of an instance.
 fn worker_of(metrics: &str) -> i64 {
@@ -23,16 +26,6 @@ fn worker_of(metrics: &str) -> i64 {
         .lines()
         .find_map(|l| l.strip_prefix("shortener_worker_id "))
         .expect("shortener_worker_id exported")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn metric(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("{name} exported"))
         .trim()
         .parse()
         .unwrap()

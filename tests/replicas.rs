@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 use shortener::domain::Snowflake;
-use support::{connect, error_code, fresh_database, pg_server, settings, shard, TestApp};
+use support::{
+    connect, error_code, fresh_database, metric_value as metric, pg_server, settings, shard,
+    TestApp,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -95,16 +98,6 @@ async fn replicated(db: &str, sql: &str, n: i64) {
     }
 }
 
-fn metric(metrics: &str, line_start: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(line_start).and_then(|v| v.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("{line_start} exported"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 fn reads(metrics: &str, source: &str, reason: &str) -> u64 {
     metric(
         metrics,
@@ -166,11 +159,9 @@ async fn redirects_to(app: &TestApp, code: &str, url: &str) {
     assert_eq!(r.headers()[header::LOCATION], url, "{code}");
 }
 
-#[tokio::test]
-async fn redirect_misses_read_the_replica_a_code_it_lacks_reads_the_primary_and_a_lagging_replica_is_skipped(
-) {
-    let _serial = SERIAL.lock().await;
-    // Arrange: links written through an instance without replicas, copied to the replica.
+/// A fresh database, an instance without replicas on it, and `n` links it wrote
+/// (`https://example.com/{i}`), once the replica holds them.
+async fn written_and_replicated(n: usize) -> (String, TestApp, Vec<String>) {
     let db = fresh_database().await;
     let writer = TestApp::spawn_real_time(settings(vec![shard(
         "s0",
@@ -180,10 +171,19 @@ async fn redirect_misses_read_the_replica_a_code_it_lacks_reads_the_primary_and_
     .await
     .unwrap();
     let mut codes = Vec::new();
-    for i in 0..21 {
+    for i in 0..n {
         codes.push(shorten(&writer, &format!("https://example.com/{i}")).await);
     }
-    replicated(&db, "SELECT count(*) FROM links", 21).await;
+    replicated(&db, "SELECT count(*) FROM links", n as i64).await;
+    (db, writer, codes)
+}
+
+#[tokio::test]
+async fn redirect_misses_read_the_replica_a_code_it_lacks_reads_the_primary_and_a_lagging_replica_is_skipped(
+) {
+    let _serial = SERIAL.lock().await;
+    // Arrange: links written through an instance without replicas, copied to the replica.
+    let (db, writer, codes) = written_and_replicated(21).await;
     let reader = TestApp::spawn_real_time(replicated_settings(&db, &db, 2_000))
         .await
         .unwrap();
@@ -484,19 +484,7 @@ async fn a_replica_that_goes_away_and_comes_back_fails_no_redirect() {
     let _serial = SERIAL.lock().await;
     // Arrange: an instance with no L1, so every redirect reads storage, whose replica is
     // reached through a relay.
-    let db = fresh_database().await;
-    let writer = TestApp::spawn_real_time(settings(vec![shard(
-        "s0",
-        &db,
-        "2024-01-01T00:00:00Z".parse().unwrap(),
-    )]))
-    .await
-    .unwrap();
-    let mut codes = Vec::new();
-    for i in 0..10 {
-        codes.push(shorten(&writer, &format!("https://example.com/{i}")).await);
-    }
-    replicated(&db, "SELECT count(*) FROM links", 10).await;
+    let (db, _writer, codes) = written_and_replicated(10).await;
     let relay = Relay::to(&replica_server().replace("postgres://postgres@", "")).await;
     let mut s = replicated_settings(&db, &db, 2_000);
     s.shards[0].replicas = vec![relay.url(&db)];

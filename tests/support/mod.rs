@@ -462,3 +462,15 @@ pub async fn error_code(response: Response) -> String {
         .unwrap_or_else(|| panic!("no error.code in {body}"))
         .to_owned()
 }
+
+/// The value of the metric line that starts with `line_start` (a name, with its labels
+/// in Prometheus' order when it has any) in a `/metrics` text.
+pub fn metric_value(metrics: &str, line_start: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line_start).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{line_start} exported"))
+        .trim()
+        .parse()
+        .unwrap()
+}
