@@ -54,3 +54,21 @@ pub fn init(settings: &LogSettings) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+/// A name for this process among others: `{host}-{pid}-{random hex}`, unique even for
+/// two processes that reuse a pid on one host. The click stream's consumer and the
+/// worker ID lease's holder.
+pub fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}

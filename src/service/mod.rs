@@ -59,6 +59,14 @@ pub struct LinkPage {
     pub next: Option<Cursor>,
 }
 
+/// Which reads a link load is for: management reads (and everything a client acts on)
+/// stay on the primary, the redirect path may read a replica.
+#[derive(Clone, Copy)]
+enum ReadFor {
+    Management,
+    Redirect,
+}
+
 /// Creates, finds and deletes links.
 pub struct LinkService {
     store: Arc<dyn LinkStore>,
@@ -318,7 +326,9 @@ impl LinkService {
     /// 404 when no link has the code; 503 when its shard is unavailable.
     pub async fn find(&self, code: &str) -> Result<Link, ApiError> {
         let key = LinkKey::parse(code).ok_or_else(ApiError::not_found)?;
-        self.load(&key).await?.ok_or_else(ApiError::not_found)
+        self.load(&key, ReadFor::Management)
+            .await?
+            .ok_or_else(ApiError::not_found)
     }
 
     /// The link a code names, if `caller` may read it: `404` otherwise, exactly as for
@@ -374,30 +384,26 @@ impl LinkService {
         Ok(LinkPage { links, next })
     }
 
-    async fn load(&self, key: &LinkKey) -> Result<Option<Link>, crate::store::StoreError> {
-        Ok(match key {
-            LinkKey::Generated(number) => self
-                .store
-                .get(self.codec.id_of(*number))
-                .await?
-                // A link created with an alias is reached by its alias only.
-                .filter(|l| l.alias.is_none()),
-            LinkKey::Alias(alias) => self.store.get_by_alias(alias.as_ref()).await?,
-        })
-    }
-
-    /// [`load`](Self::load) for the redirect path: replicas may answer.
-    async fn load_for_redirect(
+    /// The link `key` names, read for `path` (the redirect path may read a replica).
+    async fn load(
         &self,
         key: &LinkKey,
+        path: ReadFor,
     ) -> Result<Option<Link>, crate::store::StoreError> {
         Ok(match key {
-            LinkKey::Generated(number) => self
-                .store
-                .resolve(self.codec.id_of(*number))
-                .await?
-                .filter(|l| l.alias.is_none()),
-            LinkKey::Alias(alias) => self.store.resolve_alias(alias.as_ref()).await?,
+            LinkKey::Generated(number) => {
+                let id = self.codec.id_of(*number);
+                let link = match path {
+                    ReadFor::Management => self.store.get(id).await?,
+                    ReadFor::Redirect => self.store.resolve(id).await?,
+                };
+                // A link created with an alias is reached by its alias only.
+                link.filter(|l| l.alias.is_none())
+            }
+            LinkKey::Alias(alias) => match path {
+                ReadFor::Management => self.store.get_by_alias(alias.as_ref()).await?,
+                ReadFor::Redirect => self.store.resolve_alias(alias.as_ref()).await?,
+            },
         })
     }
 
@@ -412,7 +418,7 @@ impl LinkService {
         let cached = self
             .cache
             .get_or_load(code, || async {
-                self.load_for_redirect(&key)
+                self.load(&key, ReadFor::Redirect)
                     .await
                     .map(|link| Cached::of(link.as_ref()))
             })

@@ -51,12 +51,7 @@ impl LeaseKeeper {
         want: Option<u16>,
         ttl: Duration,
     ) -> Self {
-        let holder = format!(
-            "{}:{}:{:016x}",
-            hostname(),
-            std::process::id(),
-            rand::random::<u64>()
-        );
+        let holder = crate::telemetry::instance_name();
         Self {
             leases,
             ids,
@@ -234,13 +229,4 @@ impl LeaseKeeper {
 fn was_held(slot: &crate::domain::WorkerSlot) -> bool {
     // A vacated slot keeps its worker bits; a lapsed one still carries its deadline.
     slot.current().is_none() && slot.has_deadline()
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown-host".into())
 }

@@ -64,15 +64,10 @@ impl RedisStreamQueue {
     /// When the URL is not a Redis URL.
     pub fn new(url: &str, prefix: &str, settings: &QueueSettings) -> anyhow::Result<Self> {
         let (inlet, rx) = Inlet::new(settings.capacity);
-        let consumer = settings.consumer.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-            format!(
-                "{}-{}-{:x}",
-                host.trim(),
-                std::process::id(),
-                rand::random::<u32>()
-            )
-        });
+        let consumer = settings
+            .consumer
+            .clone()
+            .unwrap_or_else(crate::telemetry::instance_name);
         Ok(Self {
             client: redis::Client::open(url)?,
             stream: format!("{prefix}clicks"),

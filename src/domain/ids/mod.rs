@@ -220,11 +220,6 @@ impl WorkerSlot {
     pub fn has_deadline(&self) -> bool {
         self.packed.load(Ordering::Acquire) >> 16 != 0
     }
-
-    /// Whether the ID is configured (held for ever) rather than leased.
-    pub fn is_fixed(&self) -> bool {
-        self.packed.load(Ordering::Acquire) >> 16 == FOREVER
-    }
 }
 
 /// Counters the metrics module exports.

@@ -17,13 +17,13 @@ use std::sync::Arc;
 
 pub use clicks::ShardedClicks;
 pub use migrate::{latest_version, migrate_all, migrate_url, schema_version};
-pub use replica::Replicas;
 pub use settings::{redact_url, validate_shards, DatabaseSettings, ShardSettings};
 pub use shard::Shard;
 
 use super::shard_map::ShardMap;
 use super::StoreError;
 use crate::domain::Snowflake;
+use replica::Replicas;
 
 /// Links spread over PostgreSQL shards by ID range.
 pub struct ShardedPostgres {

@@ -22,7 +22,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::settings::{DatabaseSettings, ShardSettings};
-use super::shard::{make_pool, Shard};
+use super::shard::{const_labels, make_pool, Shard};
 use crate::store::{PoolStatus, ReplicaHealth, StoreError};
 use deadpool_postgres::Pool;
 use std::time::Duration;
@@ -158,10 +158,8 @@ pub struct Replicas {
     /// plus a second for clocks that disagree.
     commit_slack_ms: u64,
     reads: prometheus::IntCounterVec,
-}
-
-fn unreachable(e: &StoreError) -> bool {
-    e.is_unreachable()
+    /// `reads`' counter of each [`Read`], resolved once: a miss counts with one add.
+    counts: [prometheus::IntCounter; READS.len()],
 }
 
 impl Replicas {
@@ -178,14 +176,10 @@ impl Replicas {
             let conn = Shard::replica(settings, index, db)?;
             let probe = make_pool(&settings.replicas[index], db, 1, db.query_timeout_ms)?;
             let label = format!("r{index}");
-            let labels = [
+            let const_labels = const_labels(&[
                 ("shard", settings.name.as_str()),
                 ("replica", label.as_str()),
-            ];
-            let const_labels: std::collections::HashMap<String, String> = labels
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect();
+            ]);
             let lag_gauge = prometheus::Gauge::with_opts(
                 prometheus::Opts::new(
                     "replica_lag_seconds",
@@ -223,9 +217,7 @@ impl Replicas {
             .const_label("shard", &settings.name),
             &["source", "reason"],
         )?;
-        for (source, reason) in READS {
-            reads.with_label_values(&[source, reason]);
-        }
+        let counts = READS.map(|(source, reason)| reads.with_label_values(&[source, reason]));
         Ok(Some(Self {
             shard: settings.name.clone(),
             primary_probe: make_pool(&settings.url, db, 1, db.query_timeout_ms)?,
@@ -236,6 +228,7 @@ impl Replicas {
             max_lag_ms: db.replica_max_lag_ms,
             commit_slack_ms: db.query_timeout_ms + 1_000,
             reads,
+            counts,
         }))
     }
 
@@ -248,8 +241,8 @@ impl Replicas {
             .find(|r| r.usable(self.max_lag_ms, any_lag))
     }
 
-    fn count(&self, source: &str, reason: &str) {
-        self.reads.with_label_values(&[source, reason]).inc();
+    fn count(&self, read: Read) {
+        self.counts[read as usize].inc();
     }
 
     /// Whether `replica` not knowing a link minted at `minted_ms` proves it does not
@@ -275,29 +268,33 @@ impl Replicas {
     {
         let primary_up = self.primary_up.load(Ordering::Acquire);
         let reason = match self.pick(!primary_up) {
-            None => "no_replica",
+            None => Read::PrimaryNoReplica,
             Some(replica) => match query(&replica.conn).await {
                 Ok(Some(v)) => {
-                    self.count("replica", if primary_up { "fresh" } else { "primary_down" });
+                    self.count(if primary_up {
+                        Read::ReplicaFresh
+                    } else {
+                        Read::ReplicaPrimaryDown
+                    });
                     return Ok(Some(v));
                 }
                 Ok(None) if !primary_up => {
                     return self.absent_without_primary(primary, replica, minted_ms);
                 }
-                Ok(None) => "not_replicated",
+                Ok(None) => Read::PrimaryNotReplicated,
                 Err(e) => {
                     replica.failed(&e);
-                    "replica_error"
+                    Read::PrimaryReplicaError
                 }
             },
         };
-        self.count("primary", reason);
+        self.count(reason);
         match query(primary).await {
             Ok(v) => {
                 self.primary_up.store(true, Ordering::Release);
                 Ok(v)
             }
-            Err(e) if unreachable(&e) => {
+            Err(e) if e.is_unreachable() => {
                 if self.primary_up.swap(false, Ordering::AcqRel) {
                     tracing::warn!(shard = %self.shard, error = %e, "primary unreachable: its redirects read its replicas");
                 }
@@ -306,7 +303,7 @@ impl Replicas {
                 };
                 match query(&replica.conn).await {
                     Ok(Some(v)) => {
-                        self.count("replica", "primary_down");
+                        self.count(Read::ReplicaPrimaryDown);
                         Ok(Some(v))
                     }
                     Ok(None) => self.absent_without_primary(primary, replica, minted_ms),
@@ -327,10 +324,10 @@ impl Replicas {
         minted_ms: Option<u64>,
     ) -> Result<Option<T>, StoreError> {
         if self.certainly_absent(replica, minted_ms) {
-            self.count("replica", "primary_down");
+            self.count(Read::ReplicaPrimaryDown);
             return Ok(None);
         }
-        self.count("none", "primary_down");
+        self.count(Read::NonePrimaryDown);
         Err(StoreError::Unavailable {
             part: primary.name().to_owned(),
             source: anyhow::anyhow!(
@@ -417,7 +414,18 @@ impl Replicas {
     }
 }
 
-/// Every `(source, reason)` that [`Replicas::read`] counts, created at 0.
+/// What answered a redirect miss, and why: `READS[read as usize]` is its labels.
+#[derive(Clone, Copy)]
+enum Read {
+    ReplicaFresh,
+    ReplicaPrimaryDown,
+    PrimaryNoReplica,
+    PrimaryNotReplicated,
+    PrimaryReplicaError,
+    NonePrimaryDown,
+}
+
+/// The `(source, reason)` of every [`Read`], in its order (all created at 0).
 const READS: [(&str, &str); 6] = [
     ("replica", "fresh"),
     ("replica", "primary_down"),

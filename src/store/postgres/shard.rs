@@ -114,10 +114,7 @@ impl Shard {
             query_timeout_ms,
         } = spec;
         let pool = make_pool(url, db, pool_size, query_timeout_ms)?;
-        let const_labels: std::collections::HashMap<String, String> = labels
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let const_labels = const_labels(labels);
         let latency = prometheus::Histogram::with_opts(
             prometheus::HistogramOpts::new(
                 format!("{metric}_query_duration_seconds"),
@@ -282,6 +279,14 @@ impl Shard {
             error: result.err().map(|e| e.to_string()),
         }
     }
+}
+
+/// Prometheus constant labels from `(name, value)` pairs.
+pub(super) fn const_labels(labels: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// A lazily connecting pool of `size` connections to `url`, whose statements may run
