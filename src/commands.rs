@@ -103,7 +103,10 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
         key_prefix: &r.key_prefix,
     });
     let (queue, _) = crate::analytics::build_queue(&settings.queue, redis)?;
-    let worker = Worker::new(queue.clone(), store.clone(), settings.analytics.clone());
+    let (geo, every) = crate::analytics::geo::open_configured(&settings.geo)?
+        .map_or((None, std::time::Duration::ZERO), |(g, e)| (Some(g), e));
+    let worker =
+        Worker::new(queue.clone(), store.clone(), settings.analytics.clone()).with_geo(geo, every);
     let metrics = actix_web::web::Data::new(crate::metrics::Metrics::new());
     metrics.observe_worker(&store, &queue, worker.stats());
     let listen = settings.worker_metrics_listen.clone();

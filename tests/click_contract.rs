@@ -9,7 +9,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use shortener::analytics::rollup::Stats;
 use shortener::domain::click::{
-    ClickRecord, ClickUnit, ClientNet, DayCounts, Dims, Families, UnitId, MAX_DIM_VALUES, OTHER,
+    Campaign, ClickRecord, ClickUnit, ClientNet, DayCounts, Dims, Families, Place, UnitId,
+    MAX_DIM_VALUES, OTHER,
 };
 use shortener::domain::ids::EPOCH_MS;
 use shortener::domain::Snowflake;
@@ -87,7 +88,40 @@ fn click(
             bot,
         }),
         client: ClientNet::parse("203.0.113.0"),
+        visitor: None,
+        place: Arc::default(),
+        campaign: Arc::default(),
     }
+}
+
+/// A human click of `visitor` from `country`, with a campaign source.
+fn visit(
+    link: Snowflake,
+    at: DateTime<Utc>,
+    visitor: u64,
+    country: &str,
+    source: &str,
+) -> ClickRecord {
+    let mut c = click(link, at, "", "Firefox", false);
+    c.visitor = Some(visitor);
+    c.place = Arc::new(Place {
+        country: country.into(),
+        city: if country == "FR" {
+            "Paris, FR".into()
+        } else {
+            String::new()
+        },
+    });
+    c.campaign = Arc::new(Campaign {
+        source: source.into(),
+        medium: if source.is_empty() {
+            String::new()
+        } else {
+            "email".into()
+        },
+        campaign: String::new(),
+    });
+    c
 }
 
 /// The unit ID a producer gives a unit whose first click is at `at`.
@@ -254,7 +288,7 @@ async fn values_past_the_cap_are_summed_under_other_as_the_worker_would(store: &
     let mut expected = DayCounts::default();
     for f in [&f1, &f2] {
         let rollup = shortener::domain::click::Rollup::of(&f.clicks);
-        expected.add(rollup.0.values().next().unwrap());
+        expected.add(rollup.rows.values().next().unwrap());
     }
     let days = store
         .days(link, t0().date_naive(), t0().date_naive())
@@ -362,6 +396,97 @@ async fn units_of_two_producers_with_one_first_event_id_both_count(store: &dyn C
     assert_eq!(stats(store, link, t0(), t0()).await.total, 2);
 }
 
+async fn a_visitor_counts_once_a_day_across_flushes_and_units(store: &dyn ClickStore) {
+    let link = id_at(t0());
+    let (day1, day2) = (t0(), t0() + Duration::days(1));
+    // Visitor 1 twice in one unit, again in a second unit (another instance's) and in a
+    // later flush; visitor 2 once; a bot with a hash is not a visitor.
+    let mut bot = click(link, day1, "", "Googlebot", true);
+    bot.visitor = Some(3);
+    let first = ClickUnit {
+        id: unit_id(day1, 1),
+        clicks: vec![
+            visit(link, day1, 1, "FR", "newsletter"),
+            visit(link, day1, 1, "FR", ""),
+            bot,
+        ],
+    };
+    let second = ClickUnit {
+        id: unit_id(day1, 2),
+        clicks: vec![
+            visit(link, day1, 1, "FR", ""),
+            visit(link, day1, 2, "", "newsletter"),
+        ],
+    };
+    store.record(&[first.clone(), second]).await.unwrap();
+    store
+        .record(&[unit(vec![visit(link, day1, 1, "DE", "")])])
+        .await
+        .unwrap();
+    // A redelivery adds nothing, visitors included.
+    store.record(&[first]).await.unwrap();
+    // The next day, the same hash would be another visitor-day (salts differ by day).
+    store
+        .record(&[unit(vec![visit(link, day2, 1, "FR", "")])])
+        .await
+        .unwrap();
+
+    let s = stats(store, link, day1, day2).await;
+    assert_eq!(s.total, 7);
+    assert_eq!(
+        s.daily
+            .iter()
+            .map(|d| (d.total, d.visitors))
+            .collect::<Vec<_>>(),
+        vec![(6, 2), (1, 1)]
+    );
+    assert_eq!(s.visitors, 3);
+    let values = |c: &[shortener::analytics::rollup::Count]| {
+        c.iter()
+            .map(|c| (c.value.clone(), c.total))
+            .collect::<Vec<_>>()
+    };
+    let named = |pairs: &[(&str, i64)]| {
+        pairs
+            .iter()
+            .map(|(v, n)| ((*v).to_owned(), *n))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        values(&s.countries),
+        named(&[("FR", 4), ("(unknown)", 2), ("DE", 1)])
+    );
+    assert_eq!(values(&s.cities), vec![("Paris, FR".to_owned(), 4)]);
+    assert_eq!(values(&s.utm_sources), vec![("newsletter".to_owned(), 2)]);
+    assert_eq!(values(&s.utm_mediums), vec![("email".to_owned(), 2)]);
+    assert!(s.utm_campaigns.is_empty());
+}
+
+async fn a_days_visitors_are_pruned_with_its_units_and_the_count_stays(store: &dyn ClickStore) {
+    let link = id_at(t0());
+    let yesterday = t0() - Duration::days(1);
+    store
+        .record(&[unit(vec![visit(link, yesterday, 9, "", "")])])
+        .await
+        .unwrap();
+    // Units older than 12 hours are forgotten: yesterday's visitors go with them.
+    store
+        .prune(t0() - Duration::days(90), t0() - Duration::hours(12))
+        .await
+        .unwrap();
+    let s = stats(store, link, yesterday, yesterday).await;
+    assert_eq!(s.visitors, 1, "the count stays");
+    store
+        .record(&[unit(vec![visit(link, yesterday, 9, "", "")])])
+        .await
+        .unwrap();
+    assert_eq!(
+        stats(store, link, yesterday, yesterday).await.visitors,
+        2,
+        "a click that late no longer finds its visitor"
+    );
+}
+
 async fn health_reports_every_part_ok(store: &dyn ClickStore) {
     let parts = store.health().await;
     assert!(!parts.is_empty());
@@ -377,5 +502,7 @@ contract!(
     pruning_removes_raw_events_and_keeps_the_rollups,
     a_pruned_unit_is_forgotten_and_a_kept_one_is_not,
     units_of_two_producers_with_one_first_event_id_both_count,
+    a_visitor_counts_once_a_day_across_flushes_and_units,
+    a_days_visitors_are_pruned_with_its_units_and_the_count_stays,
     health_reports_every_part_ok,
 );

@@ -80,6 +80,10 @@ async fn produce(q: &Arc<RedisStreamQueue>, n: u64) -> Snowflake {
             referrer: String::new(),
             user_agent: "Mozilla/5.0 Firefox/121.0".into(),
             client: ClientNet::parse("203.0.113.0"),
+            visitor: 0,
+            query: String::new(),
+            country: String::new(),
+            city: String::new(),
         }));
     }
     q.close();
@@ -231,6 +235,10 @@ fn offer_clicks(q: &RedisStreamQueue, from: u64, n: u64) {
             referrer: String::new(),
             user_agent: format!("agent/{}", i % 5),
             client: ClientNet::parse("203.0.113.0"),
+            visitor: 0,
+            query: String::new(),
+            country: String::new(),
+            city: String::new(),
         }));
     }
 }

@@ -1,14 +1,20 @@
 //! Turning what the redirect path captured into what is counted: the referrer reduced
-//! to its host, the user agent to browser, OS, device and a bot flag. This happens in
-//! the worker, off the hot path, and each distinct user agent and referrer is worked out
-//! once ([`Classifier`] keeps bounded caches of both).
+//! to its host, the user agent to browser, OS, device and a bot flag, the network to a
+//! country and city (a CDN's header first, then the location database), the query to
+//! its campaign. This happens in the worker, off the hot path, and each distinct user
+//! agent, referrer, network and query is worked out once ([`Classifier`] keeps bounded
+//! caches of each).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use maxminddb::Reader;
+
+use super::geo::{self, GeoDb};
 use super::queue::EntryView;
 pub use crate::domain::click::{
-    ClickRecord, ClientNet, Families, RawClick, MAX_REFERRER, MAX_REFERRER_HEADER, MAX_USER_AGENT,
+    Campaign, ClickRecord, ClientNet, Families, Place, RawClick, MAX_CAMPAIGN, MAX_REFERRER,
+    MAX_REFERRER_HEADER, MAX_USER_AGENT,
 };
 use crate::domain::Snowflake;
 
@@ -89,6 +95,25 @@ pub fn classify(parser: &woothee::parser::Parser, user_agent: &str) -> Families 
 /// is emptied and starts again, which bounds memory whatever the traffic sends.
 pub const CLASSIFIER_CACHE: usize = 10_000;
 
+/// The campaign parameters of a query string (`utm_source`, `utm_medium`,
+/// `utm_campaign`), each trimmed and cut to [`MAX_CAMPAIGN`] bytes; the first of each
+/// wins.
+pub fn campaign_of(query: &str) -> Campaign {
+    let mut c = Campaign::default();
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let slot = match key.as_ref() {
+            "utm_source" => &mut c.source,
+            "utm_medium" => &mut c.medium,
+            "utm_campaign" => &mut c.campaign,
+            _ => continue,
+        };
+        if slot.is_empty() {
+            *slot = clip(value.trim(), MAX_CAMPAIGN);
+        }
+    }
+    c
+}
+
 /// Classifies clicks, working out each distinct user agent and referrer once.
 pub struct Classifier {
     parser: woothee::parser::Parser,
@@ -97,6 +122,16 @@ pub struct Classifier {
     direct: Arc<str>,
     /// How many user agents were parsed (not found in the cache).
     pub parsed: u64,
+    geo: Option<Arc<GeoDb>>,
+    /// The database as of `geo_generation`.
+    reader: Option<Arc<Reader<Vec<u8>>>>,
+    geo_generation: u64,
+    /// Places by network (database lookups) and by header values.
+    places: HashMap<ClientNet, Arc<Place>>,
+    edge_places: HashMap<(String, String), Arc<Place>>,
+    nowhere: Arc<Place>,
+    campaigns: HashMap<String, Arc<Campaign>>,
+    no_campaign: Arc<Campaign>,
 }
 
 impl Default for Classifier {
@@ -114,7 +149,90 @@ impl Classifier {
             referrers: HashMap::new(),
             direct: Arc::from(""),
             parsed: 0,
+            geo: None,
+            reader: None,
+            geo_generation: 0,
+            places: HashMap::new(),
+            edge_places: HashMap::new(),
+            nowhere: Arc::default(),
+            campaigns: HashMap::new(),
+            no_campaign: Arc::default(),
         }
+    }
+
+    /// A classifier that places clicks with `geo` too.
+    pub fn with_geo(geo: Option<Arc<GeoDb>>) -> Self {
+        let mut c = Self::new();
+        c.geo = geo;
+        c.refresh_geo();
+        c
+    }
+
+    /// Takes up a reloaded database, forgetting the places looked up in the old one.
+    pub fn refresh_geo(&mut self) {
+        let Some(geo) = &self.geo else { return };
+        let generation = geo.generation();
+        if self.reader.is_none() || generation != self.geo_generation {
+            self.reader = Some(geo.reader());
+            self.geo_generation = generation;
+            self.places.clear();
+        }
+    }
+
+    /// Where a click came from: the country (and city) a trusted CDN header named, else
+    /// the database's answer for its network, else nowhere known.
+    pub fn place(&mut self, client: ClientNet, country: &str, city: &str) -> Arc<Place> {
+        if !country.is_empty() || !city.is_empty() {
+            let key = (country.to_owned(), city.to_owned());
+            if let Some(p) = self.edge_places.get(&key) {
+                return p.clone();
+            }
+            if self.edge_places.len() >= CLASSIFIER_CACHE {
+                self.edge_places.clear();
+            }
+            let place = Arc::new(Place {
+                country: country.to_owned(),
+                city: geo::city_label(city, country),
+            });
+            self.edge_places.insert(key, place.clone());
+            return place;
+        }
+        let Some(reader) = &self.reader else {
+            return self.nowhere.clone();
+        };
+        if client == ClientNet::Unknown {
+            return self.nowhere.clone();
+        }
+        if let Some(p) = self.places.get(&client) {
+            return p.clone();
+        }
+        if self.places.len() >= CLASSIFIER_CACHE {
+            self.places.clear();
+        }
+        let place = Arc::new(geo::lookup(reader, client));
+        self.places.insert(client, place.clone());
+        place
+    }
+
+    /// The campaign of a short URL's query string.
+    pub fn campaign(&mut self, query: &str) -> Arc<Campaign> {
+        if query.is_empty() {
+            return self.no_campaign.clone();
+        }
+        if let Some(c) = self.campaigns.get(query) {
+            return c.clone();
+        }
+        if self.campaigns.len() >= CLASSIFIER_CACHE {
+            self.campaigns.clear();
+        }
+        let c = campaign_of(query);
+        let c = if c == Campaign::default() {
+            self.no_campaign.clone()
+        } else {
+            Arc::new(c)
+        };
+        self.campaigns.insert(query.to_owned(), c.clone());
+        c
     }
 
     /// The families of a user agent.
@@ -152,6 +270,7 @@ impl Classifier {
     pub fn records_of(&mut self, entry: &EntryView<'_>, out: &mut Vec<ClickRecord>) {
         let mut referrers: Vec<Option<Arc<str>>> = vec![None; entry.strings.len()];
         let mut agents: Vec<Option<Arc<Families>>> = vec![None; entry.strings.len()];
+        let mut campaigns: Vec<Option<Arc<Campaign>>> = vec![None; entry.strings.len()];
         for c in &entry.clicks {
             let (Some(event_id), Some(link_id)) = (
                 Snowflake::from_u64(c.event_id),
@@ -168,6 +287,16 @@ impl Classifier {
                 Some(f) => f.clone(),
                 None => agents[a].insert(self.families(entry.strings[a])).clone(),
             };
+            let q = c.query as usize;
+            let campaign = match &campaigns[q] {
+                Some(x) => x.clone(),
+                None => campaigns[q].insert(self.campaign(entry.strings[q])).clone(),
+            };
+            let place = self.place(
+                c.client,
+                entry.strings[c.country as usize],
+                entry.strings[c.city as usize],
+            );
             out.push(ClickRecord {
                 event_id,
                 link_id,
@@ -175,6 +304,9 @@ impl Classifier {
                 referrer,
                 families,
                 client: c.client,
+                visitor: (c.visitor != 0).then_some(c.visitor),
+                place,
+                campaign,
             });
         }
     }
@@ -188,6 +320,9 @@ impl Classifier {
             referrer: self.referrer(&click.referrer),
             families: self.families(&click.user_agent),
             client: click.client,
+            visitor: (click.visitor != 0).then_some(click.visitor),
+            place: self.place(click.client, &click.country, &click.city),
+            campaign: self.campaign(&click.query),
         }
     }
 }
@@ -205,6 +340,10 @@ mod tests {
             referrer: String::new(),
             user_agent: ua.into(),
             client: ClientNet::parse("203.0.113.0"),
+            visitor: 0,
+            query: String::new(),
+            country: String::new(),
+            city: String::new(),
         }
     }
 
@@ -272,6 +411,37 @@ mod tests {
         let mut late = raw("x");
         late.at_ms = 1_767_225_599_999; // 2025-12-31T23:59:59.999Z
         assert_eq!(c.record(&late).day().to_string(), "2025-12-31");
+    }
+
+    #[test]
+    fn campaigns_come_from_the_utm_parameters_of_the_query() {
+        let c = campaign_of("utm_source=news%20letter&utm_medium=email&x=1&utm_source=late");
+        assert_eq!(
+            (c.source.as_str(), c.medium.as_str(), c.campaign.as_str()),
+            ("news letter", "email", "")
+        );
+        let mut k = Classifier::new();
+        let mut click = raw("x");
+        click.query = "utm_campaign=spring".into();
+        assert_eq!(k.record(&click).campaign.campaign, "spring");
+        click.query = "ref=abc".into();
+        assert_eq!(*k.record(&click).campaign, Campaign::default());
+        let long = format!("utm_source={}", "a".repeat(500));
+        assert_eq!(campaign_of(&long).source.len(), MAX_CAMPAIGN);
+    }
+
+    #[test]
+    fn a_cdn_header_names_the_place_when_there_is_one() {
+        let mut k = Classifier::new();
+        let mut click = raw("x");
+        assert_eq!(*k.record(&click).place, Place::default(), "no source knows");
+        click.country = "JP".into();
+        click.city = "Osaka".into();
+        let place = k.record(&click).place;
+        assert_eq!(
+            (place.country.as_str(), place.city.as_str()),
+            ("JP", "Osaka, JP")
+        );
     }
 
     #[test]

@@ -7,11 +7,14 @@
 //! [`Shutdown`](crate::shutdown::Shutdown), in its order.
 
 pub mod event;
+pub mod geo;
 pub mod queue;
 pub mod rollup;
+pub mod salts;
 pub mod worker;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
@@ -62,15 +65,16 @@ pub fn build_queue(
 
 impl Analytics {
     /// Starts the queue's producer (Redis) and, when asked or when the queue is in
-    /// process, a worker into `store`. Both watch `shutdown` and stop in its order
+    /// process, a worker into `store` (placing clicks with the `geo` database). Both watch `shutdown` and stop in its order
     /// (see [`crate::shutdown`]): they keep working until [`close`](Self::close).
     ///
     /// # Errors
-    /// When the queue cannot be built.
+    /// When the queue cannot be built or a configured location database not read.
     pub fn start(
         queue_settings: &QueueSettings,
         redis: Option<StreamAt>,
         settings: &AnalyticsSettings,
+        geo: &geo::GeoSettings,
         store: Arc<dyn ClickStore>,
         shutdown: &Shutdown,
     ) -> anyhow::Result<Self> {
@@ -80,8 +84,14 @@ impl Analytics {
             tasks.push(tokio::spawn(q.run_producer(shutdown.token())));
         }
         let in_process = queue_settings.kind == QueueKind::Memory || settings.worker_in_serve;
+        let geo = if in_process {
+            geo::open_configured(geo)?
+        } else {
+            None
+        };
         let worker_stats = in_process.then(|| {
-            let w = Worker::new(queue.clone(), store, settings.clone());
+            let (geo, every) = geo.map_or((None, Duration::ZERO), |(g, e)| (Some(g), e));
+            let w = Worker::new(queue.clone(), store, settings.clone()).with_geo(geo, every);
             let stats = w.stats().clone();
             let token = shutdown.token();
             tasks.push(tokio::spawn(async move { w.run(token).await }));

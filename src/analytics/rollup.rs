@@ -13,6 +13,8 @@ pub struct Day {
     pub day: NaiveDate,
     pub total: i64,
     pub bots: i64,
+    /// Distinct human visitors that day.
+    pub visitors: i64,
 }
 
 /// One value of a dimension.
@@ -30,27 +32,44 @@ pub struct Stats {
     pub total: i64,
     pub humans: i64,
     pub bots: i64,
+    /// Distinct human visitors, summed over the days of the range: a visitor is known
+    /// within one UTC day only (its hash changes with the day's salt), so one person on
+    /// three days counts three times.
+    pub visitors: i64,
     /// Every day of the range, days without clicks as zero.
     pub daily: Vec<Day>,
     pub referrers: Vec<Count>,
     pub browsers: Vec<Count>,
     pub os: Vec<Count>,
     pub devices: Vec<Count>,
+    /// ISO 3166-1 alpha-2 codes; `(unknown)` for clicks no source could place.
+    pub countries: Vec<Count>,
+    /// `City, CC`; only clicks whose city is known.
+    pub cities: Vec<Count>,
+    /// Only clicks whose short URL carried the parameter.
+    pub utm_sources: Vec<Count>,
+    pub utm_mediums: Vec<Count>,
+    pub utm_campaigns: Vec<Count>,
 }
 
 /// How many values of each dimension the stats list.
 pub const TOP: usize = 10;
+/// The referrer of clicks that had none.
+pub const DIRECT: &str = "(direct)";
+/// The country of clicks no source could place.
+pub const UNKNOWN: &str = "(unknown)";
 
 impl Stats {
     /// Shapes rollup rows into the API's stats: the full daily series and the top
     /// values of each dimension (most clicks first, ties by name).
     pub fn build(from: NaiveDate, to: NaiveDate, days: Vec<(NaiveDate, DayCounts)>) -> Self {
-        let mut by_day: BTreeMap<NaiveDate, (i64, i64)> = BTreeMap::new();
-        let mut dims: [ValueCounts; 4] = Default::default();
+        let mut by_day: BTreeMap<NaiveDate, (i64, i64, i64)> = BTreeMap::new();
+        let mut dims: [ValueCounts; 9] = Default::default();
         for (day, counts) in &days {
             let d = by_day.entry(*day).or_default();
             d.0 += counts.total;
             d.1 += counts.bots;
+            d.2 += counts.visitors;
             for (sum, (_, values)) in dims.iter_mut().zip(counts.dims.each()) {
                 for (value, n) in values {
                     *sum.entry(value.clone()).or_default() += n;
@@ -61,20 +80,26 @@ impl Stats {
             .iter_days()
             .take_while(|d| *d <= to)
             .map(|day| {
-                let (total, bots) = by_day.get(&day).copied().unwrap_or_default();
-                Day { day, total, bots }
+                let (total, bots, visitors) = by_day.get(&day).copied().unwrap_or_default();
+                Day {
+                    day,
+                    total,
+                    bots,
+                    visitors,
+                }
             })
             .collect();
         let total: i64 = daily.iter().map(|d| d.total).sum();
         let bots: i64 = daily.iter().map(|d| d.bots).sum();
+        let visitors: i64 = daily.iter().map(|d| d.visitors).sum();
         let top = |i: usize| {
             let mut counts: Vec<Count> = dims[i]
                 .iter()
                 .map(|(value, total)| Count {
-                    value: if i == 0 && value.is_empty() {
-                        "(direct)".into()
-                    } else {
-                        value.clone()
+                    value: match (i, value.is_empty()) {
+                        (0, true) => DIRECT.into(),
+                        (4, true) => UNKNOWN.into(),
+                        _ => value.clone(),
                     },
                     total: *total,
                 })
@@ -96,10 +121,16 @@ impl Stats {
             total,
             humans: total - bots,
             bots,
+            visitors,
             referrers: top(0),
             browsers: top(1),
             os: top(2),
             devices: top(3),
+            countries: top(4),
+            cities: top(5),
+            utm_sources: top(6),
+            utm_mediums: top(7),
+            utm_campaigns: top(8),
             daily,
         }
     }
@@ -124,7 +155,9 @@ mod tests {
                 0 => &mut c.dims.referrer,
                 1 => &mut c.dims.browser,
                 2 => &mut c.dims.os,
-                _ => &mut c.dims.device,
+                3 => &mut c.dims.device,
+                4 => &mut c.dims.country,
+                _ => &mut c.dims.utm_source,
             };
             map.insert((*value).into(), *n);
         }
@@ -169,6 +202,32 @@ mod tests {
         assert_eq!(s.browsers.len(), 1);
         assert_eq!(s.browsers[0].total, 7, "summed over the days");
         assert!(s.os.is_empty());
+    }
+
+    #[test]
+    fn visitors_add_up_over_days_and_unknown_countries_are_named() {
+        let mut a = counts(3, 0, &[(4, "FR", 2), (4, "", 1), (5, "newsletter", 1)]);
+        a.visitors = 2;
+        let mut b = counts(1, 0, &[(4, "FR", 1)]);
+        b.visitors = 1;
+        let s = Stats::build(
+            d("2026-01-01"),
+            d("2026-01-02"),
+            vec![(d("2026-01-01"), a), (d("2026-01-02"), b)],
+        );
+        assert_eq!(s.visitors, 3);
+        assert_eq!(
+            s.daily.iter().map(|x| x.visitors).collect::<Vec<_>>(),
+            [2, 1]
+        );
+        let countries: Vec<(&str, i64)> = s
+            .countries
+            .iter()
+            .map(|c| (c.value.as_str(), c.total))
+            .collect();
+        assert_eq!(countries, [("FR", 3), (UNKNOWN, 1)]);
+        assert_eq!(s.utm_sources[0].value, "newsletter");
+        assert!(s.cities.is_empty() && s.utm_campaigns.is_empty());
     }
 
     #[test]

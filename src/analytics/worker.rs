@@ -5,7 +5,7 @@
 //! unit. Acknowledges stream entries only after the commit. Also prunes raw events and
 //! old unit IDs.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::event::Classifier;
+use super::geo::GeoDb;
 use super::queue::{view_entry, ClickQueue, Delivery};
 use crate::domain::click::{ClickRecord, ClickUnit, UnitId};
 use crate::store::clicks::ClickStore;
@@ -80,6 +81,12 @@ pub struct WorkerStats {
     pub rows: AtomicU64,
     /// Raw events kept.
     pub events: AtomicU64,
+    /// Whether a location database is loaded.
+    pub geo: AtomicBool,
+    /// Reloads of the location database (its file changed).
+    pub geo_reloads: AtomicU64,
+    /// Reloads that failed (the previous data stayed).
+    pub geo_reload_failures: AtomicU64,
 }
 
 /// Whether a batch is acknowledged after its commit (tests skip it to play a worker
@@ -127,6 +134,8 @@ pub struct Worker {
     stats: Arc<WorkerStats>,
     /// Names the units of in-process flushes (see [`UnitId`]).
     producer: i64,
+    /// The location database, and how often its file is checked for a change.
+    geo: Option<(Arc<GeoDb>, Duration)>,
 }
 
 impl Worker {
@@ -143,7 +152,44 @@ impl Worker {
             classifier: Mutex::new(Classifier::new()),
             stats: Arc::new(WorkerStats::default()),
             producer: rand::random(),
+            geo: None,
         }
+    }
+
+    /// The same worker, placing clicks with `geo` (checked for a new file every
+    /// `check_every`).
+    #[must_use]
+    pub fn with_geo(self, geo: Option<Arc<GeoDb>>, check_every: Duration) -> Self {
+        self.stats.geo.store(geo.is_some(), Ordering::Relaxed);
+        Self {
+            classifier: Mutex::new(Classifier::with_geo(geo.clone())),
+            geo: geo.map(|g| (g, check_every.max(Duration::from_millis(100)))),
+            ..self
+        }
+    }
+
+    /// Checks the location database's file every so often until `stop`, reading it
+    /// again when it changed (off the async threads); the classifier takes the new data
+    /// up at its next batch.
+    fn spawn_geo_reloader(&self, stop: &CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+        let (geo, every) = self.geo.clone()?;
+        let stats = self.stats.clone();
+        let stop = stop.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = stop.cancelled() => return,
+                }
+                let g = geo.clone();
+                let _ = tokio::task::spawn_blocking(move || g.reload_if_changed()).await;
+                let copy = |to: &AtomicU64, from: &AtomicU64| {
+                    to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+                };
+                copy(&stats.geo_reloads, &geo.reloads);
+                copy(&stats.geo_reload_failures, &geo.reload_failures);
+            }
+        }))
     }
 
     /// The counters.
@@ -155,6 +201,7 @@ impl Worker {
         let Ok(mut classifier) = self.classifier.lock() else {
             return;
         };
+        classifier.refresh_geo();
         for d in deliveries {
             batch.clicks += d.len();
             let mut records: Vec<ClickRecord> =
@@ -328,6 +375,7 @@ impl Worker {
     pub async fn run(&self, stop: CancellationToken) {
         let prune_every = Duration::from_secs(self.settings.prune_every_s.max(1));
         let mut last_prune = Instant::now();
+        let _reloader = self.spawn_geo_reloader(&stop);
         let mut gathered: Option<Batch> = None;
         while !stop.is_cancelled() {
             let previous = gathered.take();

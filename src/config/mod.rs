@@ -18,6 +18,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::analytics::geo::GeoSettings;
 use crate::analytics::queue::{QueueKind, QueueSettings};
 use crate::analytics::worker::AnalyticsSettings;
 use crate::cache::{CacheSettings, RedisSettings};
@@ -72,8 +73,10 @@ pub struct Settings {
     pub analytics: AnalyticsSettings,
     /// Where `shortener worker` serves its own `/metrics`.
     pub worker_metrics_listen: String,
-    /// Rate limits.
+    /// Rate limits, and the trusted proxies that decide a request's client address.
     pub limits: LimitSettings,
+    /// Where clicks come from: a location database and the headers of a CDN in front.
+    pub geo: GeoSettings,
     /// API keys and anonymous use.
     pub auth: crate::auth::AuthSettings,
     /// Limits on what a link may be.
@@ -104,6 +107,10 @@ pub struct LinkSettings {
     /// (`localhost`, 127.0.0.1, `[::1]`, 0.0.0.0, 169.254.x.x, fe80::…): for intranet
     /// deployments only.
     pub allow_local_targets: bool,
+    /// Where a browser (`Accept: text/html`) asking for an unknown, deleted or expired
+    /// code is sent (302) instead of getting the JSON error; API clients keep the JSON.
+    /// An http(s) URL; unset: everyone gets the JSON error.
+    pub not_found_url: Option<String>,
 }
 
 /// Snowflake ID issuing.
@@ -152,6 +159,7 @@ impl Default for Settings {
             analytics: AnalyticsSettings::default(),
             worker_metrics_listen: "127.0.0.1:9100".into(),
             limits: LimitSettings::default(),
+            geo: GeoSettings::default(),
             auth: crate::auth::AuthSettings::default(),
             links: LinkSettings::default(),
             ids: IdSettings::default(),
@@ -170,6 +178,7 @@ impl Default for LinkSettings {
             blocked_domains: Vec::new(),
             blocklist_file: None,
             allow_local_targets: false,
+            not_found_url: None,
         }
     }
 }
@@ -364,6 +373,14 @@ impl Settings {
                 )));
             }
         }
+        if let Some(to) = &self.links.not_found_url {
+            let url = Url::parse(to)
+                .map_err(|e| invalid(format!("links.not_found_url = {to:?}: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(invalid("links.not_found_url must be an http(s) URL"));
+            }
+        }
+        self.validate_geo().map_err(invalid)?;
         if self.sqlite.readers == 0 {
             return Err(invalid("sqlite.readers must be at least 1"));
         }
@@ -376,6 +393,22 @@ impl Settings {
             return Err(invalid(
                 "http.max_body_bytes must be at least links.max_url_length",
             ));
+        }
+        Ok(())
+    }
+
+    /// `[geo]`: header names that are header names, and a database that opens (a
+    /// configured one that does not is a startup error, not a silent lack of countries).
+    fn validate_geo(&self) -> Result<(), String> {
+        for name in self.geo.headers.iter().chain(&self.geo.city_headers) {
+            actix_web::http::header::HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| format!("geo.headers: {name:?} is not a header name"))?;
+        }
+        if self.geo.reload_check_s == 0 {
+            return Err("geo.reload_check_s must be at least 1".into());
+        }
+        if let Some(path) = &self.geo.database {
+            crate::analytics::geo::open_reader(path).map_err(|e| format!("{e:#}"))?;
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! counted exactly once ([`ClickUnit`]), and the per-link, per-day counts both click
 //! stores keep ([`DayCounts`], summed into a [`Rollup`]). No I/O here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -22,8 +22,27 @@ pub const MAX_REFERRER: usize = 253;
 /// host; a longer one is cut, which can only lose its path).
 pub const MAX_REFERRER_HEADER: usize = 512;
 
+/// Longest query string of the short URL carried in a click, in bytes (the worker
+/// takes only the `utm_*` parameters from it; a longer one is cut).
+pub const MAX_QUERY: usize = 512;
+/// Longest campaign value (`utm_source`, `utm_medium`, `utm_campaign`) counted, in
+/// bytes; longer ones are cut.
+pub const MAX_CAMPAIGN: usize = 100;
+/// Longest city name kept, in bytes.
+pub const MAX_CITY: usize = 100;
+
 /// The dimensions counted per link and day, as they are named in the stored JSON.
-pub const DIMENSIONS: [&str; 4] = ["referrer", "browser", "os", "device"];
+pub const DIMENSIONS: [&str; 9] = [
+    "referrer",
+    "browser",
+    "os",
+    "device",
+    "country",
+    "city",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+];
 /// Distinct values kept per dimension, per link and day; the rest are summed under
 /// [`OTHER`]. Bounds the row (and the work of merging it) however wide the traffic.
 pub const MAX_DIM_VALUES: usize = 64;
@@ -96,6 +115,33 @@ pub struct RawClick {
     pub user_agent: String,
     /// The client's network.
     pub client: ClientNet,
+    /// The visitor: a keyed hash of the full client address and user agent under the
+    /// day's salt (see [`crate::domain::visitor`]), or 0 when the address is unknown.
+    pub visitor: u64,
+    /// The short URL's own query string, cut to [`MAX_QUERY`] bytes, or empty. The
+    /// worker keeps only its `utm_source`, `utm_medium` and `utm_campaign`.
+    pub query: String,
+    /// The country a trusted proxy or CDN in front named (ISO 3166-1 alpha-2), or empty.
+    pub country: String,
+    /// The city a trusted proxy or CDN in front named, or empty.
+    pub city: String,
+}
+
+/// Where a click came from, as far as anyone knows: empty strings for unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Place {
+    /// ISO 3166-1 alpha-2, upper case.
+    pub country: String,
+    /// `City, CC` (or the city alone when the country is unknown).
+    pub city: String,
+}
+
+/// The campaign parameters of the short URL's query; empty where absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Campaign {
+    pub source: String,
+    pub medium: String,
+    pub campaign: String,
 }
 
 /// What a user agent reduces to.
@@ -120,6 +166,10 @@ pub struct ClickRecord {
     pub referrer: Arc<str>,
     pub families: Arc<Families>,
     pub client: ClientNet,
+    /// The visitor hash; `None` for bots and clicks without an address.
+    pub visitor: Option<u64>,
+    pub place: Arc<Place>,
+    pub campaign: Arc<Campaign>,
 }
 
 impl ClickRecord {
@@ -157,7 +207,8 @@ pub type ValueCounts = BTreeMap<String, i64>;
 
 /// The dimension counts of one link on one day. Stored as one JSON object
 /// (`{"referrer": {"news.example": 3}, "browser": {…}, …}`) inside the day's row, so a
-/// day of a link costs one row write per flush, however many values it has.
+/// day of a link costs one row write per flush, however many values it has. Rows
+/// written before a dimension existed simply lack its key.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Dims {
@@ -169,25 +220,53 @@ pub struct Dims {
     pub os: ValueCounts,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub device: ValueCounts,
+    /// ISO country codes; the empty value counts clicks no source could place.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub country: ValueCounts,
+    /// Only clicks whose city is known.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub city: ValueCounts,
+    /// Only clicks that carried the parameter.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub utm_source: ValueCounts,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub utm_medium: ValueCounts,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub utm_campaign: ValueCounts,
 }
 
 impl Dims {
-    /// The four dimensions, in the order of [`DIMENSIONS`].
-    pub fn each(&self) -> [(&'static str, &ValueCounts); 4] {
-        [
-            (DIMENSIONS[0], &self.referrer),
-            (DIMENSIONS[1], &self.browser),
-            (DIMENSIONS[2], &self.os),
-            (DIMENSIONS[3], &self.device),
-        ]
+    /// The dimensions, in the order of [`DIMENSIONS`].
+    pub fn each(&self) -> [(&'static str, &ValueCounts); 9] {
+        let all = [
+            &self.referrer,
+            &self.browser,
+            &self.os,
+            &self.device,
+            &self.country,
+            &self.city,
+            &self.utm_source,
+            &self.utm_medium,
+            &self.utm_campaign,
+        ];
+        let mut i = 0;
+        all.map(|counts| {
+            i += 1;
+            (DIMENSIONS[i - 1], counts)
+        })
     }
 
-    fn each_mut(&mut self) -> [&mut ValueCounts; 4] {
+    fn each_mut(&mut self) -> [&mut ValueCounts; 9] {
         [
             &mut self.referrer,
             &mut self.browser,
             &mut self.os,
             &mut self.device,
+            &mut self.country,
+            &mut self.city,
+            &mut self.utm_source,
+            &mut self.utm_medium,
+            &mut self.utm_campaign,
         ]
     }
 
@@ -252,6 +331,8 @@ pub fn cap(counts: &mut ValueCounts) {
 pub struct DayCounts {
     pub total: i64,
     pub bots: i64,
+    /// Distinct visitors (humans only) on that day.
+    pub visitors: i64,
     pub dims: Dims,
 }
 
@@ -260,30 +341,54 @@ impl DayCounts {
     pub fn add(&mut self, other: &DayCounts) {
         self.total += other.total;
         self.bots += other.bots;
+        self.visitors += other.visitors;
         self.dims.add(&other.dims);
     }
 }
 
+/// One visitor of one link on one day: what the stores keep a set of, per day, so that
+/// the same visitor in two flushes or from two instances counts once.
+pub type VisitorKey = (Snowflake, NaiveDate, u64);
+
 /// Counts per (link, day), sorted by key: concurrent writers then take row locks in the
-/// same order and cannot deadlock.
+/// same order and cannot deadlock. `visitors` of each row is left at 0: how many of the
+/// flush's [`visitors`](Self::visitors) are new is only known to the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rollup(pub BTreeMap<(Snowflake, NaiveDate), DayCounts>);
+pub struct Rollup {
+    pub rows: BTreeMap<(Snowflake, NaiveDate), DayCounts>,
+    /// The distinct visitors of the clicks, sorted (the same lock order again).
+    pub visitors: BTreeSet<VisitorKey>,
+}
 
 impl Rollup {
     /// Sums clicks in process: a link clicked a thousand times in a flush is one row.
     pub fn of<'a>(clicks: impl IntoIterator<Item = &'a ClickRecord>) -> Self {
         let mut rows: BTreeMap<(Snowflake, NaiveDate), DayCounts> = BTreeMap::new();
+        let mut visitors = BTreeSet::new();
         for c in clicks {
-            let row = rows.entry((c.link_id, c.day())).or_default();
+            let day = c.day();
+            let row = rows.entry((c.link_id, day)).or_default();
             row.total += 1;
             row.bots += i64::from(c.families.bot);
-            let f = &c.families;
-            for (counts, value) in row.dims.each_mut().into_iter().zip([
-                &*c.referrer,
-                f.browser.as_str(),
-                f.os.as_str(),
-                f.device.as_str(),
-            ]) {
+            if let (Some(v), false) = (c.visitor, c.families.bot) {
+                visitors.insert((c.link_id, day, v));
+            }
+            let (f, p, u) = (&c.families, &c.place, &c.campaign);
+            // The referrer and the country count their empty value (direct traffic, an
+            // unknown place); the others only count clicks that have one.
+            let values = [
+                Some(&*c.referrer),
+                Some(f.browser.as_str()),
+                Some(f.os.as_str()),
+                Some(f.device.as_str()),
+                Some(p.country.as_str()),
+                Some(p.city.as_str()).filter(|v| !v.is_empty()),
+                Some(u.source.as_str()).filter(|v| !v.is_empty()),
+                Some(u.medium.as_str()).filter(|v| !v.is_empty()),
+                Some(u.campaign.as_str()).filter(|v| !v.is_empty()),
+            ];
+            for (counts, value) in row.dims.each_mut().into_iter().zip(values) {
+                let Some(value) = value else { continue };
                 match counts.get_mut(value) {
                     Some(n) => *n += 1,
                     None => {
@@ -297,17 +402,17 @@ impl Rollup {
                 cap(counts);
             }
         }
-        Self(rows)
+        Self { rows, visitors }
     }
 
     /// Rows to write.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.rows.len()
     }
 
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.rows.is_empty()
     }
 }
 
@@ -349,6 +454,9 @@ mod tests {
             referrer: referrer.into(),
             families: families(browser, bot),
             client: ClientNet::Unknown,
+            visitor: None,
+            place: Arc::default(),
+            campaign: Arc::default(),
         }
     }
 
@@ -374,7 +482,7 @@ mod tests {
         ];
         let rollup = Rollup::of(&clicks);
         assert_eq!(rollup.len(), 3, "two days of link 1, one of link 2");
-        let first = &rollup.0[&(
+        let first = &rollup.rows[&(
             Snowflake::from_parts(1, 0, 0),
             "2025-12-31".parse().unwrap(),
         )];
@@ -388,7 +496,7 @@ mod tests {
     #[test]
     fn dims_round_trip_through_json_and_add_up() {
         let mut a = Rollup::of(&[record(1, 0, "a.example", "Chrome", false)])
-            .0
+            .rows
             .into_values()
             .next()
             .unwrap()
@@ -396,12 +504,51 @@ mod tests {
         let json = a.to_json();
         assert_eq!(
             json,
-            r#"{"referrer":{"a.example":1},"browser":{"Chrome":1},"os":{"Linux":1},"device":{"pc":1}}"#
+            r#"{"referrer":{"a.example":1},"browser":{"Chrome":1},"os":{"Linux":1},"device":{"pc":1},"country":{"":1}}"#
         );
         let b = Dims::sum_json(&format!("[{json}]")).unwrap();
         a.add(&b);
         assert_eq!(a.referrer["a.example"], 2);
         assert_eq!(a.os["Linux"], 2);
+    }
+
+    #[test]
+    fn a_rollup_counts_places_campaigns_and_each_human_visitor_once() {
+        let mut clicks = Vec::new();
+        for (visitor, country, city, source, bot) in [
+            (Some(7), "FR", "Paris, FR", "newsletter", false),
+            (Some(7), "FR", "Paris, FR", "", false),
+            (Some(8), "", "", "newsletter", false),
+            (Some(9), "DE", "", "", true),
+            (None, "DE", "", "", false),
+        ] {
+            let mut c = record(1, 0, "", "Chrome", bot);
+            c.visitor = visitor;
+            c.place = Arc::new(Place {
+                country: country.into(),
+                city: city.into(),
+            });
+            c.campaign = Arc::new(Campaign {
+                source: source.into(),
+                ..Campaign::default()
+            });
+            clicks.push(c);
+        }
+        let rollup = Rollup::of(&clicks);
+        let row = rollup.rows.values().next().unwrap();
+        let link = Snowflake::from_parts(1, 0, 0);
+        let day = clicks[0].day();
+        assert_eq!(
+            rollup.visitors.iter().copied().collect::<Vec<_>>(),
+            vec![(link, day, 7), (link, day, 8)],
+            "distinct, bots left out"
+        );
+        assert_eq!(row.dims.country["FR"], 2);
+        assert_eq!(row.dims.country["DE"], 2);
+        assert_eq!(row.dims.country[""], 1, "an unknown place is counted");
+        assert_eq!(row.dims.city.len(), 1, "an unknown city is not");
+        assert_eq!(row.dims.utm_source["newsletter"], 2);
+        assert!(row.dims.utm_medium.is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod link;
 pub mod query;
 pub mod target_url;
+pub mod visitor;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codes::{Alias, AliasError, LinkKey};

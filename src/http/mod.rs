@@ -1,5 +1,6 @@
 //! The HTTP API: one file per route group, wired together in [`routes`].
 
+pub mod client;
 pub mod console;
 pub mod error;
 pub mod health;
@@ -28,6 +29,10 @@ pub struct AppState {
     pub limits: Option<std::sync::Arc<crate::limits::Limits>>,
     /// Who is calling.
     pub auth: crate::auth::Authenticator,
+    /// Decides each request's client address.
+    pub clients: client::ClientResolver,
+    /// Where a browser asking for an unknown, deleted or expired code is sent.
+    pub not_found_url: Option<String>,
 }
 
 impl AppState {
@@ -37,11 +42,23 @@ impl AppState {
     /// 429 when the client is over its quota.
     pub fn limit(&self, req: &HttpRequest, class: crate::limits::Class) -> Result<(), ApiError> {
         match &self.limits {
-            Some(limits) => match limits.client(req) {
-                Some(client) => limits.check(class, client),
-                None => Ok(()),
-            },
+            Some(_) => self.limit_client(self.clients.resolve(req), class),
             None => Ok(()),
+        }
+    }
+
+    /// Applies the rate limit of `class` to `client`, already resolved.
+    ///
+    /// # Errors
+    /// 429 when the client is over its quota.
+    pub fn limit_client(
+        &self,
+        client: client::Client,
+        class: crate::limits::Class,
+    ) -> Result<(), ApiError> {
+        match (&self.limits, client.ip) {
+            (Some(limits), Some(ip)) => limits.check(class, ip),
+            _ => Ok(()),
         }
     }
 

@@ -12,6 +12,37 @@ use crate::service::ClickInfo;
 /// How long browsers may cache a `301` (capped by the link's expiry).
 const PERMANENT_MAX_AGE_S: i64 = 86_400;
 
+/// A visit to a code that leads nowhere: counted by kind, and a browser is sent to
+/// `links.not_found_url` when one is set (for an unknown, deleted or expired code; a
+/// takedown keeps its 410, and an API client always gets the JSON error).
+fn orphan(req: &HttpRequest, state: &AppState, e: ApiError) -> Result<HttpResponse, ApiError> {
+    let kind = match e.code() {
+        "not_found" => "unknown",
+        "link_deleted" => "deleted",
+        "link_expired" => "expired",
+        "link_disabled" => "disabled",
+        _ => return Err(e),
+    };
+    if let Some(m) = req.app_data::<web::Data<crate::metrics::Metrics>>() {
+        m.orphan_visits.with_label_values(&[kind]).inc();
+    }
+    match &state.not_found_url {
+        Some(url) if kind != "disabled" && wants_html(req) => Ok(HttpResponse::Found()
+            .insert_header((header::LOCATION, url.as_str()))
+            .insert_header((header::CACHE_CONTROL, "private, no-store"))
+            .finish()),
+        _ => Err(e),
+    }
+}
+
+/// Whether the client is a browser navigating (its `Accept` names `text/html`).
+fn wants_html(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"))
+}
+
 /// Redirects to the link's URL with its `301` or `302`.
 #[utoipa::path(
     get,
@@ -21,7 +52,7 @@ const PERMANENT_MAX_AGE_S: i64 = 86_400;
     params(("code" = String, Path, description = "The link's code or alias")),
     responses(
         (status = 301, description = "Permanent link", headers(("Location" = String))),
-        (status = 302, description = "Temporary link (the default)", headers(("Location" = String))),
+        (status = 302, description = "Temporary link (the default), or `links.not_found_url` for a browser asking for an unknown, deleted or expired code", headers(("Location" = String))),
         (status = 404, description = "No such link", body = crate::http::error::Body),
         (status = 410, description = "Expired, deleted, or taken down by an operator", body = crate::http::error::Body),
         (status = 429, description = "Over the redirect quota", body = crate::http::error::Body),
@@ -61,17 +92,25 @@ pub async fn follow_head(
 }
 
 async fn redirect(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.limit(&req, crate::limits::Class::Redirect)?;
+    let client = state.clients.resolve(&req);
+    state.limit_client(client, crate::limits::Class::Redirect)?;
     let code = req.match_info().get("code").unwrap_or_default();
-    let link = state.links.resolve(code).await?;
+    let link = match state.links.resolve(code).await {
+        Ok(link) => link,
+        Err(e) => return orphan(&req, &state, e),
+    };
     let link = link.as_ref();
     state.links.offer_click(link.id, || {
         let headers = req.headers();
         let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let (country, city) = state.clients.edge_place(&client, headers);
         ClickInfo {
             referrer: text(header::REFERER),
             user_agent: text(header::USER_AGENT),
-            client: req.peer_addr().map(|a| a.ip()),
+            client: client.ip,
+            query: req.query_string(),
+            country,
+            city,
         }
     });
     let location = HeaderValue::from_str(&link.url).map_err(|e| {

@@ -1,7 +1,8 @@
 //! Rate limits (governor, GCRA): separate quotas for shortening and for redirects, per
 //! client address, and a shortening quota per API key (a tenant may have its own).
-//! `X-Forwarded-For` is believed only from configured trusted proxies; idle keys are
-//! evicted so the keyed state cannot grow without bound.
+//! The client address comes from [`crate::http::client`], the one place that decides
+//! it (trusted proxies and their forwarding header); idle keys are evicted so the
+//! keyed state cannot grow without bound.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use actix_web::HttpRequest;
 use governor::clock::{Clock, DefaultClock, QuantaInstant};
 use governor::{DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 use ipnet::IpNet;
@@ -35,8 +35,12 @@ pub struct LimitSettings {
     /// Links one API key may create per minute, unless its tenant has its own quota.
     /// A key may spend a full minute's quota at once; it then refills continuously.
     pub key_shorten_per_minute: u32,
-    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
+    /// Proxies (addresses or CIDR blocks) whose forwarding header (`client_header`) and
+    /// CDN location headers are believed. From any other peer they mean nothing.
     pub trusted_proxies: Vec<String>,
+    /// The forwarding header the trusted proxies write: `"x-forwarded-for"` (default)
+    /// or `"forwarded"` (RFC 7239). Only that one is read.
+    pub client_header: crate::http::client::ClientHeader,
     /// How often state of clients that are back to a full quota is dropped, seconds.
     pub evict_every_s: u64,
     /// IPv6 clients are limited by this prefix of their address (64: one quota per
@@ -54,6 +58,7 @@ impl Default for LimitSettings {
             redirect_burst: 1_200,
             key_shorten_per_minute: 600,
             trusted_proxies: Vec::new(),
+            client_header: Default::default(),
             evict_every_s: 60,
             ipv6_prefix: 64,
         }
@@ -98,7 +103,6 @@ pub struct Limits {
     /// Per API key, one limiter per distinct quota (tenants with their own quota are few).
     keys: RwLock<HashMap<u32, Arc<DefaultKeyedRateLimiter<i64>>>>,
     key_default: u32,
-    trusted: Vec<IpNet>,
     ipv6_prefix: u8,
     clock: DefaultClock,
     stats: Arc<LimitStats>,
@@ -139,7 +143,6 @@ impl Limits {
             ),
             keys: RwLock::new(HashMap::new()),
             key_default: settings.key_shorten_per_minute.max(1),
-            trusted: parse_proxies(&settings.trusted_proxies).unwrap_or_default(),
             ipv6_prefix: settings.ipv6_prefix.clamp(1, 128),
             clock: DefaultClock::default(),
             stats: Arc::new(LimitStats::default()),
@@ -151,44 +154,13 @@ impl Limits {
         &self.stats
     }
 
-    /// The client a request counts against: the peer, or, when the peer is a trusted
-    /// proxy, the rightmost `X-Forwarded-For` hop that is not one; as a limit key (see
-    /// [`limit_key`]).
-    pub fn client(&self, req: &HttpRequest) -> Option<IpAddr> {
-        self.address(req).map(|ip| limit_key(ip, self.ipv6_prefix))
-    }
-
-    fn address(&self, req: &HttpRequest) -> Option<IpAddr> {
-        let peer = req.peer_addr()?.ip();
-        if !self.is_trusted(peer) {
-            return Some(peer);
-        }
-        let forwarded = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-            .collect::<Vec<_>>();
-        Some(
-            forwarded
-                .into_iter()
-                .rev()
-                .find(|ip| !self.is_trusted(*ip))
-                .unwrap_or(peer),
-        )
-    }
-
-    fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted.iter().any(|net| net.contains(&ip))
-    }
-
     /// Lets the request through, or answers `429` with `Retry-After` and the
     /// `RateLimit-*` headers.
     ///
     /// # Errors
     /// [`ApiError`] 429 when the client is over its quota for `class`.
     pub fn check(&self, class: Class, client: IpAddr) -> Result<(), ApiError> {
+        let client = limit_key(client, self.ipv6_prefix);
         let limiter = match class {
             Class::Shorten => &self.shorten,
             Class::Redirect => &self.redirect,

@@ -92,6 +92,9 @@ pub struct Metrics {
     click_events: IntCounter,
     click_entries: IntCounter,
     rate_limited: IntCounterVec,
+    /// Redirect requests for codes that lead nowhere, by kind.
+    pub orphan_visits: IntCounterVec,
+    geo_reloads: IntCounterVec,
     sources: Mutex<Sources>,
 }
 
@@ -273,6 +276,20 @@ impl Metrics {
                 "Requests refused with 429, by class (shorten, redirect).",
                 &["class"],
             ),
+            orphan_visits: counter_vec(
+                r,
+                "orphan_visits_total",
+                "Redirect requests for codes that lead nowhere, by kind (unknown, deleted, \
+                 expired, disabled).",
+                &["kind"],
+            ),
+            geo_reloads: counter_vec(
+                r,
+                "geo_reloads_total",
+                "Reloads of the location database after its file changed, by result (ok, \
+                 failed: the previous data stayed).",
+                &["result"],
+            ),
             registry,
             sources: Mutex::new(Sources::default()),
         };
@@ -414,6 +431,11 @@ impl Metrics {
                 sync(&self.click_events, &w.events);
                 self.click_worker_lag_ms
                     .set(w.lag_ms.load(Ordering::Relaxed) as i64);
+                if w.geo.load(Ordering::Relaxed) {
+                    let reloads = |r: &str| self.geo_reloads.with_label_values(&[r]);
+                    sync(&reloads("ok"), &w.geo_reloads);
+                    sync(&reloads("failed"), &w.geo_reload_failures);
+                }
             }
         }
         let mut out = Vec::new();
@@ -430,6 +452,9 @@ impl Metrics {
         }
         for result in ["ok", "error", "lost"] {
             self.lease_renewals.with_label_values(&[result]);
+        }
+        for kind in ["unknown", "deleted", "expired", "disabled"] {
+            self.orphan_visits.with_label_values(&[kind]);
         }
     }
 }

@@ -77,6 +77,8 @@ pub struct LinkService {
     clock: Arc<dyn Clock>,
     policy: UrlPolicy,
     queue: Option<Arc<dyn ClickQueue>>,
+    /// The day salts of visitor hashes.
+    salts: Arc<crate::domain::visitor::VisitorSalts>,
     /// The last readiness answer and when it was taken: `/readyz` asks the shards at
     /// most once per [`READINESS_TTL`], however often it is called.
     readiness: tokio::sync::Mutex<Option<(std::time::Instant, Readiness)>>,
@@ -140,6 +142,7 @@ impl LinkService {
             clock,
             policy,
             queue: None,
+            salts: Arc::default(),
             readiness: tokio::sync::Mutex::new(None),
         }
     }
@@ -151,6 +154,13 @@ impl LinkService {
             queue: Some(queue),
             ..self
         }
+    }
+
+    /// The same service, hashing visitors with `salts` (shared with the task that
+    /// keeps them in step with the other instances).
+    #[must_use]
+    pub fn with_visitor_salts(self, salts: Arc<crate::domain::visitor::VisitorSalts>) -> Self {
+        Self { salts, ..self }
     }
 
     /// The cache of the redirect path.

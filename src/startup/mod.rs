@@ -103,6 +103,7 @@ impl Application {
                 &settings.queue,
                 redis,
                 &settings.analytics,
+                &settings.geo,
                 stores.clicks.clone(),
                 &shutdown,
             )?)
@@ -138,17 +139,21 @@ impl Application {
             cache,
             ids,
             codec,
-            clock,
+            clock.clone(),
             policy,
         );
         if let Some(a) = &analytics {
             links = links.with_click_queue(a.queue().clone());
+            let salts = visitor_salts(&settings, &clock, &shutdown, &mut background).await?;
+            links = links.with_visitor_salts(salts);
         }
         let state = web::Data::new(AppState {
             links,
             public_base: settings.public_base(),
             limits: limits.clone(),
             auth,
+            clients: client_resolver(&settings),
+            not_found_url: settings.links.not_found_url.clone(),
         });
 
         let listener = TcpListener::bind(&settings.listen)
@@ -439,6 +444,39 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
 }
 
 /// Logs, once, what the service decided at startup (without secrets).
+/// The client resolver of `limits` and `geo`: trusted proxies, their forwarding header
+/// and the location headers believed from them.
+fn client_resolver(settings: &Settings) -> http::client::ClientResolver {
+    http::client::ClientResolver::new(
+        crate::limits::parse_proxies(&settings.limits.trusted_proxies).unwrap_or_default(),
+        settings.limits.client_header,
+        &settings.geo.headers,
+        &settings.geo.city_headers,
+    )
+}
+
+/// The visitor salts: with Redis, today's and tomorrow's shared with every instance
+/// before the first request (a Redis that does not answer in time leaves this instance
+/// on its own salts until it does), then kept in step in the background.
+async fn visitor_salts(
+    settings: &Settings,
+    clock: &Arc<dyn crate::domain::Clock>,
+    shutdown: &Shutdown,
+    background: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<Arc<crate::domain::visitor::VisitorSalts>> {
+    let salts = Arc::new(crate::domain::visitor::VisitorSalts::new());
+    if let Some(redis) = &settings.redis {
+        let timeout = Duration::from_millis(redis.timeout_ms.max(200) * 4);
+        let sharing =
+            crate::analytics::salts::SaltSharing::new(&redis.url, &redis.key_prefix, timeout)?;
+        if let Err(e) = sharing.sync(&salts, clock.now_ms()).await {
+            tracing::warn!(error = %format!("{e:#}"), "visitor salts not shared yet: this instance uses its own until Redis answers");
+        }
+        background.push(sharing.spawn(salts.clone(), clock.clone(), shutdown));
+    }
+    Ok(salts)
+}
+
 fn log_decisions(settings: &Settings) {
     if settings.mode() == Mode::Embedded {
         tracing::info!(
@@ -449,6 +487,7 @@ fn log_decisions(settings: &Settings) {
             synchronous = ?settings.sqlite.synchronous,
             "starting: SQLite storage (configure [[shards]] for the distributed mode)"
         );
+        log_geo(settings);
         return;
     }
     tracing::info!(
@@ -468,4 +507,14 @@ fn log_decisions(settings: &Settings) {
             "shard range"
         );
     }
+    log_geo(settings);
+}
+
+fn log_geo(settings: &Settings) {
+    tracing::info!(
+        database = ?settings.geo.database,
+        trusted_proxies = settings.limits.trusted_proxies.len(),
+        client_header = ?settings.limits.client_header,
+        "click locations: the database (if any) in the worker, CDN headers from trusted proxies only"
+    );
 }

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 use crate::domain::click::{ClientNet, RawClick};
 use crate::domain::Snowflake;
 
-/// The version byte that starts every encoded entry.
+/// The version byte of entries written before clicks carried visitors, campaigns and
+/// places (still read: a stream may hold them during an upgrade).
 const ENTRY_V1: u8 = 1;
+/// The version byte that starts every entry written now.
+const ENTRY_V2: u8 = 2;
 
 /// One click of an encoded entry: its strings are indices into the entry's table.
 #[derive(Debug, Serialize, Deserialize)]
@@ -19,6 +22,29 @@ pub struct PackedClick {
     pub referrer: u32,
     pub user_agent: u32,
     pub client: ClientNet,
+    /// The visitor hash (0: none).
+    pub visitor: u64,
+    pub query: u32,
+    pub country: u32,
+    pub city: u32,
+}
+
+/// A click of a version 1 entry.
+#[derive(Debug, Deserialize)]
+struct PackedClickV1 {
+    event_id: u64,
+    link_id: u64,
+    at_ms: u64,
+    referrer: u32,
+    user_agent: u32,
+    client: ClientNet,
+}
+
+#[derive(Debug, Deserialize)]
+struct EntryV1<'a> {
+    #[serde(borrow)]
+    strings: Vec<&'a str>,
+    clicks: Vec<PackedClickV1>,
 }
 
 /// An encoded entry: every distinct string once, then the clicks (postcard: varints
@@ -45,6 +71,9 @@ pub fn encode_entry(clicks: &[RawClick]) -> Vec<u8> {
         };
         let referrer = intern(c.referrer.as_str());
         let user_agent = intern(c.user_agent.as_str());
+        let query = intern(c.query.as_str());
+        let country = intern(c.country.as_str());
+        let city = intern(c.city.as_str());
         packed.push(PackedClick {
             event_id: c.event_id.get(),
             link_id: c.link_id.get(),
@@ -52,13 +81,41 @@ pub fn encode_entry(clicks: &[RawClick]) -> Vec<u8> {
             referrer,
             user_agent,
             client: c.client,
+            visitor: c.visitor,
+            query,
+            country,
+            city,
         });
     }
     let entry = EntryView {
         strings,
         clicks: packed,
     };
-    postcard::to_extend(&entry, vec![ENTRY_V1]).expect("writing to a Vec cannot fail")
+    postcard::to_extend(&entry, vec![ENTRY_V2]).expect("writing to a Vec cannot fail")
+}
+
+/// A version 1 entry in today's shape: no visitor, the empty string for the rest.
+fn upgrade_v1(old: EntryV1<'_>) -> EntryView<'_> {
+    let mut strings = old.strings;
+    let empty = strings.len() as u32;
+    strings.push("");
+    let clicks = old
+        .clicks
+        .into_iter()
+        .map(|c| PackedClick {
+            event_id: c.event_id,
+            link_id: c.link_id,
+            at_ms: c.at_ms,
+            referrer: c.referrer,
+            user_agent: c.user_agent,
+            client: c.client,
+            visitor: 0,
+            query: empty,
+            country: empty,
+            city: empty,
+        })
+        .collect();
+    EntryView { strings, clicks }
 }
 
 /// Reads an entry's payload, checking every index and ID in it.
@@ -66,14 +123,17 @@ pub fn encode_entry(clicks: &[RawClick]) -> Vec<u8> {
 /// # Errors
 /// When it is not an entry of a known version, or not a consistent one.
 pub fn view_entry(bytes: &[u8]) -> anyhow::Result<EntryView<'_>> {
-    let Some((&ENTRY_V1, body)) = bytes.split_first() else {
-        anyhow::bail!("unknown entry version");
+    let view: EntryView<'_> = match bytes.split_first() {
+        Some((&ENTRY_V2, body)) => postcard::from_bytes(body)?,
+        Some((&ENTRY_V1, body)) => upgrade_v1(postcard::from_bytes(body)?),
+        _ => anyhow::bail!("unknown entry version"),
     };
-    let view: EntryView<'_> = postcard::from_bytes(body)?;
     let n = view.strings.len() as u32;
     for c in &view.clicks {
         anyhow::ensure!(
-            c.referrer < n && c.user_agent < n,
+            [c.referrer, c.user_agent, c.query, c.country, c.city]
+                .iter()
+                .all(|i| *i < n),
             "string index out of range"
         );
         anyhow::ensure!(
@@ -101,6 +161,10 @@ pub fn decode_entry(bytes: &[u8]) -> anyhow::Result<Vec<RawClick>> {
                 referrer: view.strings[p.referrer as usize].to_owned(),
                 user_agent: view.strings[p.user_agent as usize].to_owned(),
                 client: p.client,
+                visitor: p.visitor,
+                query: view.strings[p.query as usize].to_owned(),
+                country: view.strings[p.country as usize].to_owned(),
+                city: view.strings[p.city as usize].to_owned(),
             })
         })
         .collect())
@@ -133,6 +197,12 @@ mod tests {
                 String::new()
             };
             c.client = ClientNet::parse("203.0.113.9");
+            c.visitor = i as u64 * 7919;
+            if i % 5 == 0 {
+                c.query = "utm_source=news".into();
+                c.country = "FR".into();
+                c.city = "Lyon".into();
+            }
         }
         let payload = encode_entry(&batch);
         assert_eq!(decode_entry(&payload).unwrap(), batch);
@@ -147,8 +217,39 @@ mod tests {
         );
         assert!(decode_entry(&payload[1..]).is_err(), "no version byte");
         assert!(
+            decode_entry(&[3, 0, 0]).is_err(),
+            "a version from the future"
+        );
+        assert!(
             decode_entry(&payload[..payload.len() / 2]).is_err(),
             "cut short"
         );
+    }
+
+    #[test]
+    fn a_version_1_entry_still_reads() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            strings: Vec<&'a str>,
+            clicks: Vec<(u64, u64, u64, u32, u32, ClientNet)>,
+        }
+        let c = click(1);
+        let old = V1 {
+            strings: vec!["https://a.example/", "agent/1"],
+            clicks: vec![(
+                c.event_id.get(),
+                c.link_id.get(),
+                c.at_ms,
+                0,
+                1,
+                ClientNet::parse("203.0.113.9"),
+            )],
+        };
+        let payload = postcard::to_extend(&old, vec![ENTRY_V1]).unwrap();
+        let back = decode_entry(&payload).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].referrer, "https://a.example/");
+        assert_eq!(back[0].user_agent, "agent/1");
+        assert_eq!((back[0].visitor, back[0].query.as_str()), (0, ""));
     }
 }

@@ -308,6 +308,10 @@ fn sample_click(n: u64) -> RawClick {
         referrer: String::new(),
         user_agent: String::new(),
         client: crate::domain::click::ClientNet::Unknown,
+        visitor: 0,
+        query: String::new(),
+        country: String::new(),
+        city: String::new(),
     }
 }
 

@@ -317,6 +317,10 @@ fn parse_entry(entry: &redis::streams::StreamId) -> anyhow::Result<Delivery> {
             referrer: c.referrer,
             user_agent: c.user_agent,
             client: ClientNet::parse(&c.client),
+            visitor: 0,
+            query: String::new(),
+            country: String::new(),
+            city: String::new(),
         }],
         ..Delivery::default()
     })

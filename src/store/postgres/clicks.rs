@@ -3,10 +3,11 @@
 //! connection a shorten is waiting for.
 //!
 //! One flush is one transaction per shard, with a fixed number of statements whatever
-//! its size: record the units' IDs (`INSERT … ON CONFLICT DO NOTHING RETURNING`), add the
-//! per-(link, day) sums of exactly the new units' clicks (one multi-row upsert that
-//! appends the dimension sums to the row, summing the row up every 16 flushes), `COPY`
-//! the sampled raw events, commit.
+//! its size: record the units' IDs (`INSERT … ON CONFLICT DO NOTHING RETURNING`), record
+//! the new units' distinct visitors the same way and count the new ones per (link,
+//! day), add the per-(link, day) sums of exactly the new units' clicks (one multi-row
+//! upsert that appends the dimension sums to the row, summing the row up every 16
+//! flushes), `COPY` the sampled raw events, commit.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -30,21 +31,28 @@ const CLAIM_UNITS: &str = "INSERT INTO click_units (id, producer) \
 /// has reached `$7` elements is summed into one (`click_dims_sum`, migration V4).
 /// Appending is nearly free for PostgreSQL, summing is not: this way a row is summed
 /// once every [`COMPACT_AT`] flushes, not at every one.
-const ADD_DAYS: &str = "INSERT INTO click_daily AS d (link_id, day, total, bots, dims) \
-    SELECT l, day, t, b, j::jsonb \
-    FROM UNNEST($1::int8[], $2::date[], $3::int8[], $4::int8[], $5::text[]) AS u(l, day, t, b, j) \
+const ADD_DAYS: &str = "INSERT INTO click_daily AS d (link_id, day, total, bots, visitors, dims) \
+    SELECT l, day, t, b, v, j::jsonb \
+    FROM UNNEST($1::int8[], $2::date[], $3::int8[], $4::int8[], $5::int8[], $6::text[]) \
+    AS u(l, day, t, b, v, j) \
     ON CONFLICT (link_id, day) DO UPDATE SET total = d.total + EXCLUDED.total, \
-    bots = d.bots + EXCLUDED.bots, dims = CASE WHEN jsonb_array_length(d.dims) < $7 \
-    THEN d.dims || EXCLUDED.dims ELSE click_dims_sum(d.dims || EXCLUDED.dims, $6) END";
+    bots = d.bots + EXCLUDED.bots, visitors = d.visitors + EXCLUDED.visitors, \
+    dims = CASE WHEN jsonb_array_length(d.dims) < $8 \
+    THEN d.dims || EXCLUDED.dims ELSE click_dims_sum(d.dims || EXCLUDED.dims, $7) END";
+/// The flush's distinct visitors; answers how many were new, per (link, day).
+const ADD_VISITORS: &str = "WITH new AS (INSERT INTO click_visitors (link_id, day, visitor) \
+    SELECT * FROM UNNEST($1::int8[], $2::date[], $3::int8[]) ON CONFLICT DO NOTHING \
+    RETURNING link_id, day) SELECT link_id, day, count(*)::int8 FROM new GROUP BY 1, 2";
 /// Partial sums a row may hold before it is summed into one.
 const COMPACT_AT: i32 = 16;
 const COPY_EVENTS: &str = "COPY click_events \
     (event_id, link_id, at, referrer, browser, os, device, bot, client) FROM STDIN";
-const SELECT_DAYS: &str = "SELECT day, total, bots, dims::text FROM click_daily \
+const SELECT_DAYS: &str = "SELECT day, total, bots, visitors, dims::text FROM click_daily \
     WHERE link_id = $1 AND day BETWEEN $2 AND $3";
 const PRUNE_EVENTS: &str = "DELETE FROM click_events WHERE ctid = ANY(ARRAY(\
     SELECT ctid FROM click_events WHERE at < $1 LIMIT 10000))";
 const PRUNE_UNITS: &str = "DELETE FROM click_units WHERE id < $1";
+const PRUNE_VISITORS: &str = "DELETE FROM click_visitors WHERE day < $1";
 
 /// Click counts spread over the shards of the links they belong to.
 pub struct ShardedClicks {
@@ -173,27 +181,45 @@ async fn record_on(
                     recorded.duplicates += unit.clicks.len() as u64;
                 }
             }
-            let rollup = Rollup::of(fresh.iter().copied());
+            let mut rollup = Rollup::of(fresh.iter().copied());
+            if !rollup.visitors.is_empty() {
+                let (l, d, v): (Vec<i64>, Vec<NaiveDate>, Vec<i64>) = rollup
+                    .visitors
+                    .iter()
+                    .map(|(link, day, v)| (link.as_i64(), *day, *v as i64))
+                    .collect();
+                let add = tx.prepare_cached(ADD_VISITORS).await?;
+                for row in tx.query(&add, &[&l, &d, &v]).await? {
+                    let key = (Snowflake::from_i64(row.get(0)), row.get::<_, NaiveDate>(1));
+                    if let (Some(link), day) = key {
+                        if let Some(counts) = rollup.rows.get_mut(&(link, day)) {
+                            counts.visitors = row.get(2);
+                        }
+                    }
+                }
+            }
             if !rollup.is_empty() {
                 let n = rollup.len();
-                let (mut l, mut d, mut t, mut b, mut j) = (
+                let (mut l, mut d, mut t, mut b, mut v, mut j) = (
+                    Vec::with_capacity(n),
                     Vec::with_capacity(n),
                     Vec::with_capacity(n),
                     Vec::with_capacity(n),
                     Vec::with_capacity(n),
                     Vec::with_capacity(n),
                 );
-                for ((link, day), counts) in &rollup.0 {
+                for ((link, day), counts) in &rollup.rows {
                     l.push(link.as_i64());
                     d.push(*day);
                     t.push(counts.total);
                     b.push(counts.bots);
+                    v.push(counts.visitors);
                     j.push(format!("[{}]", counts.dims.to_json()));
                 }
                 let keep = MAX_DIM_VALUES as i32;
                 let add = tx.prepare_cached(ADD_DAYS).await?;
                 recorded.rows = tx
-                    .execute(&add, &[&l, &d, &t, &b, &j, &keep, &COMPACT_AT])
+                    .execute(&add, &[&l, &d, &t, &b, &v, &j, &keep, &COMPACT_AT])
                     .await?;
             }
             let kept: Vec<&ClickRecord> = fresh
@@ -251,7 +277,7 @@ impl ClickStore for ShardedClicks {
             .await?;
         rows.iter()
             .map(|r| {
-                let text: String = r.get(3);
+                let text: String = r.get(4);
                 let dims = Dims::sum_json(&text).map_err(|e| StoreError::Internal {
                     part: shard.name().to_owned(),
                     source: e.into(),
@@ -261,6 +287,7 @@ impl ClickStore for ShardedClicks {
                     DayCounts {
                         total: r.get(1),
                         bots: r.get(2),
+                        visitors: r.get(3),
                         dims,
                     },
                 ))
@@ -274,8 +301,13 @@ impl ClickStore for ShardedClicks {
         units_before: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let first_kept = Snowflake::first_of_ms(units_before.timestamp_millis().max(0) as u64);
+        // A day's visitors are kept until the day is as old as a unit may be: until then
+        // a late or redelivered click of that day still finds its visitor.
+        let first_day = units_before.date_naive();
         let results = futures::future::join_all(self.shards.iter().map(|s| async move {
             s.run(|c| async move { c.execute(PRUNE_UNITS, &[&first_kept.as_i64()]).await })
+                .await?;
+            s.run(|c| async move { c.execute(PRUNE_VISITORS, &[&first_day]).await })
                 .await?;
             let mut removed = 0;
             loop {

@@ -3,7 +3,8 @@
 //! flush never holds up a shorten.
 //!
 //! A flush is one `BEGIN IMMEDIATE` transaction: record the units' IDs (`INSERT OR
-//! IGNORE`), then for each (link, day) of exactly the new units' clicks one upsert that
+//! IGNORE`), the new units' distinct visitors likewise (counting the new ones per link
+//! and day), then for each (link, day) of exactly the new units' clicks one upsert that
 //! adds the totals and appends the flush's dimension sums to the row's JSON array (SQLite's
 //! own JSON functions: no parsing in Rust); a row whose array reaches [`COMPACT_AT`]
 //! partial sums is read, summed in Rust ([`Dims::sum_json`], the same rule as
@@ -33,10 +34,13 @@ pub const CLICKS_FILE: &str = "clicks.db";
 const PART: &str = "sqlite-clicks";
 
 const CLAIM_UNIT: &str = "INSERT OR IGNORE INTO click_units (id, producer) VALUES (?1, ?2)";
-const ADD_DAY: &str = "INSERT INTO click_daily (link_id, day, total, bots, dims) \
-    VALUES (?1, ?2, ?3, ?4, json_array(json(?5))) ON CONFLICT (link_id, day) DO UPDATE \
+const ADD_DAY: &str = "INSERT INTO click_daily (link_id, day, total, bots, visitors, dims) \
+    VALUES (?1, ?2, ?3, ?4, ?6, json_array(json(?5))) ON CONFLICT (link_id, day) DO UPDATE \
     SET total = total + excluded.total, bots = bots + excluded.bots, \
+    visitors = visitors + excluded.visitors, \
     dims = json_insert(dims, '$[#]', json(?5)) RETURNING json_array_length(dims)";
+const ADD_VISITOR: &str =
+    "INSERT OR IGNORE INTO click_visitors (link_id, day, visitor) VALUES (?1, ?2, ?3)";
 const SELECT_DIMS: &str = "SELECT dims FROM click_daily WHERE link_id = ?1 AND day = ?2";
 const PUT_DIMS: &str =
     "UPDATE click_daily SET dims = json_array(json(?3)) WHERE link_id = ?1 AND day = ?2";
@@ -45,11 +49,12 @@ const COMPACT_AT: i64 = 16;
 const INSERT_EVENT: &str = "INSERT OR IGNORE INTO click_events \
     (event_id, link_id, at, referrer, browser, os, device, bot, client) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-const SELECT_DAYS: &str = "SELECT day, total, bots, dims FROM click_daily \
+const SELECT_DAYS: &str = "SELECT day, total, bots, visitors, dims FROM click_daily \
     WHERE link_id = ?1 AND day BETWEEN ?2 AND ?3";
 const PRUNE_EVENTS: &str = "DELETE FROM click_events WHERE event_id IN \
     (SELECT event_id FROM click_events WHERE at < ?1 LIMIT 10000)";
 const PRUNE_UNITS: &str = "DELETE FROM click_units WHERE id < ?1";
+const PRUNE_VISITORS: &str = "DELETE FROM click_visitors WHERE day < ?1";
 
 /// Copies the counts that versions before clicks.db kept in shortener.db (tables
 /// `click_daily`, `click_dims`, `click_events`), once, folding the dimension rows into
@@ -179,10 +184,19 @@ fn record_units(
                 recorded.duplicates += unit.clicks.len() as u64;
             }
         }
-        let rollup = Rollup::of(fresh.iter().copied());
+        let mut rollup = Rollup::of(fresh.iter().copied());
+        let mut visit = tx.prepare_cached(ADD_VISITOR).map_err(err)?;
+        for (link, day, visitor) in &rollup.visitors {
+            let new = visit
+                .execute(params![link.as_i64(), day.to_string(), *visitor as i64])
+                .map_err(err)?;
+            if let Some(counts) = rollup.rows.get_mut(&(*link, *day)) {
+                counts.visitors += new as i64;
+            }
+        }
         let mut add = tx.prepare_cached(ADD_DAY).map_err(err)?;
         let mut full = Vec::new();
-        for ((link, day), counts) in &rollup.0 {
+        for ((link, day), counts) in &rollup.rows {
             let day = day.to_string();
             let parts: i64 = add
                 .query_row(
@@ -191,7 +205,8 @@ fn record_units(
                         day,
                         counts.total,
                         counts.bots,
-                        counts.dims.to_json()
+                        counts.dims.to_json(),
+                        counts.visitors
                     ],
                     |r| r.get(0),
                 )
@@ -258,19 +273,21 @@ impl ClickStore for SqliteClicks {
                             r.get::<_, String>(0)?,
                             r.get::<_, i64>(1)?,
                             r.get::<_, i64>(2)?,
-                            r.get::<_, String>(3)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, String>(4)?,
                         ))
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .map_err(err)?;
             rows.into_iter()
-                .map(|(day, total, bots, dims)| {
+                .map(|(day, total, bots, visitors, dims)| {
                     Ok((
                         day.parse().map_err(err)?,
                         DayCounts {
                             total,
                             bots,
+                            visitors,
                             dims: Dims::sum_json(&dims).map_err(err)?,
                         },
                     ))
@@ -288,11 +305,15 @@ impl ClickStore for SqliteClicks {
         let before_ms = events_before.timestamp_millis();
         let first_kept =
             Snowflake::first_of_ms(units_before.timestamp_millis().max(0) as u64).as_i64();
+        // A day's visitors stay until the day is as old as a unit may be (see PostgreSQL).
+        let first_day = units_before.date_naive().to_string();
         let mut removed = 0;
         loop {
+            let first_day = first_day.clone();
             let n = Self::with(&self.writer, move |c| {
                 if removed == 0 {
                     c.execute(PRUNE_UNITS, [first_kept]).map_err(err)?;
+                    c.execute(PRUNE_VISITORS, [&first_day]).map_err(err)?;
                 }
                 c.execute(PRUNE_EVENTS, [before_ms]).map_err(err)
             })
