@@ -413,12 +413,18 @@ async function loadStats(event) {
   $('stats-total').textContent = String(stats.total);
   $('stats-humans').textContent = String(stats.humans);
   $('stats-bots').textContent = String(stats.bots);
+  $('stats-visitors').textContent = String(stats.visitors);
   drawChart(stats.daily);
+  shareTable('countries', stats.countries, stats.total);
+  shareTable('cities', stats.cities, stats.total);
   for (const [id, values] of [
     ['top-referrers', stats.referrers],
     ['top-browsers', stats.browsers],
     ['top-os', stats.os],
     ['top-devices', stats.devices],
+    ['top-utm-sources', stats.utm_sources],
+    ['top-utm-mediums', stats.utm_mediums],
+    ['top-utm-campaigns', stats.utm_campaigns],
   ]) {
     const list = $(id);
     list.replaceChildren(
@@ -428,7 +434,23 @@ async function loadStats(event) {
   }
 }
 
-/** The daily series as bars: humans below, bots stacked on top. */
+/** A dimension's values with their clicks and their share of all clicks, as a meter. */
+function shareTable(id, values, total) {
+  const body = $(id).tBodies[0];
+  body.replaceChildren(
+    ...values.map((v) => {
+      const share = total > 0 ? v.total / total : 0;
+      const percent = `${Math.round(share * 100)}%`;
+      return el('tr', {},
+        el('td', {}, v.value),
+        el('td', {}, String(v.total)),
+        el('td', {}, el('meter', { min: '0', max: '1', value: String(share), title: percent }, percent)));
+    }),
+  );
+  if (values.length === 0) body.append(el('tr', { class: 'hint' }, el('td', { colspan: '3' }, 'none yet')));
+}
+
+/** The daily series as bars: humans below, bots stacked on top; visitors as dots. */
 function drawChart(daily) {
   const width = 720;
   const height = 180;
@@ -457,12 +479,20 @@ function drawChart(daily) {
     const humans = d.total - d.bots;
     const hHeight = (humans / max) * plot;
     const bHeight = (d.bots / max) * plot;
-    const label = `${d.day}: ${d.total} click${d.total === 1 ? '' : 's'} (${d.bots} by bots)`;
-    const group = svg('g', { 'data-day': d.day, 'data-total': d.total }, svg('title', {}, label));
+    const label = `${d.day}: ${d.total} click${d.total === 1 ? '' : 's'} (${d.bots} by bots), `
+      + `${d.visitors} visitor${d.visitors === 1 ? '' : 's'}`;
+    const group = svg('g', { 'data-day': d.day, 'data-total': d.total, 'data-visitors': d.visitors },
+      svg('title', {}, label));
     group.append(
       svg('rect', { class: 'human', x, width: bar, y: top + plot - hHeight, height: hHeight }),
       svg('rect', { class: 'bot', x, width: bar, y: top + plot - hHeight - bHeight, height: bHeight }),
     );
+    if (d.visitors > 0) {
+      const r = Math.max(1.5, Math.min(4, bar / 3));
+      group.append(svg('circle', {
+        class: 'visitors', cx: x + bar / 2, cy: top + plot - (d.visitors / max) * plot, r,
+      }));
+    }
     chart.append(group);
   });
   if (daily.length) {

@@ -23,6 +23,11 @@
 #   MODES="memory" MIXED=30 loadtest/clicks.sh
 #   SKEW=zipf MODES="off memory" loadtest/clicks.sh   # code k of HOT picked ∝ 1/k, as k6's lib.js
 #   WORKER_ALONE=0 loadtest/clicks.sh         # without the worker-alone runs
+#   GEO_DB=countries.mmdb loadtest/clicks.sh  # every process places clicks with [geo] database
+#   SPREAD=1 MODES= loadtest/clicks.sh        # the worker alone, its stream filled by wrk
+#                                             # (loadtest/wrk/spread.lua) from random client
+#                                             # networks through a trusted proxy, as browsers:
+#                                             # a new network and a new visitor almost every click
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,18 +47,24 @@ DB=shortener_bench_clicks
 . loadtest/lib.sh
 prepare
 setup_work
+[ "${SPREAD:-0}" = 1 ] && { command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null; }
 
 start_redis "$REDIS_PORT"
 
 drop_database "$DB"
 EMBEDDED=${EMBEDDED:-}
+geo_toml() { # the [geo] section when GEO_DB names a database
+    [ -n "${GEO_DB:-}" ] && printf '[geo]\ndatabase = "%s"\n' "$(realpath "$GEO_DB")"
+    true
+}
 config() { # queue-kind file
     if [ -n "$EMBEDDED" ]; then
-        printf 'public_url = "%s"\ndata_dir = "%s/edata"\n' "$base" "$work" >"$2"
+        printf 'public_url = "%s"\ndata_dir = "%s/edata"\n%s\n' "$base" "$work" "$(geo_toml)" >"$2"
         return
     fi
     cat >"$2" <<TOML
 public_url = "$base"
+$(geo_toml)
 [redis]
 url = "redis://127.0.0.1:$REDIS_PORT"
 key_prefix = "bench:"
@@ -199,7 +210,18 @@ worker_rate() { # config
     sleep 1
     redis-cli -p "$REDIS_PORT" del bench:clicks >/dev/null
     redis_cpu >"$work/redis0"
-    oha -n "$DRAIN" -c "$CONNS" --no-tui --output-format quiet --redirect 0 --urls-from-file "$work/urls.txt"
+    if [ "${SPREAD:-0}" = 1 ]; then
+        stop_serving
+        serve_config "$cfg" SHORTENER_ANALYTICS__WORKER_IN_SERVE=false \
+            'SHORTENER_LIMITS__TRUSTED_PROXIES=["127.0.0.1"]'
+        sed "s|^$base||" "$work/urls.txt" >"$work/paths.txt"
+        wrk -t2 -c"$CONNS" -d"${FILL_S:-20}s" -s loadtest/wrk/spread.lua "$base" -- "$work/paths.txt" \
+            >"$work/wrk.txt"
+        awk '/requests in/ {print $1}' "$work/wrk.txt" >"$work/filled"
+    else
+        oha -n "$DRAIN" -c "$CONNS" --no-tui --output-format quiet --redirect 0 --urls-from-file "$work/urls.txt"
+        echo "$DRAIN" >"$work/filled"
+    fi
     stop_serving
     t0=$(date +%s.%N)
     p0=$(pg_cpu)
@@ -235,11 +257,12 @@ if [ "$WORKER_ALONE" = 1 ]; then # (not indented: it holds here-documents)
 echo "== worker alone: PostgreSQL" >&2
 psql "$PG/$DB" -qc "TRUNCATE click_daily" >/dev/null
 psql "$PG/$DB" -qc "TRUNCATE click_units" >/dev/null 2>&1 || psql "$PG/$DB" -qc "TRUNCATE click_events, click_dims" >/dev/null 2>&1 || true
+psql "$PG/$DB" -qc "TRUNCATE click_visitors" >/dev/null 2>&1 || true
 config redis "$work/w.toml"
 printf '[analytics]\nflush_interval_ms = 1000\n' >>"$work/w.toml"
 sed -i 's/^\[queue\]/[queue]\nclaim_idle_ms = 30000/' "$work/w.toml"
 read -r t0 p0 <<<"$(worker_rate "$work/w.toml")"
-read -r pg_rate pg_cpu_m pg_n <<<"$(drain_worker counted "$DRAIN" "$t0" "$p0")"
+read -r pg_rate pg_cpu_m pg_n <<<"$(drain_worker counted "$(cat "$work/filled")" "$t0" "$p0")"
 stream_redis_m=$(per "$(cat "$work/redis-s")" 1000000 "$pg_n")
 
 echo "== worker alone: SQLite" >&2
@@ -251,6 +274,7 @@ url = "redis://127.0.0.1:$REDIS_PORT"
 key_prefix = "bench:"
 [queue]
 kind = "redis"
+$(geo_toml)
 TOML
 "$BIN" seed --config "$work/e.toml" --count 20000 --codes "$work/ecodes.txt" >&2
 sed "s|^|$base/|" "$work/ecodes.txt" >"$work/urls.txt"
@@ -267,7 +291,7 @@ except sqlite3.Error:
 PY
 }
 read -r t0 p0 <<<"$(worker_rate "$work/e.toml")"
-read -r sq_rate _ sq_n <<<"$(drain_worker sqlite_counted "$DRAIN" "$t0" "$p0")"
+read -r sq_rate _ sq_n <<<"$(drain_worker sqlite_counted "$(cat "$work/filled")" "$t0" "$p0")"
 fi
 
 echo
@@ -281,7 +305,7 @@ done
 echo "CPU during the mixed runs: ${busy[*]}"
 [ "$WORKER_ALONE" = 1 ] || exit 0
 echo
-echo "worker alone (shortener worker draining $DRAIN clicks from the stream):"
+echo "worker alone (shortener worker draining the stream$([ "${SPREAD:-0}" = 1 ] && echo ", filled from random networks")$([ -n "${GEO_DB:-}" ] && echo ", geo database $GEO_DB")):"
 echo "  PostgreSQL: $pg_rate clicks/s, $pg_cpu_m PostgreSQL CPU s per million clicks ($pg_n counted)"
 echo "  Redis CPU for the stream (fill and drain): $stream_redis_m s per million clicks"
 echo "  SQLite:     $sq_rate clicks/s ($sq_n counted)"

@@ -13,7 +13,8 @@
 //!   [`domain::codes`] spells codes in Base62 and parses aliases,
 //!   [`domain::target_url`] checks URLs, [`domain::link`] is the link and its state,
 //!   [`domain::click`] the click types the worker and the click stores share,
-//!   [`domain::query`] the page and day-range parameters, [`domain::clock`] time.
+//!   [`domain::query`] the page and day-range parameters, [`domain::clock`] time,
+//!   [`domain::visitor`] the keyed hash of a day's visitor.
 //! - [`telemetry`]: logging, its settings, and the latency buckets every histogram uses.
 //! - [`shutdown`]: the one shutdown token and the order in which the parts stop.
 //!
@@ -39,13 +40,16 @@
 //! - [`analytics`]: clicks go from the redirect path through a queue
 //!   ([`analytics::queue`]: in process or Redis Streams ([`analytics::queue::stream`]),
 //!   many clicks per entry ([`analytics::queue::entry`])) to the worker
-//!   ([`analytics::worker`]), which classifies them ([`analytics::event`]), sums a
-//!   window in process and has the click store count it exactly once; the stats are
-//!   shaped in [`analytics::rollup`].
+//!   ([`analytics::worker`]), which classifies them ([`analytics::event`]; places them
+//!   with the location database of [`analytics::geo`]), sums a window in process and
+//!   has the click store count it exactly once; the stats are shaped in
+//!   [`analytics::rollup`]; [`analytics::salts`] shares the visitor salts through Redis.
 //!
 //! **3**
 //! - [`auth`]: tenants and API keys; who may read and manage which link.
-//! - [`limits`]: rate limits per client address and per API key (governor).
+//! - [`limits`]: rate limits per client address and per API key (governor);
+//!   [`limits::client`] decides a request's client address (trusted proxies) for the
+//!   limits and the clicks alike.
 //!
 //! **4**
 //! - [`service`]: what shortening, resolving, listing, deleting mean, and the click

@@ -107,7 +107,8 @@ async fn counts_are_exact_after_n_redirects(kind: QueueKind) {
     );
     assert_eq!(
         s["daily"][29],
-        json!({"day": "2026-06-01", "total": 50, "bots": 20})
+        json!({"day": "2026-06-01", "total": 50, "bots": 20, "visitors": 3}),
+        "one client address, three human user agents: three visitors"
     );
     assert_eq!(
         s["referrers"][0],

@@ -200,6 +200,20 @@ fn a_bad_configuration_stops_startup_with_a_clear_message() {
                 .replace(TEST_CODE_KEY, "not-a-key"),
             "codes.key: a code key is 32 hexadecimal digits",
         ),
+        (
+            format!(
+                "{}\n[geo]\ndatabase = \"/nonexistent/countries.mmdb\"\n",
+                two_shard_config(1, "a", "b", "2027-01-01T00:00:00Z")
+            ),
+            "geo.database /nonexistent/countries.mmdb",
+        ),
+        (
+            format!(
+                "{}\n[links]\nnot_found_url = \"ftp://example.com/\"\n",
+                two_shard_config(1, "a", "b", "2027-01-01T00:00:00Z")
+            ),
+            "links.not_found_url must be an http(s) URL",
+        ),
     ];
     /// `serve` on a config of this text, to its exit.
     fn serve_on(body: &str) -> std::process::Output {

@@ -2,7 +2,7 @@
 //! chooses (GeoLite2 Country or City, DB-IP Lite, the CC0/CC-BY files of the
 //! ip-location-db project), read in the worker, never on the redirect path. Nothing is
 //! ever downloaded. The country headers of a CDN in front are read on the redirect
-//! path instead (see [`crate::http::client`]) and win over the database.
+//! path instead (see [`crate::limits::client`]) and win over the database.
 //!
 //! The worker looks up the click's anonymised network (the /24 of IPv4, the /48 of
 //! IPv6), not the address: a /24 almost never spans two countries, so countries come
@@ -23,8 +23,7 @@ use std::time::SystemTime;
 use maxminddb::Reader;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::click::{ClientNet, Place, MAX_CITY};
-use crate::http::client::country_code;
+use crate::domain::click::{country_code, ClientNet, Place, MAX_CITY};
 
 /// Location settings (`[geo]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]

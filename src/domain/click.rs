@@ -127,6 +127,17 @@ pub struct RawClick {
     pub city: String,
 }
 
+/// An ISO 3166-1 alpha-2 code, upper case; `None` for anything else and for the
+/// "unknown" codes CDNs send (`XX`, `T1`).
+pub fn country_code(value: &str) -> Option<String> {
+    let v = value.trim();
+    if v.len() != 2 || !v.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let v = v.to_ascii_uppercase();
+    (v != "XX").then_some(v)
+}
+
 /// Where a click came from, as far as anyone knows: empty strings for unknown.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Place {

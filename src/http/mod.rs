@@ -1,6 +1,5 @@
 //! The HTTP API: one file per route group, wired together in [`routes`].
 
-pub mod client;
 pub mod console;
 pub mod error;
 pub mod health;
@@ -30,7 +29,7 @@ pub struct AppState {
     /// Who is calling.
     pub auth: crate::auth::Authenticator,
     /// Decides each request's client address.
-    pub clients: client::ClientResolver,
+    pub clients: crate::limits::client::ClientResolver,
     /// Where a browser asking for an unknown, deleted or expired code is sent.
     pub not_found_url: Option<String>,
 }
@@ -53,7 +52,7 @@ impl AppState {
     /// 429 when the client is over its quota.
     pub fn limit_client(
         &self,
-        client: client::Client,
+        client: crate::limits::client::Client,
         class: crate::limits::Class,
     ) -> Result<(), ApiError> {
         match (&self.limits, client.ip) {

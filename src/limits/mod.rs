@@ -1,8 +1,10 @@
 //! Rate limits (governor, GCRA): separate quotas for shortening and for redirects, per
 //! client address, and a shortening quota per API key (a tenant may have its own).
-//! The client address comes from [`crate::http::client`], the one place that decides
+//! The client address comes from [`client`], the one place that decides
 //! it (trusted proxies and their forwarding header); idle keys are evicted so the
 //! keyed state cannot grow without bound.
+
+pub mod client;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -40,7 +42,7 @@ pub struct LimitSettings {
     pub trusted_proxies: Vec<String>,
     /// The forwarding header the trusted proxies write: `"x-forwarded-for"` (default)
     /// or `"forwarded"` (RFC 7239). Only that one is read.
-    pub client_header: crate::http::client::ClientHeader,
+    pub client_header: client::ClientHeader,
     /// How often state of clients that are back to a full quota is dropped, seconds.
     pub evict_every_s: u64,
     /// IPv6 clients are limited by this prefix of their address (64: one quota per

@@ -446,8 +446,8 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
 /// Logs, once, what the service decided at startup (without secrets).
 /// The client resolver of `limits` and `geo`: trusted proxies, their forwarding header
 /// and the location headers believed from them.
-fn client_resolver(settings: &Settings) -> http::client::ClientResolver {
-    http::client::ClientResolver::new(
+fn client_resolver(settings: &Settings) -> crate::limits::client::ClientResolver {
+    crate::limits::client::ClientResolver::new(
         crate::limits::parse_proxies(&settings.limits.trusted_proxies).unwrap_or_default(),
         settings.limits.client_header,
         &settings.geo.headers,

@@ -221,6 +221,51 @@ try {
     await page.screenshot({ path: join(shots, 'stats.png'), fullPage: true });
   });
 
+  await step('countries with share bars, cities, campaigns and visitors', async () => {
+    // Three more clicks through the trusted proxy (127.0.0.1 in this run), placed by a
+    // CDN's headers: two in France (one with a campaign), one in Japan.
+    for (const [from, country, query] of [
+      ['203.0.113.7', 'FR', '?utm_source=newsletter&utm_medium=email'],
+      ['203.0.113.8', 'FR', ''],
+      ['198.51.100.9', 'JP', ''],
+    ]) {
+      const res = await fetch(`${base}/${code}${query}`, {
+        redirect: 'manual',
+        headers: {
+          'user-agent': DESKTOP,
+          'x-forwarded-for': from,
+          'cf-ipcountry': country,
+          'x-vercel-ip-city': country === 'FR' ? 'Paris' : 'Osaka',
+        },
+      });
+      assert.equal(res.status, 302);
+    }
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      await page.getByRole('button', { name: 'Show' }).click();
+      await page.waitForTimeout(300);
+      if ((await page.locator('#stats-total').textContent()) === '5') break;
+      assert.ok(Date.now() < deadline, 'the three clicks never showed');
+    }
+    const rows = await page.locator('#countries tbody tr').evaluateAll((trs) =>
+      trs.map((tr) => [...tr.cells].slice(0, 2).map((td) => td.textContent).join(' ')));
+    assert.deepEqual(rows, ['(unknown) 2', 'FR 2', 'JP 1']);
+    const fr = page.locator('#countries tbody tr', { hasText: 'FR' }).locator('meter');
+    assert.equal(await fr.getAttribute('value'), '0.4', 'two clicks of five');
+    assert.equal(await fr.getAttribute('title'), '40%');
+    const cities = await page.locator('#cities tbody tr td:first-child').allTextContents();
+    assert.deepEqual(cities, ['Paris, FR', 'Osaka, JP']);
+    assert.deepEqual(await page.locator('#top-utm-sources li').allTextContents(), ['newsletter 1']);
+    assert.deepEqual(await page.locator('#top-utm-mediums li').allTextContents(), ['email 1']);
+    // Two browsers from the proxy's own address, three forwarded addresses.
+    assert.equal(await page.locator('#stats-visitors').textContent(), '5');
+    const bar = page.locator(`#chart g[data-day="${today}"]`);
+    assert.equal(await bar.getAttribute('data-visitors'), '5');
+    assert.equal(await bar.locator('circle.visitors').count(), 1);
+    await page.locator('#stats').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(shots, 'stats.png'), fullPage: true });
+  });
+
   await step('a bad range is refused next to the range', async () => {
     await page.getByLabel('From', { exact: true }).fill('2026-01-10');
     await page.getByLabel('To', { exact: true }).fill('2026-01-01');

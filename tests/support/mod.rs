@@ -32,6 +32,7 @@ macro_rules! contract {
 
 pub mod cache;
 pub mod hooked;
+pub mod mmdb;
 pub mod process;
 
 use std::hash::{DefaultHasher, Hash, Hasher};

@@ -22,7 +22,7 @@ use actix_web::HttpRequest;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::click::MAX_CITY;
+use crate::domain::click::{country_code, MAX_CITY};
 
 /// Which forwarding header a trusted proxy writes (`limits.client_header`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,17 +186,6 @@ impl ClientResolver {
         });
         (country, city)
     }
-}
-
-/// An ISO 3166-1 alpha-2 code, upper case; `None` for anything else and for the
-/// "unknown" codes CDNs send (`XX`, `T1`).
-pub fn country_code(value: &str) -> Option<String> {
-    let v = value.trim();
-    if v.len() != 2 || !v.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return None;
-    }
-    let v = v.to_ascii_uppercase();
-    (v != "XX").then_some(v)
 }
 
 fn clip(s: &str) -> &str {
