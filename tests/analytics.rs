@@ -6,10 +6,10 @@ mod support;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{header, Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 use shortener::analytics::queue::QueueKind;
 use shortener::cache::RedisSettings;
 use shortener::config::Settings;
@@ -42,30 +42,6 @@ async fn one_shard(kind: QueueKind) -> Settings {
     s
 }
 
-async fn stats(app: &TestApp, code: &str, query: &str) -> Value {
-    let r = app
-        .request(Method::GET, &format!("/api/v1/links/{code}/stats{query}"))
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.unwrap()
-}
-
-/// Polls the stats until they show `total` clicks (the worker flushes every 50 ms).
-async fn stats_when(app: &TestApp, code: &str, query: &str, total: i64) -> Value {
-    let started = Instant::now();
-    loop {
-        let s = stats(app, code, query).await;
-        if s["total"] == total {
-            return s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "stats stuck at {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 const AGENTS: [(&str, bool); 5] = [
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", false),
     ("Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0", false),
@@ -94,7 +70,7 @@ async fn counts_are_exact_after_n_redirects(kind: QueueKind) {
         }
     }
 
-    let s = stats_when(&app, &code, "", 50).await;
+    let s = app.stats_when(&code, "", 50).await;
     assert_eq!(
         (s["humans"].as_i64(), s["bots"].as_i64()),
         (Some(30), Some(20)),
@@ -129,7 +105,7 @@ async fn counts_are_exact_after_n_redirects(kind: QueueKind) {
     );
     // Nothing more arrives later: exactly N.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(stats(&app, &code, "").await["total"], 50);
+    assert_eq!(app.stats(&code, "").await["total"], 50);
 }
 
 #[tokio::test]
@@ -158,7 +134,9 @@ async fn the_daily_series_splits_at_utc_midnight() {
         app.follow(&code).await;
     }
 
-    let s = stats_when(&app, &code, "?from=2026-05-31&to=2026-06-03", 5).await;
+    let s = app
+        .stats_when(&code, "?from=2026-05-31&to=2026-06-03", 5)
+        .await;
     let series: Vec<(String, i64)> = s["daily"]
         .as_array()
         .unwrap()
@@ -245,7 +223,7 @@ async fn a_full_in_process_queue_drops_and_counts_while_redirects_keep_answering
 
     // The database comes back: what was queued is counted, nothing more.
     gate.add_permits(1_000);
-    let s = stats_when(&app, &code, "", enqueued as i64).await;
+    let s = app.stats_when(&code, "", enqueued as i64).await;
     assert_eq!(s["total"].as_u64(), Some(enqueued));
 }
 
@@ -278,7 +256,7 @@ async fn two_instances_sharing_a_worker_id_lose_no_click_to_each_other() {
         }
 
         // Assert: every click counted, none taken for the other instance's duplicate.
-        stats_when(&a, ca_code, "", 10).await;
-        stats_when(&b, cb_code, "", 10).await;
+        a.stats_when(ca_code, "", 10).await;
+        b.stats_when(cb_code, "", 10).await;
     }
 }

@@ -59,6 +59,18 @@ async fn geo_settings(db: Option<&Path>, trusted: bool) -> Settings {
     s
 }
 
+/// An app placing clicks with a database at `dir/countries.mmdb` (France first), behind
+/// 127.0.0.1 as a trusted proxy.
+async fn app_with_db(dir: &Path) -> TestApp {
+    let db = dir.join("countries.mmdb");
+    write_db(&db, "FR");
+    TestApp::spawn(
+        geo_settings(Some(&db), true).await,
+        Arc::new(ManualClock::at(t0())),
+    )
+    .await
+}
+
 async fn link(app: &TestApp) -> String {
     app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
         .as_str()
@@ -76,26 +88,6 @@ async fn click(app: &TestApp, code: &str, headers: &[(&str, &str)]) -> reqwest::
         r = r.header(*k, *v);
     }
     r.send().await.unwrap()
-}
-
-/// The stats once they show `total` clicks.
-async fn stats_when(app: &TestApp, code: &str, total: i64) -> Value {
-    let started = Instant::now();
-    loop {
-        let r = app
-            .request(Method::GET, &format!("/api/v1/links/{code}/stats"))
-            .await;
-        assert_eq!(r.status(), StatusCode::OK);
-        let s: Value = r.json().await.unwrap();
-        if s["total"] == total {
-            return s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "stats stuck at {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 fn counts(list: &Value) -> Vec<(String, i64)> {
@@ -118,13 +110,7 @@ fn named(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
 #[tokio::test]
 async fn a_forwarded_client_through_a_trusted_proxy_is_placed_and_a_cdn_header_wins() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("countries.mmdb");
-    write_db(&db, "FR");
-    let app = TestApp::spawn(
-        geo_settings(Some(&db), true).await,
-        Arc::new(ManualClock::at(t0())),
-    )
-    .await;
+    let app = app_with_db(dir.path()).await;
     let code = link(&app).await;
 
     let clicks: &[&[(&str, &str)]] = &[
@@ -146,7 +132,7 @@ async fn a_forwarded_client_through_a_trusted_proxy_is_placed_and_a_cdn_header_w
             StatusCode::FOUND
         );
     }
-    let s = stats_when(&app, &code, 5).await;
+    let s = app.stats_when(&code, "", 5).await;
     assert_eq!(
         counts(&s["countries"]),
         named(&[("(unknown)", 1), ("BR", 1), ("DE", 1), ("FR", 1), ("JP", 1)]),
@@ -186,7 +172,7 @@ async fn forwarding_and_cdn_headers_from_an_untrusted_peer_mean_nothing() {
         StatusCode::TOO_MANY_REQUESTS,
         "the limit key is the peer"
     );
-    let s = stats_when(&app, &code, 1).await;
+    let s = app.stats_when(&code, "", 1).await;
     assert_eq!(counts(&s["countries"]), named(&[("(unknown)", 1)]), "{s}");
     assert_eq!(s["cities"], json!([]));
 }
@@ -195,16 +181,11 @@ async fn forwarding_and_cdn_headers_from_an_untrusted_peer_mean_nothing() {
 async fn a_changed_database_file_is_picked_up_and_a_broken_one_keeps_the_old_data() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("countries.mmdb");
-    write_db(&db, "FR");
-    let app = TestApp::spawn(
-        geo_settings(Some(&db), true).await,
-        Arc::new(ManualClock::at(t0())),
-    )
-    .await;
+    let app = app_with_db(dir.path()).await;
     let code = link(&app).await;
     let from = [("x-forwarded-for", "203.0.113.7")];
     click(&app, &code, &from).await;
-    stats_when(&app, &code, 1).await;
+    app.stats_when(&code, "", 1).await;
 
     write_db(&db, "IT");
     // Clicks until one is placed in Italy (the file is checked every second).
@@ -213,7 +194,7 @@ async fn a_changed_database_file_is_picked_up_and_a_broken_one_keeps_the_old_dat
     loop {
         click(&app, &code, &from).await;
         total += 1;
-        let s = stats_when(&app, &code, total).await;
+        let s = app.stats_when(&code, "", total).await;
         if counts(&s["countries"]).iter().any(|(c, _)| c == "IT") {
             break;
         }
@@ -239,10 +220,10 @@ async fn a_changed_database_file_is_picked_up_and_a_broken_one_keeps_the_old_dat
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let before = counts(&stats_when(&app, &code, total).await["countries"]);
+    let before = counts(&app.stats_when(&code, "", total).await["countries"]);
     let italy = before.iter().find(|(c, _)| c == "IT").unwrap().1;
     click(&app, &code, &from).await;
-    let after = counts(&stats_when(&app, &code, total + 1).await["countries"]);
+    let after = counts(&app.stats_when(&code, "", total + 1).await["countries"]);
     assert_eq!(after.iter().find(|(c, _)| c == "IT").unwrap().1, italy + 1);
 }
 
@@ -276,7 +257,7 @@ async fn a_visitor_counts_once_a_day_across_flushes_and_two_instances() {
 
     click(&a, &code, &x).await;
     click(&a, &code, &x).await;
-    stats_when(&a, &code, 2).await;
+    a.stats_when(&code, "", 2).await;
     // Another flush, and the other instance.
     click(&a, &code, &x).await;
     click(&b, &code, &x).await;
@@ -289,7 +270,7 @@ async fn a_visitor_counts_once_a_day_across_flushes_and_two_instances() {
         .send()
         .await
         .unwrap();
-    let s = stats_when(&a, &code, 6).await;
+    let s = a.stats_when(&code, "", 6).await;
     assert_eq!(
         (s["visitors"].as_i64(), s["humans"].as_i64()),
         (Some(2), Some(5)),
@@ -321,7 +302,7 @@ async fn campaign_parameters_of_the_short_url_are_counted() {
             "the target is unchanged"
         );
     }
-    let s = stats_when(&app, &code, 5).await;
+    let s = app.stats_when(&code, "", 5).await;
     assert_eq!(
         counts(&s["utm_sources"]),
         named(&[("newsletter", 2), ("twitter", 1)])

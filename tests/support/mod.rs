@@ -429,6 +429,32 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A link's stats, `query` being `""` or `?from=…&to=…`.
+    pub async fn stats(&self, code: &str, query: &str) -> Value {
+        let r = self
+            .request(Method::GET, &format!("/api/v1/links/{code}/stats{query}"))
+            .await;
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    /// Polls the stats until they show `total` clicks (at most 10 s; test apps flush
+    /// their clicks within tens of milliseconds).
+    pub async fn stats_when(&self, code: &str, query: &str, total: i64) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let s = self.stats(code, query).await;
+            if s["total"] == total {
+                return s;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "stats stuck at {s}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
     /// Any request to a path.
     pub async fn request(&self, method: Method, path: &str) -> Response {
         self.client
