@@ -307,3 +307,39 @@ async fn beginning_the_shutdown_stops_every_part_and_counts_every_click_taken() 
     let total: i64 = days.iter().map(|(_, d)| d.total).sum();
     assert_eq!(total, 30);
 }
+
+#[tokio::test]
+async fn a_write_batch_that_cannot_begin_answers_every_caller_with_503_and_writes_resume() {
+    // Arrange: another connection holds the links file's write lock past the writer's
+    // busy timeout (5 s), so the writer's next batch cannot begin.
+    let app = TestApp::embedded().await;
+    let file = app.data_dir.as_ref().unwrap().path().join("shortener.db");
+    let lock = rusqlite::Connection::open(&file).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    // Act: two shortens at once, likely one batch.
+    let shorten = |n: usize| {
+        let app = &app;
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                app.shorten(json!({"url": format!("https://example.com/locked/{n}")})),
+            )
+            .await
+        }
+    };
+    let (a, b) = tokio::join!(shorten(1), shorten(2));
+
+    // Assert: each caller has its answer (none waits for a later write), a JSON 503.
+    for r in [a, b] {
+        let r = r.expect("the caller was answered, not left waiting");
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(support::error_code(r).await, "shard_unavailable");
+    }
+    // And writes resume once the lock is gone.
+    lock.execute_batch("ROLLBACK").unwrap();
+    let r = app
+        .shorten(json!({"url": "https://example.com/after"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}

@@ -103,6 +103,23 @@ enum Write {
     ),
 }
 
+impl Write {
+    /// Answers the write's caller with `error` (its batch could not even begin).
+    fn fail(self, error: StoreError) {
+        match self {
+            Self::Insert(_, reply) | Self::Bulk(_, reply) => {
+                let _ = reply.send(Err(error));
+            }
+            Self::Delete(_, _, reply) | Self::Statement(_, _, reply) => {
+                let _ = reply.send(Err(error));
+            }
+            Self::CreateKey { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
 /// The embedded SQLite store.
 pub struct SqliteStore {
     path: PathBuf,
@@ -328,8 +345,20 @@ enum Outcome {
 
 fn commit_batch(conn: &mut Connection, batch: &mut Vec<Write>) {
     let mut outcomes = Vec::with_capacity(batch.len());
+    // A batch that cannot begin (the file locked past the busy timeout, read-only, a
+    // full disk) answers every one of its callers now: none waits for a later write.
+    let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!(error = %e, writes = batch.len(), "sqlite batch could not begin");
+            let reason = format!("the database cannot be written now: {e}");
+            for write in batch.drain(..) {
+                write.fail(StoreError::unavailable(PART, &reason));
+            }
+            return;
+        }
+    };
     let result = (|| -> rusqlite::Result<()> {
-        let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for write in batch.drain(..) {
             outcomes.push(match write {
                 Write::Insert(link, reply) => {
