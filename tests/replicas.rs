@@ -235,6 +235,17 @@ async fn redirect_misses_read_the_replica_a_code_it_lacks_reads_the_primary_and_
     assert!(
         m.contains("shortener_replica_query_duration_seconds_count{replica=\"r0\",shard=\"s0\"}")
     );
+    // The replica's pool has a gauge of its own; the shard pool gauges hold shards only.
+    assert!(
+        m.contains(
+            "shortener_replica_pool_connections{replica=\"r0\",shard=\"s0\",state=\"size\"}"
+        ),
+        "{m}"
+    );
+    assert!(
+        !m.contains("shard=\"s0/r0\""),
+        "a replica filed as a shard: {m}"
+    );
 
     // A link the replica has not replayed yet redirects at once, from the primary. (A
     // commit replayed just before the pause keeps the replica within its bound for the

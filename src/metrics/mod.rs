@@ -20,7 +20,7 @@ use crate::cache::{CacheStats, LinkCache};
 use crate::domain::ids::IdStats;
 use crate::domain::SnowflakeGenerator;
 use crate::store::clicks::ClickStore;
-use crate::store::LinkStore;
+use crate::store::{LinkStore, PoolKind};
 
 pub use crate::telemetry::LATENCY_BUCKETS;
 
@@ -79,6 +79,7 @@ pub struct Metrics {
     lease_renewals: IntCounterVec,
     pool_connections: IntGaugeVec,
     click_pool_connections: IntGaugeVec,
+    replica_pool_connections: IntGaugeVec,
     clicks_enqueued: IntCounter,
     clicks_dropped: IntCounter,
     click_queue_depth: IntGauge,
@@ -213,6 +214,12 @@ impl Metrics {
                 "click_shard_pool_connections",
                 "Connections per shard's click pool by state (size, available, waiting).",
                 &["shard", "state"],
+            ),
+            replica_pool_connections: gauge_vec(
+                r,
+                "replica_pool_connections",
+                "Connections per replica pool by state (size, available, waiting).",
+                &["shard", "replica", "state"],
             ),
             clicks_enqueued: counter(
                 r,
@@ -393,12 +400,16 @@ impl Metrics {
             let clicks = s.clicks.iter().flat_map(|st| st.pool_status());
             {
                 for p in links.chain(clicks) {
-                    let gauge = if p.pool == "clicks" {
-                        &self.click_pool_connections
-                    } else {
-                        &self.pool_connections
+                    let (shard, replica) = p.name.split_once('/').unwrap_or((&p.name, ""));
+                    let g = |state: &str| match p.pool {
+                        PoolKind::Links => self.pool_connections.with_label_values(&[shard, state]),
+                        PoolKind::Clicks => self
+                            .click_pool_connections
+                            .with_label_values(&[shard, state]),
+                        PoolKind::Replica => self
+                            .replica_pool_connections
+                            .with_label_values(&[shard, replica, state]),
                     };
-                    let g = |state: &str| gauge.with_label_values(&[&p.name, state]);
                     g("size").set(p.size as i64);
                     g("available").set(p.available as i64);
                     g("waiting").set(p.waiting as i64);

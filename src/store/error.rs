@@ -96,13 +96,37 @@ pub struct ReplicaHealth {
     pub read: bool,
 }
 
+/// What a connection pool serves: each kind is reported under a gauge of its own, so
+/// the gauges of a shard's pools never mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKind {
+    /// Links, aliases, keys: a shard's primary (or the SQLite file).
+    Links,
+    /// Click counts: a shard's primary, through a pool of their own.
+    Clicks,
+    /// Redirect misses read from a streaming replica.
+    Replica,
+}
+
+impl PoolKind {
+    /// The name in metrics' help text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Links => "links",
+            Self::Clicks => "clicks",
+            Self::Replica => "replica",
+        }
+    }
+}
+
 /// One connection pool's state.
 #[derive(Debug, Clone)]
 pub struct PoolStatus {
-    /// The part (shard) it connects to.
+    /// The part it connects to: the shard (`s0`), or for a replica the shard and the
+    /// replica (`s0/r0`).
     pub name: String,
-    /// What it serves: `links` or `clicks`.
-    pub pool: &'static str,
+    /// What it serves.
+    pub pool: PoolKind,
     pub size: usize,
     pub available: usize,
     pub waiting: usize,

@@ -23,6 +23,6 @@ pub mod shard_map;
 pub mod sqlite;
 
 pub use directory::{Directory, KeyRecord};
-pub use error::{PartHealth, PoolStatus, ReplicaHealth, StoreError};
+pub use error::{PartHealth, PoolKind, PoolStatus, ReplicaHealth, StoreError};
 pub use leases::{Lease, Refusal, WorkerLeases};
 pub use links::{merge_newest, LinkStore};

@@ -23,7 +23,7 @@ use crate::domain::clock::ms_to_datetime;
 use crate::domain::Snowflake;
 use crate::store::clicks::{ClickStore, Recorded};
 use crate::store::shard_map::ShardMap;
-use crate::store::{PartHealth, PoolStatus, StoreError};
+use crate::store::{PartHealth, PoolKind, PoolStatus, StoreError};
 
 const CLAIM_UNITS: &str = "INSERT INTO click_units (id, producer) \
     SELECT * FROM UNNEST($1::int8[], $2::int8[]) ON CONFLICT DO NOTHING RETURNING id, producer";
@@ -78,7 +78,7 @@ impl ShardedClicks {
                 Shard::new(
                     s,
                     db,
-                    "clicks",
+                    PoolKind::Clicks,
                     db.clicks_pool_size,
                     db.clicks_query_timeout_ms,
                 )

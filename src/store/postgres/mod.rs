@@ -48,7 +48,16 @@ impl ShardedPostgres {
     ) -> anyhow::Result<Self> {
         let shards = settings
             .iter()
-            .map(|s| Shard::new(s, db, "links", db.pool_size, db.query_timeout_ms).map(Arc::new))
+            .map(|s| {
+                Shard::new(
+                    s,
+                    db,
+                    crate::store::PoolKind::Links,
+                    db.pool_size,
+                    db.query_timeout_ms,
+                )
+                .map(Arc::new)
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let replicas = settings
             .iter()

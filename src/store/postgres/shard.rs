@@ -13,14 +13,14 @@ use tokio_postgres::NoTls;
 
 use super::settings::{redact_url, DatabaseSettings, ShardSettings};
 use crate::domain::Snowflake;
-use crate::store::{PartHealth, PoolStatus, StoreError};
+use crate::store::{PartHealth, PoolKind, PoolStatus, StoreError};
 
 /// What a pool is built from.
 struct PoolSpec<'a> {
     name: String,
     url: &'a str,
     first_id: Snowflake,
-    pool_kind: &'static str,
+    pool_kind: PoolKind,
     pool_size: usize,
     query_timeout_ms: u64,
 }
@@ -28,9 +28,9 @@ struct PoolSpec<'a> {
 /// A PostgreSQL database holding one range of the ID space.
 pub struct Shard {
     name: String,
-    /// What this pool serves (`links` or `clicks`): a shard has one pool for each, so a
+    /// What this pool serves: a shard has one pool for links and one for clicks, so a
     /// click flush never takes a connection a shorten is waiting for.
-    pool_kind: &'static str,
+    pool_kind: PoolKind,
     display_url: String,
     first_id: Snowflake,
     pool: Pool,
@@ -50,12 +50,16 @@ impl Shard {
     pub fn new(
         settings: &ShardSettings,
         db: &DatabaseSettings,
-        pool_kind: &'static str,
+        pool_kind: PoolKind,
         pool_size: usize,
         query_timeout_ms: u64,
     ) -> anyhow::Result<Self> {
         // The links' pool reports as shard_…, the clicks' pool as click_shard_….
-        let prefix = if pool_kind == "links" { "" } else { "click_" };
+        let prefix = if pool_kind == PoolKind::Clicks {
+            "click_"
+        } else {
+            ""
+        };
         Self::build(
             PoolSpec {
                 name: settings.name.clone(),
@@ -89,7 +93,7 @@ impl Shard {
                 name: format!("{}/{replica}", settings.name),
                 url: &settings.replicas[index],
                 first_id: settings.first_id(),
-                pool_kind: "replica",
+                pool_kind: PoolKind::Replica,
                 pool_size: db.replica_pool_size,
                 query_timeout_ms: db.query_timeout_ms,
             },
@@ -118,7 +122,10 @@ impl Shard {
         let latency = prometheus::Histogram::with_opts(
             prometheus::HistogramOpts::new(
                 format!("{metric}_query_duration_seconds"),
-                format!("Shard query latency ({pool_kind} pool), pool wait included."),
+                format!(
+                    "Shard query latency ({} pool), pool wait included.",
+                    pool_kind.as_str()
+                ),
             )
             .namespace("shortener")
             .const_labels(const_labels.clone())
@@ -127,7 +134,10 @@ impl Shard {
         let errors = prometheus::IntCounterVec::new(
             prometheus::Opts::new(
                 format!("{metric}_errors_total"),
-                format!("Failed shard queries ({pool_kind} pool) by kind."),
+                format!(
+                    "Failed shard queries ({} pool) by kind.",
+                    pool_kind.as_str()
+                ),
             )
             .namespace("shortener")
             .const_labels(const_labels),

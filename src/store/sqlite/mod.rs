@@ -358,47 +358,45 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Write>) {
             return;
         }
     };
-    let result = (|| -> rusqlite::Result<()> {
-        for write in batch.drain(..) {
-            outcomes.push(match write {
-                Write::Insert(link, reply) => {
-                    let r = apply_insert(&mut tx, &link);
-                    Outcome::Inserted(reply, r)
-                }
-                Write::Delete(id, at, reply) => {
-                    let r = tx
-                        .prepare_cached(MARK_DELETED)
-                        .and_then(|mut s| s.execute(params![id.as_i64(), at.timestamp_millis()]))
-                        .map(|n| n == 1)
-                        .map_err(internal);
-                    Outcome::Deleted(reply, r)
-                }
-                Write::Bulk(links, reply) => {
-                    let r = links.iter().try_for_each(|l| apply_insert(&mut tx, l));
-                    Outcome::Inserted(reply, r)
-                }
-                Write::CreateKey {
-                    tenant,
-                    quota,
-                    hash,
-                    at_ms,
-                    reply,
-                } => {
-                    let r = apply_create_key(&mut tx, &tenant, quota, &hash, at_ms);
-                    Outcome::KeyCreated(reply, r)
-                }
-                Write::Statement(sql, values, reply) => {
-                    let r = tx
-                        .prepare_cached(sql)
-                        .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
-                        .map(|n| n == 1)
-                        .map_err(internal);
-                    Outcome::Deleted(reply, r)
-                }
-            });
-        }
-        tx.commit()
-    })();
+    for write in batch.drain(..) {
+        outcomes.push(match write {
+            Write::Insert(link, reply) => {
+                let r = apply_insert(&mut tx, &link);
+                Outcome::Inserted(reply, r)
+            }
+            Write::Delete(id, at, reply) => {
+                let r = tx
+                    .prepare_cached(MARK_DELETED)
+                    .and_then(|mut s| s.execute(params![id.as_i64(), at.timestamp_millis()]))
+                    .map(|n| n == 1)
+                    .map_err(internal);
+                Outcome::Deleted(reply, r)
+            }
+            Write::Bulk(links, reply) => {
+                let r = links.iter().try_for_each(|l| apply_insert(&mut tx, l));
+                Outcome::Inserted(reply, r)
+            }
+            Write::CreateKey {
+                tenant,
+                quota,
+                hash,
+                at_ms,
+                reply,
+            } => {
+                let r = apply_create_key(&mut tx, &tenant, quota, &hash, at_ms);
+                Outcome::KeyCreated(reply, r)
+            }
+            Write::Statement(sql, values, reply) => {
+                let r = tx
+                    .prepare_cached(sql)
+                    .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
+                    .map(|n| n == 1)
+                    .map_err(internal);
+                Outcome::Deleted(reply, r)
+            }
+        });
+    }
+    let result = tx.commit();
     for outcome in outcomes {
         match (outcome, &result) {
             (Outcome::Inserted(reply, r), Ok(())) => {
