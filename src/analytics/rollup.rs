@@ -92,6 +92,13 @@ impl Stats {
         let total: i64 = daily.iter().map(|d| d.total).sum();
         let bots: i64 = daily.iter().map(|d| d.bots).sum();
         let visitors: i64 = daily.iter().map(|d| d.visitors).sum();
+        // Clicks no source placed are not written (a deployment without a location
+        // source would write the same "unknown" into every row): they are what the
+        // countries leave of the total.
+        let placed: i64 = dims[4].values().sum();
+        if total > placed {
+            *dims[4].entry(String::new()).or_default() += total - placed;
+        }
         let top = |i: usize| {
             let mut counts: Vec<Count> = dims[i]
                 .iter()
@@ -206,7 +213,7 @@ mod tests {
 
     #[test]
     fn visitors_add_up_over_days_and_unknown_countries_are_named() {
-        let mut a = counts(3, 0, &[(4, "FR", 2), (4, "", 1), (5, "newsletter", 1)]);
+        let mut a = counts(3, 0, &[(4, "FR", 2), (5, "newsletter", 1)]);
         a.visitors = 2;
         let mut b = counts(1, 0, &[(4, "FR", 1)]);
         b.visitors = 1;

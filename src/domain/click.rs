@@ -231,7 +231,8 @@ pub struct Dims {
     pub os: ValueCounts,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub device: ValueCounts,
-    /// ISO country codes; the empty value counts clicks no source could place.
+    /// ISO country codes; only clicks that were placed (the rest are the total less
+    /// these).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub country: ValueCounts,
     /// Only clicks whose city is known.
@@ -385,14 +386,16 @@ impl Rollup {
                 visitors.insert((c.link_id, day, v));
             }
             let (f, p, u) = (&c.families, &c.place, &c.campaign);
-            // The referrer and the country count their empty value (direct traffic, an
-            // unknown place); the others only count clicks that have one.
+            // The referrer counts its empty value (direct traffic); the others only count
+            // clicks that have one. Clicks no source could place are the day's total
+            // less its countries (`Stats::build`): a deployment without a location
+            // source writes no country at all.
             let values = [
                 Some(&*c.referrer),
                 Some(f.browser.as_str()),
                 Some(f.os.as_str()),
                 Some(f.device.as_str()),
-                Some(p.country.as_str()),
+                Some(p.country.as_str()).filter(|v| !v.is_empty()),
                 Some(p.city.as_str()).filter(|v| !v.is_empty()),
                 Some(u.source.as_str()).filter(|v| !v.is_empty()),
                 Some(u.medium.as_str()).filter(|v| !v.is_empty()),
@@ -515,7 +518,7 @@ mod tests {
         let json = a.to_json();
         assert_eq!(
             json,
-            r#"{"referrer":{"a.example":1},"browser":{"Chrome":1},"os":{"Linux":1},"device":{"pc":1},"country":{"":1}}"#
+            r#"{"referrer":{"a.example":1},"browser":{"Chrome":1},"os":{"Linux":1},"device":{"pc":1}}"#
         );
         let b = Dims::sum_json(&format!("[{json}]")).unwrap();
         a.add(&b);
@@ -556,8 +559,8 @@ mod tests {
         );
         assert_eq!(row.dims.country["FR"], 2);
         assert_eq!(row.dims.country["DE"], 2);
-        assert_eq!(row.dims.country[""], 1, "an unknown place is counted");
-        assert_eq!(row.dims.city.len(), 1, "an unknown city is not");
+        assert_eq!(row.dims.country.len(), 2, "an unknown place is not written");
+        assert_eq!(row.dims.city.len(), 1, "nor is an unknown city");
         assert_eq!(row.dims.utm_source["newsletter"], 2);
         assert!(row.dims.utm_medium.is_empty());
     }

@@ -8,11 +8,19 @@
 //! [`VisitorSalts::hash`] is on the redirect path: a read lock, a search among at most
 //! three days, and one hash of about a hundred bytes.
 
-use std::hash::Hasher;
 use std::net::IpAddr;
 use std::sync::RwLock;
 
 use siphasher::sip::SipHasher13;
+
+use super::click::MAX_USER_AGENT;
+
+/// Writes the family tag and the address at the start of `buf`; returns the length.
+fn put(buf: &mut [u8], family: u8, octets: &[u8]) -> usize {
+    buf[0] = family;
+    buf[1..1 + octets.len()].copy_from_slice(octets);
+    1 + octets.len()
+}
 
 /// Milliseconds in a UTC day.
 pub const DAY_MS: u64 = 86_400_000;
@@ -51,21 +59,24 @@ impl VisitorSalts {
                 .find(|(d, _, _)| *d == day)
                 .map(|(_, _, hasher)| *hasher)
         });
-        let mut h = match found {
+        let hasher = match found {
             Some(h) => h,
             None => self.make_local(day),
         };
-        match client {
-            IpAddr::V4(v4) => h.write(&v4.octets()),
+        // One pass over one buffer (the one-shot hash is cheaper than a write per part):
+        // the address family, the address, a separator, the user agent.
+        let mut buf = [0u8; 1 + 16 + 1 + MAX_USER_AGENT];
+        let n = match client {
+            IpAddr::V4(v4) => put(&mut buf, 4, &v4.octets()),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => h.write(&v4.octets()),
-                None => h.write(&v6.octets()),
+                Some(v4) => put(&mut buf, 4, &v4.octets()),
+                None => put(&mut buf, 6, &v6.octets()),
             },
-        }
-        // A separator no address byte sequence can imitate: the lengths differ.
-        h.write_u8(0xff);
-        h.write(user_agent.as_bytes());
-        h.finish().max(1)
+        };
+        buf[n] = 0xff;
+        let ua = &user_agent.as_bytes()[..user_agent.len().min(MAX_USER_AGENT)];
+        buf[n + 1..n + 1 + ua.len()].copy_from_slice(ua);
+        hasher.hash(&buf[..n + 1 + ua.len()]).max(1)
     }
 
     /// Whether `day` has a salt in memory.
