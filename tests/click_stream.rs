@@ -81,9 +81,7 @@ async fn produce(q: &Arc<RedisStreamQueue>, n: u64) -> Snowflake {
             user_agent: "Mozilla/5.0 Firefox/121.0".into(),
             client: ClientNet::parse("203.0.113.0"),
             visitor: 0,
-            query: String::new(),
-            country: String::new(),
-            city: String::new(),
+            extra: None,
         }));
     }
     q.close();
@@ -236,9 +234,7 @@ fn offer_clicks(q: &RedisStreamQueue, from: u64, n: u64) {
             user_agent: format!("agent/{}", i % 5),
             client: ClientNet::parse("203.0.113.0"),
             visitor: 0,
-            query: String::new(),
-            country: String::new(),
-            city: String::new(),
+            extra: None,
         }));
     }
 }

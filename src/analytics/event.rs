@@ -13,8 +13,8 @@ use maxminddb::Reader;
 use super::geo::{self, GeoDb};
 use super::queue::EntryView;
 pub use crate::domain::click::{
-    Campaign, ClickRecord, ClientNet, Families, Place, RawClick, MAX_CAMPAIGN, MAX_REFERRER,
-    MAX_REFERRER_HEADER, MAX_USER_AGENT,
+    Campaign, ClickExtra, ClickRecord, ClientNet, Families, Place, RawClick, MAX_CAMPAIGN,
+    MAX_REFERRER, MAX_REFERRER_HEADER, MAX_USER_AGENT,
 };
 use crate::domain::Snowflake;
 
@@ -313,6 +313,7 @@ impl Classifier {
 
     /// The click, ready to be counted.
     pub fn record(&mut self, click: &RawClick) -> ClickRecord {
+        let (query, country, city) = click.extra_parts();
         ClickRecord {
             event_id: click.event_id,
             link_id: click.link_id,
@@ -321,8 +322,8 @@ impl Classifier {
             families: self.families(&click.user_agent),
             client: click.client,
             visitor: (click.visitor != 0).then_some(click.visitor),
-            place: self.place(click.client, &click.country, &click.city),
-            campaign: self.campaign(&click.query),
+            place: self.place(click.client, country, city),
+            campaign: self.campaign(query),
         }
     }
 }
@@ -341,9 +342,7 @@ mod tests {
             user_agent: ua.into(),
             client: ClientNet::parse("203.0.113.0"),
             visitor: 0,
-            query: String::new(),
-            country: String::new(),
-            city: String::new(),
+            extra: None,
         }
     }
 
@@ -422,9 +421,9 @@ mod tests {
         );
         let mut k = Classifier::new();
         let mut click = raw("x");
-        click.query = "utm_campaign=spring".into();
+        click.extra = ClickExtra::of("utm_campaign=spring".into(), String::new(), String::new());
         assert_eq!(k.record(&click).campaign.campaign, "spring");
-        click.query = "ref=abc".into();
+        click.extra = ClickExtra::of("ref=abc".into(), String::new(), String::new());
         assert_eq!(*k.record(&click).campaign, Campaign::default());
         let long = format!("utm_source={}", "a".repeat(500));
         assert_eq!(campaign_of(&long).source.len(), MAX_CAMPAIGN);
@@ -435,8 +434,7 @@ mod tests {
         let mut k = Classifier::new();
         let mut click = raw("x");
         assert_eq!(*k.record(&click).place, Place::default(), "no source knows");
-        click.country = "JP".into();
-        click.city = "Osaka".into();
+        click.extra = ClickExtra::of(String::new(), "JP".into(), "Osaka".into());
         let place = k.record(&click).place;
         assert_eq!(
             (place.country.as_str(), place.city.as_str()),

@@ -118,6 +118,14 @@ pub struct RawClick {
     /// The visitor: a keyed hash of the full client address and user agent under the
     /// day's salt (see [`crate::domain::visitor`]), or 0 when the address is unknown.
     pub visitor: u64,
+    /// What few clicks carry (a query, a CDN's place); `None` for the rest, so that the
+    /// common click stays small on its way through the queue.
+    pub extra: Option<Box<ClickExtra>>,
+}
+
+/// The parts of a click most clicks do not have.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClickExtra {
     /// The short URL's own query string, cut to [`MAX_QUERY`] bytes, or empty. The
     /// worker keeps only its `utm_source`, `utm_medium` and `utm_campaign`.
     pub query: String,
@@ -125,6 +133,31 @@ pub struct RawClick {
     pub country: String,
     /// The city a trusted proxy or CDN in front named, or empty.
     pub city: String,
+}
+
+impl ClickExtra {
+    /// `None` when all three are empty.
+    pub fn of(query: String, country: String, city: String) -> Option<Box<Self>> {
+        if query.is_empty() && country.is_empty() && city.is_empty() {
+            None
+        } else {
+            Some(Box::new(Self {
+                query,
+                country,
+                city,
+            }))
+        }
+    }
+}
+
+impl RawClick {
+    /// The query, the CDN's country and city (empty where absent).
+    pub fn extra_parts(&self) -> (&str, &str, &str) {
+        match &self.extra {
+            Some(e) => (&e.query, &e.country, &e.city),
+            None => ("", "", ""),
+        }
+    }
 }
 
 /// An ISO 3166-1 alpha-2 code, upper case; `None` for anything else and for the
@@ -153,6 +186,13 @@ pub struct Campaign {
     pub source: String,
     pub medium: String,
     pub campaign: String,
+}
+
+impl Campaign {
+    /// Whether the query carried none of the three.
+    pub fn is_empty(&self) -> bool {
+        self.source.is_empty() && self.medium.is_empty() && self.campaign.is_empty()
+    }
 }
 
 /// What a user agent reduces to.
@@ -338,6 +378,16 @@ pub fn cap(counts: &mut ValueCounts) {
     *counts.entry(OTHER.to_owned()).or_default() += rest;
 }
 
+/// One more click of `value`.
+fn bump(counts: &mut ValueCounts, value: &str) {
+    match counts.get_mut(value) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(value.to_owned(), 1);
+        }
+    }
+}
+
 /// Clicks of one link on one day.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DayCounts {
@@ -385,28 +435,31 @@ impl Rollup {
             if let (Some(v), false) = (c.visitor, c.families.bot) {
                 visitors.insert((c.link_id, day, v));
             }
-            let (f, p, u) = (&c.families, &c.place, &c.campaign);
-            // The referrer counts its empty value (direct traffic); the others only count
+            let f = &c.families;
+            let d = &mut row.dims;
+            for (counts, value) in [
+                (&mut d.referrer, &*c.referrer),
+                (&mut d.browser, f.browser.as_str()),
+                (&mut d.os, f.os.as_str()),
+                (&mut d.device, f.device.as_str()),
+            ] {
+                bump(counts, value);
+            }
+            // The referrer counts its empty value (direct traffic); these only count
             // clicks that have one. Clicks no source could place are the day's total
             // less its countries (`Stats::build`): a deployment without a location
-            // source writes no country at all.
-            let values = [
-                Some(&*c.referrer),
-                Some(f.browser.as_str()),
-                Some(f.os.as_str()),
-                Some(f.device.as_str()),
-                Some(p.country.as_str()).filter(|v| !v.is_empty()),
-                Some(p.city.as_str()).filter(|v| !v.is_empty()),
-                Some(u.source.as_str()).filter(|v| !v.is_empty()),
-                Some(u.medium.as_str()).filter(|v| !v.is_empty()),
-                Some(u.campaign.as_str()).filter(|v| !v.is_empty()),
-            ];
-            for (counts, value) in row.dims.each_mut().into_iter().zip(values) {
-                let Some(value) = value else { continue };
-                match counts.get_mut(value) {
-                    Some(n) => *n += 1,
-                    None => {
-                        counts.insert(value.to_owned(), 1);
+            // source writes no country at all, and most clicks skip this.
+            let (p, u) = (&c.place, &c.campaign);
+            if !(p.country.is_empty() && p.city.is_empty() && u.is_empty()) {
+                for (counts, value) in [
+                    (&mut d.country, p.country.as_str()),
+                    (&mut d.city, p.city.as_str()),
+                    (&mut d.utm_source, u.source.as_str()),
+                    (&mut d.utm_medium, u.medium.as_str()),
+                    (&mut d.utm_campaign, u.campaign.as_str()),
+                ] {
+                    if !value.is_empty() {
+                        bump(counts, value);
                     }
                 }
             }

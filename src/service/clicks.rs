@@ -8,7 +8,9 @@ use super::LinkService;
 use crate::analytics::event::clip;
 use crate::analytics::rollup::Stats;
 use crate::auth::Caller;
-use crate::domain::click::{ClientNet, RawClick, MAX_QUERY, MAX_REFERRER_HEADER, MAX_USER_AGENT};
+use crate::domain::click::{
+    ClickExtra, ClientNet, RawClick, MAX_QUERY, MAX_REFERRER_HEADER, MAX_USER_AGENT,
+};
 use crate::domain::{DayRange, Link, Snowflake};
 use crate::error::ApiError;
 
@@ -60,13 +62,15 @@ impl LinkService {
             user_agent,
             client: info.client.map(ClientNet::of).unwrap_or_default(),
             visitor,
-            query: if info.query.is_empty() {
-                String::new()
+            extra: if info.query.is_empty() && info.country.is_none() && info.city.is_none() {
+                None
             } else {
-                clip(info.query, MAX_QUERY)
+                ClickExtra::of(
+                    clip(info.query, MAX_QUERY),
+                    info.country.unwrap_or_default(),
+                    info.city.map(Cow::into_owned).unwrap_or_default(),
+                )
             },
-            country: info.country.unwrap_or_default(),
-            city: info.city.map(Cow::into_owned).unwrap_or_default(),
         });
     }
 

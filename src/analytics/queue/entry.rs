@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::click::{ClientNet, RawClick};
+use crate::domain::click::{ClickExtra, ClientNet, RawClick};
 use crate::domain::Snowflake;
 
 /// The version byte of entries written before clicks carried visitors, campaigns and
@@ -57,23 +57,33 @@ pub struct EntryView<'a> {
     pub clicks: Vec<PackedClick>,
 }
 
+/// The index of `s` in the entry's table, adding it the first time (the empty string
+/// is always index 0).
+fn intern<'a>(s: &'a str, index: &mut HashMap<&'a str, u32>, strings: &mut Vec<&'a str>) -> u32 {
+    if s.is_empty() {
+        return 0;
+    }
+    *index.entry(s).or_insert_with(|| {
+        strings.push(s);
+        (strings.len() - 1) as u32
+    })
+}
+
 /// Encodes clicks into one stream entry's payload.
 pub fn encode_entry(clicks: &[RawClick]) -> Vec<u8> {
     let mut index: HashMap<&str, u32> = HashMap::new();
-    let mut strings: Vec<&str> = Vec::new();
+    // The empty string is index 0: most clicks have no query, no place and no referrer,
+    // and need no lookup for them.
+    let mut strings: Vec<&str> = vec![""];
     let mut packed = Vec::with_capacity(clicks.len());
     for c in clicks {
-        let mut intern = |s| {
-            *index.entry(s).or_insert_with(|| {
-                strings.push(s);
-                (strings.len() - 1) as u32
-            })
-        };
+        let mut intern = |s| intern(s, &mut index, &mut strings);
         let referrer = intern(c.referrer.as_str());
         let user_agent = intern(c.user_agent.as_str());
-        let query = intern(c.query.as_str());
-        let country = intern(c.country.as_str());
-        let city = intern(c.city.as_str());
+        let (query, country, city) = match &c.extra {
+            Some(e) => (intern(&e.query), intern(&e.country), intern(&e.city)),
+            None => (0, 0, 0),
+        };
         packed.push(PackedClick {
             event_id: c.event_id.get(),
             link_id: c.link_id.get(),
@@ -162,9 +172,11 @@ pub fn decode_entry(bytes: &[u8]) -> anyhow::Result<Vec<RawClick>> {
                 user_agent: view.strings[p.user_agent as usize].to_owned(),
                 client: p.client,
                 visitor: p.visitor,
-                query: view.strings[p.query as usize].to_owned(),
-                country: view.strings[p.country as usize].to_owned(),
-                city: view.strings[p.city as usize].to_owned(),
+                extra: ClickExtra::of(
+                    view.strings[p.query as usize].to_owned(),
+                    view.strings[p.country as usize].to_owned(),
+                    view.strings[p.city as usize].to_owned(),
+                ),
             })
         })
         .collect())
@@ -199,9 +211,7 @@ mod tests {
             c.client = ClientNet::parse("203.0.113.9");
             c.visitor = i as u64 * 7919;
             if i % 5 == 0 {
-                c.query = "utm_source=news".into();
-                c.country = "FR".into();
-                c.city = "Lyon".into();
+                c.extra = ClickExtra::of("utm_source=news".into(), "FR".into(), "Lyon".into());
             }
         }
         let payload = encode_entry(&batch);
@@ -250,6 +260,6 @@ mod tests {
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].referrer, "https://a.example/");
         assert_eq!(back[0].user_agent, "agent/1");
-        assert_eq!((back[0].visitor, back[0].query.as_str()), (0, ""));
+        assert_eq!((back[0].visitor, back[0].extra.as_ref()), (0, None));
     }
 }

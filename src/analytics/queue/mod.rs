@@ -309,9 +309,7 @@ fn sample_click(n: u64) -> RawClick {
         user_agent: String::new(),
         client: crate::domain::click::ClientNet::Unknown,
         visitor: 0,
-        query: String::new(),
-        country: String::new(),
-        city: String::new(),
+        extra: None,
     }
 }
 

@@ -318,9 +318,7 @@ fn parse_entry(entry: &redis::streams::StreamId) -> anyhow::Result<Delivery> {
             user_agent: c.user_agent,
             client: ClientNet::parse(&c.client),
             visitor: 0,
-            query: String::new(),
-            country: String::new(),
-            city: String::new(),
+            extra: None,
         }],
         ..Delivery::default()
     })
