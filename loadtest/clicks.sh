@@ -24,6 +24,8 @@
 #   SKEW=zipf MODES="off memory" loadtest/clicks.sh   # code k of HOT picked ∝ 1/k, as k6's lib.js
 #   WORKER_ALONE=0 loadtest/clicks.sh         # without the worker-alone runs
 #   GEO_DB=countries.mmdb loadtest/clicks.sh  # every process places clicks with [geo] database
+#   GEO_DB=npm loadtest/clicks.sh             # … with ip-location-db's country file (CC0/CC BY,
+#                                             # `npm pack`ed into the work directory)
 #   SPREAD=1 MODES= loadtest/clicks.sh        # the worker alone, its stream filled by wrk
 #                                             # (loadtest/wrk/spread.lua) from random client
 #                                             # networks through a trusted proxy, as browsers:
@@ -38,7 +40,7 @@ RATE=${RATE:-10000}
 SEED=${SEED:-100000}
 HOT=${HOT:-20000}
 DRAIN=${DRAIN:-300000}
-if [ -n "${EMBEDDED:-}" ]; then MODES=${MODES:-off memory}; else MODES=${MODES:-off memory redis}; fi
+if [ -n "${EMBEDDED:-}" ]; then MODES=${MODES-off memory}; else MODES=${MODES-off memory redis}; fi
 PORT=${PORT:-18080}
 REDIS_PORT=${REDIS_PORT:-16379}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
@@ -48,6 +50,11 @@ DB=shortener_bench_clicks
 prepare
 setup_work
 [ "${SPREAD:-0}" = 1 ] && { command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null; }
+if [ "${GEO_DB:-}" = npm ]; then
+    (cd "$work" && npm pack --silent @ip-location-db/geo-whois-asn-country-mmdb >/dev/null &&
+        tar xzf ip-location-db-geo-whois-asn-country-mmdb-*.tgz)
+    GEO_DB=$work/package/geo-whois-asn-country.mmdb
+fi
 
 start_redis "$REDIS_PORT"
 

@@ -15,6 +15,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REQUESTS=${REQUESTS:-20000}
+# The worker flushes every BATCH clicks and never on a timer, so that the counted
+# redirects are always written in the same number of flushes (REQUESTS / BATCH): with
+# the 5 s window, how many flushes fell inside the counted run moved the per-redirect
+# figure by up to 8% between two runs of one binary. The warm-up sends a multiple of
+# BATCH clicks (2,000 plus SEED), so no partial batch is carried into the count.
+BATCH=${BATCH:-1000}
+export SHORTENER_ANALYTICS__BATCH_SIZE=$BATCH SHORTENER_ANALYTICS__FLUSH_INTERVAL_MS=3600000 \
+    SHORTENER_QUEUE__CLAIM_IDLE_MS=7300000
 # Links seeded; every one is requested once before counting, so that the counted
 # redirects are all L1 hits (a random warm-up left most of them misses).
 SEED=${SEED:-5000}
@@ -33,13 +41,19 @@ sed "s|^|$base/|" "$work/codes.txt" >"$work/urls.txt"
 count() { # label [VAR=value …]
     local label=$1 pid n
     shift
+    # Another server still on the port would answer the readiness check (and 404
+    # every seeded code): refuse to count it.
+    if curl -sf "$base/readyz" >/dev/null 2>&1; then
+        echo "port $PORT is taken by another server" >&2
+        exit 1
+    fi
     env "$@" valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
         "$BIN" serve --config "$work/e.toml" --listen "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 600); do curl -sf "$base/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
     oha -n 2000 -c 8 --no-tui --output-format quiet --redirect 0 --urls-from-file "$work/urls.txt"
     # Every code once (curl reuses its connection across the URLs of one call).
-    xargs -n 250 curl -s -o /dev/null <"$work/urls.txt"
+    xargs -n 250 curl -s <"$work/urls.txt" >/dev/null
     sleep "$SETTLE_S"
     callgrind_control -z "$server_pid" >/dev/null
     oha -n "$REQUESTS" -c 8 --no-tui --output-format quiet --redirect 0 --urls-from-file "$work/urls.txt"
