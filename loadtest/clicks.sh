@@ -253,6 +253,9 @@ drain_worker() { # counter-command target t0 p0
     local p1
     p1=$(pg_cpu)
     echo "$(redis_cpu) - $(cat "$work/redis0")" | bc >"$work/redis-s"
+    # The worker's own CPU (its lookups, classification, sums): what it would take
+    # with the database on a core of its own.
+    per "$(proc_cpu "$(cat "$work/worker.pid")")" 1000000 "$n" >"$work/worker-s"
     kill "$(cat "$work/worker.pid")" 2>/dev/null || true
     wait "$(cat "$work/worker.pid")" 2>/dev/null || true
     echo "$(awk -v n="$n" -v t="$(echo "$last_change - $t0" | bc)" 'BEGIN { printf "%.0f", n / t }') $(per "$(echo "$p1 - $p0" | bc)" 1000000 "$n") $n"
@@ -270,6 +273,7 @@ printf '[analytics]\nflush_interval_ms = 1000\n' >>"$work/w.toml"
 sed -i 's/^\[queue\]/[queue]\nclaim_idle_ms = 30000/' "$work/w.toml"
 read -r t0 p0 <<<"$(worker_rate "$work/w.toml")"
 read -r pg_rate pg_cpu_m pg_n <<<"$(drain_worker counted "$(cat "$work/filled")" "$t0" "$p0")"
+pg_worker_m=$(cat "$work/worker-s")
 stream_redis_m=$(per "$(cat "$work/redis-s")" 1000000 "$pg_n")
 
 echo "== worker alone: SQLite" >&2
@@ -299,6 +303,7 @@ PY
 }
 read -r t0 p0 <<<"$(worker_rate "$work/e.toml")"
 read -r sq_rate _ sq_n <<<"$(drain_worker sqlite_counted "$(cat "$work/filled")" "$t0" "$p0")"
+sq_worker_m=$(cat "$work/worker-s")
 fi
 
 echo
@@ -313,6 +318,6 @@ echo "CPU during the mixed runs: ${busy[*]}"
 [ "$WORKER_ALONE" = 1 ] || exit 0
 echo
 echo "worker alone (shortener worker draining the stream$([ "${SPREAD:-0}" = 1 ] && echo ", filled from random networks")$([ -n "${GEO_DB:-}" ] && echo ", geo database $GEO_DB")):"
-echo "  PostgreSQL: $pg_rate clicks/s, $pg_cpu_m PostgreSQL CPU s per million clicks ($pg_n counted)"
+echo "  PostgreSQL: $pg_rate clicks/s, $pg_cpu_m PostgreSQL CPU s and $pg_worker_m worker CPU s per million clicks ($pg_n counted)"
 echo "  Redis CPU for the stream (fill and drain): $stream_redis_m s per million clicks"
-echo "  SQLite:     $sq_rate clicks/s ($sq_n counted)"
+echo "  SQLite:     $sq_rate clicks/s, $sq_worker_m worker CPU s per million clicks (SQLite works in the worker) ($sq_n counted)"

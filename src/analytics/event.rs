@@ -126,8 +126,10 @@ pub struct Classifier {
     /// The database as of `geo_generation`.
     reader: Option<Arc<Reader<Vec<u8>>>>,
     geo_generation: u64,
-    /// Places by network (database lookups) and by header values.
+    /// Places by network (database lookups), by the database's record, and by header
+    /// values.
     places: HashMap<ClientNet, Arc<Place>>,
+    records: HashMap<usize, Arc<Place>>,
     edge_places: HashMap<(String, String), Arc<Place>>,
     nowhere: Arc<Place>,
     campaigns: HashMap<String, Arc<Campaign>>,
@@ -153,6 +155,7 @@ impl Classifier {
             reader: None,
             geo_generation: 0,
             places: HashMap::new(),
+            records: HashMap::new(),
             edge_places: HashMap::new(),
             nowhere: Arc::default(),
             campaigns: HashMap::new(),
@@ -176,6 +179,7 @@ impl Classifier {
             self.reader = Some(geo.reader());
             self.geo_generation = generation;
             self.places.clear();
+            self.records.clear();
         }
     }
 
@@ -209,7 +213,11 @@ impl Classifier {
         if self.places.len() >= CLASSIFIER_CACHE {
             self.places.clear();
         }
-        let place = Arc::new(geo::lookup(reader, client));
+        if self.records.len() >= CLASSIFIER_CACHE {
+            self.records.clear();
+        }
+        let place =
+            geo::lookup(reader, client, &mut self.records).unwrap_or_else(|| self.nowhere.clone());
         self.places.insert(client, place.clone());
         place
     }

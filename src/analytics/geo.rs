@@ -13,7 +13,7 @@
 //! The file is checked for a change every `geo.reload_check_s` seconds and read again
 //! when it changed; a file that no longer reads keeps the previous data and is logged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -210,19 +210,28 @@ fn address_of(net: ClientNet) -> Option<IpAddr> {
     }
 }
 
-/// The place of `net` in `reader`; unknown where the database has nothing.
-pub fn lookup(reader: &Reader<Vec<u8>>, net: ClientNet) -> Place {
-    let Some(ip) = address_of(net) else {
-        return Place::default();
-    };
-    let record: Option<Record> = reader
-        .lookup(ip)
-        .ok()
-        .and_then(|r| r.decode().ok())
-        .flatten();
-    let Some(record) = record else {
-        return Place::default();
-    };
+/// The place of `net` in `reader`; unknown where the database has nothing. Networks
+/// share records (a country database has a few hundred), so a record is decoded once:
+/// `records` keeps the places by the record's offset in the file (empty it when the
+/// file is reloaded).
+pub fn lookup(
+    reader: &Reader<Vec<u8>>,
+    net: ClientNet,
+    records: &mut HashMap<usize, Arc<Place>>,
+) -> Option<Arc<Place>> {
+    let ip = address_of(net)?;
+    let result = reader.lookup(ip).ok()?;
+    let offset = result.offset()?;
+    if let Some(place) = records.get(&offset) {
+        return Some(place.clone());
+    }
+    let record: Record = result.decode().ok().flatten()?;
+    let place = Arc::new(place_of(record));
+    records.insert(offset, place.clone());
+    Some(place)
+}
+
+fn place_of(record: Record) -> Place {
     let country = record
         .country
         .and_then(|c| c.iso_code)
