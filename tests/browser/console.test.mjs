@@ -181,6 +181,8 @@ try {
   await step('open the link; an edit error shows by its field', async () => {
     await page.getByRole('link', { name: code, exact: true }).click();
     await page.locator('#link-heading', { hasText: code }).waitFor();
+    // The heading shows at once, the link's details when its answer arrives.
+    await page.locator('#link-target', { hasText: '/first' }).waitFor();
     assert.equal(await page.locator('#link-target').textContent(), `${target}/first`);
     await page.getByLabel('Expires (empty: never)').fill('2001-01-01T10:00');
     await page.getByRole('button', { name: 'Save changes' }).click();
