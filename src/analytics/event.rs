@@ -12,6 +12,7 @@ use maxminddb::Reader;
 
 use super::geo::{self, GeoDb};
 use super::queue::EntryView;
+use crate::domain::click::clip_str;
 pub use crate::domain::click::{
     Campaign, ClickExtra, ClickRecord, ClientNet, Families, Place, RawClick, MAX_CAMPAIGN,
     MAX_REFERRER, MAX_REFERRER_HEADER, MAX_USER_AGENT,
@@ -33,11 +34,7 @@ pub fn referrer_host(header: Option<&str>) -> String {
 
 /// Cuts a header value to `max` bytes on a character boundary.
 pub fn clip(value: &str, max: usize) -> String {
-    let mut end = value.len().min(max);
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    value[..end].to_owned()
+    clip_str(value, max).to_owned()
 }
 
 /// Words in a user agent that mark automated clients woothee does not know.
@@ -234,7 +231,7 @@ impl Classifier {
             self.campaigns.clear();
         }
         let c = campaign_of(query);
-        let c = if c == Campaign::default() {
+        let c = if c.is_empty() {
             self.no_campaign.clone()
         } else {
             Arc::new(c)

@@ -23,7 +23,7 @@ use std::time::SystemTime;
 use maxminddb::Reader;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::click::{country_code, ClientNet, Place, MAX_CITY};
+use crate::domain::click::{clip_str, country_code, ClientNet, Place, MAX_CITY};
 
 /// Location settings (`[geo]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,9 +102,7 @@ fn stamp_of(path: &Path) -> std::io::Result<(Option<SystemTime>, u64)> {
 /// # Errors
 /// Naming the file, when it is missing or not a MaxMind database.
 pub fn open_reader(path: &Path) -> anyhow::Result<Reader<Vec<u8>>> {
-    let reader = Reader::open_readfile(path)
-        .map_err(|e| anyhow::anyhow!("geo.database {}: {e}", path.display()))?;
-    Ok(reader)
+    Reader::open_readfile(path).map_err(|e| anyhow::anyhow!("geo.database {}: {e}", path.display()))
 }
 
 /// The database `settings` name, opened, with how often to check its file.
@@ -252,17 +250,10 @@ fn place_of(record: Record) -> Place {
 /// How a city is counted: `Paris, FR` (so that Paris, US is another city), or the name
 /// alone when the country is unknown; cut to [`MAX_CITY`] bytes.
 pub fn city_label(city: &str, country: &str) -> String {
-    let city = city.trim();
-    if city.is_empty() {
-        return String::new();
-    }
-    let mut end = city.len().min(MAX_CITY);
-    while !city.is_char_boundary(end) {
-        end -= 1;
-    }
-    if country.is_empty() {
-        city[..end].to_owned()
+    let city = clip_str(city.trim(), MAX_CITY);
+    if city.is_empty() || country.is_empty() {
+        city.to_owned()
     } else {
-        format!("{}, {country}", &city[..end])
+        format!("{city}, {country}")
     }
 }

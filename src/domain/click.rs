@@ -160,6 +160,15 @@ impl RawClick {
     }
 }
 
+/// The first `max` bytes of `value`, cut back to a character boundary.
+pub fn clip_str(value: &str, max: usize) -> &str {
+    let mut end = value.len().min(max);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
 /// An ISO 3166-1 alpha-2 code, upper case; `None` for anything else and for the
 /// "unknown" codes CDNs send (`XX`, `T1`).
 pub fn country_code(value: &str) -> Option<String> {
@@ -301,11 +310,7 @@ impl Dims {
             &self.utm_medium,
             &self.utm_campaign,
         ];
-        let mut i = 0;
-        all.map(|counts| {
-            i += 1;
-            (DIMENSIONS[i - 1], counts)
-        })
+        std::array::from_fn(|i| (DIMENSIONS[i], all[i]))
     }
 
     fn each_mut(&mut self) -> [&mut ValueCounts; 9] {

@@ -79,11 +79,6 @@ impl VisitorSalts {
         hasher.hash(&buf[..n + 1 + ua.len()]).max(1)
     }
 
-    /// Whether `day` has a salt in memory.
-    pub fn has(&self, day: u64) -> bool {
-        self.get(day).is_some()
-    }
-
     /// The salt of `day`, if it has one in memory.
     pub fn get(&self, day: u64) -> Option<Salt> {
         self.days
@@ -179,8 +174,8 @@ mod tests {
         for d in 0..10 {
             salts.hash(NOON + d * DAY_MS, ip("203.0.113.7"), "UA");
         }
-        assert!(salts.has(day_of(NOON) + 9));
-        assert!(salts.has(day_of(NOON) + 7));
-        assert!(!salts.has(day_of(NOON) + 6));
+        assert!(salts.get(day_of(NOON) + 9).is_some());
+        assert!(salts.get(day_of(NOON) + 7).is_some());
+        assert!(salts.get(day_of(NOON) + 6).is_none());
     }
 }

@@ -22,7 +22,7 @@ use actix_web::HttpRequest;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::click::{country_code, MAX_CITY};
+use crate::domain::click::{clip_str, country_code, MAX_CITY};
 
 /// Which forwarding header a trusted proxy writes (`limits.client_header`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,20 +180,12 @@ impl ClientResolver {
         let city = first(&self.cities).map(|c| {
             let decoded = percent_decode(c);
             match decoded {
-                Cow::Borrowed(s) => Cow::Borrowed(clip(s)),
-                Cow::Owned(s) => Cow::Owned(clip(&s).to_owned()),
+                Cow::Borrowed(s) => Cow::Borrowed(clip_str(s, MAX_CITY)),
+                Cow::Owned(s) => Cow::Owned(clip_str(&s, MAX_CITY).to_owned()),
             }
         });
         (country, city)
     }
-}
-
-fn clip(s: &str) -> &str {
-    let mut end = s.len().min(MAX_CITY);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 fn percent_decode(s: &str) -> Cow<'_, str> {

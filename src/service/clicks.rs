@@ -62,15 +62,11 @@ impl LinkService {
             user_agent,
             client: info.client.map(ClientNet::of).unwrap_or_default(),
             visitor,
-            extra: if info.query.is_empty() && info.country.is_none() && info.city.is_none() {
-                None
-            } else {
-                ClickExtra::of(
-                    clip(info.query, MAX_QUERY),
-                    info.country.unwrap_or_default(),
-                    info.city.map(Cow::into_owned).unwrap_or_default(),
-                )
-            },
+            extra: ClickExtra::of(
+                clip(info.query, MAX_QUERY),
+                info.country.unwrap_or_default(),
+                info.city.map(Cow::into_owned).unwrap_or_default(),
+            ),
         });
     }
 

@@ -443,7 +443,6 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
     })
 }
 
-/// Logs, once, what the service decided at startup (without secrets).
 /// The client resolver of `limits` and `geo`: trusted proxies, their forwarding header
 /// and the location headers believed from them.
 fn client_resolver(settings: &Settings) -> crate::limits::client::ClientResolver {
@@ -477,6 +476,7 @@ async fn visitor_salts(
     Ok(salts)
 }
 
+/// Logs, once, what the service decided at startup (without secrets).
 fn log_decisions(settings: &Settings) {
     if settings.mode() == Mode::Embedded {
         tracing::info!(
