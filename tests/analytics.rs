@@ -160,6 +160,32 @@ async fn the_daily_series_splits_at_utc_midnight() {
 }
 
 #[tokio::test]
+async fn a_deleted_links_stats_answer_410_like_the_link_itself() {
+    let app = TestApp::spawn(
+        one_shard(QueueKind::Memory).await,
+        Arc::new(ManualClock::at(t0())),
+    )
+    .await;
+    let code = app.shorten_ok(json!({"url": "https://example.com/"})).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.stats(&code, "").await["total"], 0);
+    let r = app
+        .request(Method::DELETE, &format!("/api/v1/links/{code}"))
+        .await;
+    assert!(r.status().is_success());
+    for path in [
+        format!("/api/v1/links/{code}"),
+        format!("/api/v1/links/{code}/stats"),
+    ] {
+        let r = app.request(Method::GET, &path).await;
+        assert_eq!(r.status(), StatusCode::GONE, "{path}");
+        assert_eq!(support::error_code(r).await, "link_deleted", "{path}");
+    }
+}
+
+#[tokio::test]
 async fn stats_refuse_bad_ranges_and_unknown_links() {
     let app = TestApp::spawn(
         one_shard(QueueKind::Memory).await,

@@ -44,6 +44,7 @@ pub struct Body {
         (status = 200, description = "Clicks: totals, every day of the range, top values", body = Body),
         (status = 401, description = "No valid API key", body = crate::http::error::Body),
         (status = 404, description = "No such link, or another tenant's", body = crate::http::error::Body),
+        (status = 410, description = "Deleted", body = crate::http::error::Body),
         (status = 422, description = "Bad range", body = crate::http::error::Body),
         (status = 503, description = "Its shard is unavailable", body = crate::http::error::Body),
     )

@@ -71,17 +71,18 @@ impl LinkService {
     }
 
     /// The link a code names and its clicks over `range` (totals, every day, top
-    /// values), if `caller` may read it.
+    /// values), if `caller` may read it: like the link itself, also when expired, 410
+    /// once deleted.
     ///
     /// # Errors
-    /// 404 unknown or not the caller's; 503 when its shard is unavailable.
+    /// 404 unknown or not the caller's; 410 deleted; 503 when its shard is unavailable.
     pub async fn clicks(
         &self,
         caller: &Caller,
         code: &str,
         range: DayRange,
     ) -> Result<(Link, Stats), ApiError> {
-        let link = self.find_for(caller, code).await?;
+        let link = self.show(caller, code).await?;
         let days = self.clicks.days(link.id, range.from(), range.to()).await?;
         Ok((link, Stats::build(range.from(), range.to(), days)))
     }
