@@ -1,6 +1,6 @@
 //! One error type for the API, for the service and the routes alike. Each error has a
-//! [`Kind`] (which fixes its HTTP status), a stable machine-readable code and a message;
-//! it does not depend on the HTTP library: [`crate::http::error`] turns it into the JSON
+//! stable machine-readable [`Code`] (which fixes its [`Kind`], and so its HTTP status, and
+//! the request field it concerns) and a message; it does not depend on the HTTP library: [`crate::http::error`] turns it into the JSON
 //! answer, `{"error": {"code": "invalid_url", "message": "…"}}`. 5xx bodies reveal
 //! nothing internal; the full cause chain goes to the log.
 
@@ -24,6 +24,10 @@ pub enum Kind {
     UnsupportedMediaType,
     Unprocessable,
     RateLimited,
+    /// 408: the request's head did not arrive in time (answered by the wire layer).
+    RequestTimeout,
+    /// 431 (answered by the wire layer).
+    HeadersTooLarge,
     /// 451: withheld by policy (a link into a blocked domain).
     UnavailableForLegalReasons,
     Unavailable,
@@ -45,6 +49,8 @@ impl Kind {
             Self::UnsupportedMediaType => 415,
             Self::Unprocessable => 422,
             Self::RateLimited => 429,
+            Self::RequestTimeout => 408,
+            Self::HeadersTooLarge => 431,
             Self::UnavailableForLegalReasons => 451,
             Self::Unavailable => 503,
             Self::Internal => 500,
@@ -52,42 +58,128 @@ impl Kind {
     }
 }
 
+/// Declares [`Code`]: each error code with its kind (and so its status) and the request
+/// field it concerns, where it is one field's.
+macro_rules! codes {
+    ($($variant:ident = $name:literal, $kind:ident, $field:expr;)*) => {
+        /// Every error code the API answers with. The code is stable (clients match on
+        /// it); the README's error table and the OpenAPI document list every one
+        /// (tests/error_codes.rs).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $($variant,)*
+        }
+
+        impl Code {
+            /// Every code, in the order declared.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The code as the JSON body spells it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $name,)*
+                }
+            }
+
+            /// Its kind (and so its HTTP status).
+            pub fn kind(self) -> Kind {
+                match self {
+                    $(Code::$variant => Kind::$kind,)*
+                }
+            }
+
+            /// The request field it concerns (`url`, `alias`, …), so that a form can
+            /// show the message next to that field.
+            pub fn field(self) -> Option<&'static str> {
+                match self {
+                    $(Code::$variant => $field,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    MalformedJson = "malformed_json", BadRequest, None;
+    BadRequest = "bad_request", BadRequest, None;
+    DuplicateAuthorization = "duplicate_authorization", BadRequest, None;
+    MalformedRequest = "malformed_request", BadRequest, None;
+    AuthenticationRequired = "authentication_required", Unauthorized, None;
+    InvalidAuthorization = "invalid_authorization", Unauthorized, None;
+    InvalidApiKey = "invalid_api_key", Unauthorized, None;
+    ApiKeyRevoked = "api_key_revoked", Unauthorized, None;
+    LinkHasNoOwner = "link_has_no_owner", Forbidden, None;
+    NotFound = "not_found", NotFound, None;
+    MethodNotAllowed = "method_not_allowed", MethodNotAllowed, None;
+    RequestTimeout = "request_timeout", RequestTimeout, None;
+    AliasTaken = "alias_taken", Conflict, Some("alias");
+    LinkDeleted = "link_deleted", Gone, None;
+    LinkExpired = "link_expired", Gone, None;
+    LinkDisabled = "link_disabled", Gone, None;
+    BodyTooLarge = "body_too_large", PayloadTooLarge, None;
+    UnsupportedMediaType = "unsupported_media_type", UnsupportedMediaType, None;
+    InvalidBody = "invalid_body", Unprocessable, None;
+    NoChanges = "no_changes", Unprocessable, None;
+    InvalidUrl = "invalid_url", Unprocessable, Some("url");
+    UnsupportedScheme = "unsupported_scheme", Unprocessable, Some("url");
+    UrlMissingHost = "url_missing_host", Unprocessable, Some("url");
+    UrlHasCredentials = "url_has_credentials", Unprocessable, Some("url");
+    UrlPointsToShortener = "url_points_to_shortener", Unprocessable, Some("url");
+    UrlTooLong = "url_too_long", Unprocessable, Some("url");
+    UrlBlocked = "url_blocked", Unprocessable, Some("url");
+    UrlLocalTarget = "url_local_target", Unprocessable, Some("url");
+    InvalidAlias = "invalid_alias", Unprocessable, Some("alias");
+    AliasLooksGenerated = "alias_looks_generated", Unprocessable, Some("alias");
+    AliasReserved = "alias_reserved", Unprocessable, Some("alias");
+    ExpiresInPast = "expires_in_past", Unprocessable, Some("expires_at");
+    InvalidRedirect = "invalid_redirect", Unprocessable, Some("redirect");
+    InvalidRange = "invalid_range", Unprocessable, Some("range");
+    InvalidLimit = "invalid_limit", Unprocessable, Some("limit");
+    InvalidCursor = "invalid_cursor", Unprocessable, Some("cursor");
+    InvalidQuery = "invalid_query", Unprocessable, None;
+    InvalidSize = "invalid_size", Unprocessable, Some("size");
+    InvalidFormat = "invalid_format", Unprocessable, Some("format");
+    QrTooLarge = "qr_too_large", Unprocessable, None;
+    RateLimited = "rate_limited", RateLimited, None;
+    HeadersTooLarge = "headers_too_large", HeadersTooLarge, None;
+    LinkBlocked = "link_blocked", UnavailableForLegalReasons, None;
+    Internal = "internal", Internal, None;
+    ShardUnavailable = "shard_unavailable", Unavailable, None;
+    NoShard = "no_shard", Unavailable, None;
+    IdConflict = "id_conflict", Unavailable, None;
+    NoWorkerId = "no_worker_id", Unavailable, None;
+    ClockUnavailable = "clock_unavailable", Unavailable, None;
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An error as the API reports it.
 #[derive(Debug)]
 pub struct ApiError {
-    kind: Kind,
-    code: &'static str,
+    code: Code,
     message: Cow<'static, str>,
     retry_after_s: Option<u32>,
     /// `RateLimit-Limit` for a 429.
     rate_limit: Option<u32>,
-    /// Whether to ask for a bearer token (`WWW-Authenticate`), for a 401.
-    challenge: bool,
     /// The `Allow` header of a 405.
     allow: Option<&'static str>,
     source: Option<anyhow::Error>,
 }
 
 impl ApiError {
-    /// An error with the given status, code and message.
-    pub fn new(kind: Kind, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    /// An error with the given code (which fixes its status) and message.
+    pub fn new(code: Code, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            kind,
             code,
             message: message.into(),
             retry_after_s: None,
             rate_limit: None,
-            challenge: false,
             allow: None,
             source: None,
-        }
-    }
-
-    /// 401 with `WWW-Authenticate: Bearer`.
-    pub fn unauthorized(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            challenge: true,
-            ..Self::new(Kind::Unauthorized, code, message)
         }
     }
 
@@ -98,43 +190,27 @@ impl ApiError {
             retry_after_s: Some(secs),
             rate_limit: Some(limit),
             ..Self::new(
-                Kind::RateLimited,
-                "rate_limited",
+                Code::RateLimited,
                 format!("too many requests; retry in {secs} s"),
             )
         }
     }
 
-    /// 400: the request is not well formed.
-    pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(Kind::BadRequest, code, message)
-    }
-
-    /// 422: well formed, but a value breaks a rule.
-    pub fn unprocessable(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(Kind::Unprocessable, code, message)
-    }
-
     /// 404.
     pub fn not_found() -> Self {
-        Self::new(Kind::NotFound, "not_found", "no link has this code")
-    }
-
-    /// 410 for a link that existed.
-    pub fn gone(code: &'static str, message: &'static str) -> Self {
-        Self::new(Kind::Gone, code, message)
+        Self::new(Code::NotFound, "no link has this code")
     }
 
     /// 503 with a `Retry-After`, keeping the cause for the log.
     pub fn unavailable(
-        code: &'static str,
+        code: Code,
         message: impl Into<Cow<'static, str>>,
         source: anyhow::Error,
     ) -> Self {
         Self {
             retry_after_s: Some(1),
             source: Some(source),
-            ..Self::new(Kind::Unavailable, code, message)
+            ..Self::new(code, message)
         }
     }
 
@@ -142,7 +218,7 @@ impl ApiError {
     pub fn internal(source: anyhow::Error) -> Self {
         Self {
             source: Some(source),
-            ..Self::new(Kind::Internal, "internal", "an unexpected error occurred")
+            ..Self::new(Code::Internal, "an unexpected error occurred")
         }
     }
 
@@ -156,13 +232,13 @@ impl ApiError {
     }
 
     /// The stable error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         self.code
     }
 
     /// Its kind (and so its status).
     pub fn kind(&self) -> Kind {
-        self.kind
+        self.code.kind()
     }
 
     /// The message for people.
@@ -180,9 +256,9 @@ impl ApiError {
         self.rate_limit
     }
 
-    /// Whether the answer asks for a bearer token (`WWW-Authenticate`).
+    /// Whether the answer asks for a bearer token (`WWW-Authenticate`): every 401 does.
     pub fn challenge(&self) -> bool {
-        self.challenge
+        self.kind() == Kind::Unauthorized
     }
 
     /// The methods allowed (`Allow`), for a 405.
@@ -193,7 +269,13 @@ impl ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.kind.status(), self.code, self.message)?;
+        write!(
+            f,
+            "{} {}: {}",
+            self.kind().status(),
+            self.code,
+            self.message
+        )?;
         if let Some(source) = &self.source {
             write!(f, ": {source:#}")?;
         }
@@ -204,38 +286,38 @@ impl fmt::Display for ApiError {
 impl From<UrlError> for ApiError {
     fn from(e: UrlError) -> Self {
         let code = match e {
-            UrlError::TooLong { .. } => "url_too_long",
-            UrlError::Invalid(_) => "invalid_url",
-            UrlError::UnsupportedScheme(_) => "unsupported_scheme",
-            UrlError::MissingHost => "url_missing_host",
-            UrlError::Credentials => "url_has_credentials",
-            UrlError::OwnHost(_) => "url_points_to_shortener",
-            UrlError::Blocked(_) => "url_blocked",
-            UrlError::Local(_) => "url_local_target",
+            UrlError::TooLong { .. } => Code::UrlTooLong,
+            UrlError::Invalid(_) => Code::InvalidUrl,
+            UrlError::UnsupportedScheme(_) => Code::UnsupportedScheme,
+            UrlError::MissingHost => Code::UrlMissingHost,
+            UrlError::Credentials => Code::UrlHasCredentials,
+            UrlError::OwnHost(_) => Code::UrlPointsToShortener,
+            UrlError::Blocked(_) => Code::UrlBlocked,
+            UrlError::Local(_) => Code::UrlLocalTarget,
         };
-        Self::unprocessable(code, e.to_string())
+        Self::new(code, e.to_string())
     }
 }
 
 impl From<AliasError> for ApiError {
     fn from(e: AliasError) -> Self {
         let code = match e {
-            AliasError::Length | AliasError::Alphabet => "invalid_alias",
-            AliasError::Reserved(_) => "alias_reserved",
-            AliasError::LooksGenerated => "alias_looks_generated",
+            AliasError::Length | AliasError::Alphabet => Code::InvalidAlias,
+            AliasError::Reserved(_) => Code::AliasReserved,
+            AliasError::LooksGenerated => Code::AliasLooksGenerated,
         };
-        Self::unprocessable(code, e.to_string())
+        Self::new(code, e.to_string())
     }
 }
 
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         let code = match e {
-            QueryError::Limit => "invalid_limit",
-            QueryError::Cursor => "invalid_cursor",
-            QueryError::Day(_) | QueryError::Reversed | QueryError::TooLong => "invalid_range",
+            QueryError::Limit => Code::InvalidLimit,
+            QueryError::Cursor => Code::InvalidCursor,
+            QueryError::Day(_) | QueryError::Reversed | QueryError::TooLong => Code::InvalidRange,
         };
-        Self::unprocessable(code, e.to_string())
+        Self::new(code, e.to_string())
     }
 }
 
@@ -243,13 +325,13 @@ impl From<IdError> for ApiError {
     fn from(e: IdError) -> Self {
         if e == IdError::NoWorkerId {
             return Self::unavailable(
-                "no_worker_id",
+                Code::NoWorkerId,
                 "this instance is renewing its worker ID lease and cannot shorten; retry shortly",
                 e.into(),
             );
         }
         Self::unavailable(
-            "clock_unavailable",
+            Code::ClockUnavailable,
             "the server cannot issue IDs right now; retry shortly",
             e.into(),
         )
@@ -263,23 +345,22 @@ impl ApiError {
         let cause = || anyhow::anyhow!("{}", crate::error::chain(e));
         match e {
             StoreError::AliasTaken(alias) => Self::new(
-                Kind::Conflict,
-                "alias_taken",
+                Code::AliasTaken,
                 format!("the alias {alias:?} is already taken"),
             ),
             StoreError::DuplicateId(_) => Self::unavailable(
-                "id_conflict",
+                Code::IdConflict,
                 "another instance issued the same ID; retry",
                 cause(),
             ),
             StoreError::NoShard(_) => Self::unavailable(
-                "no_shard",
+                Code::NoShard,
                 "no storage is configured for links created now",
                 cause(),
             ),
             StoreError::Unavailable { part, .. } | StoreError::Timeout { part } => {
                 let message = format!("storage shard {part} is unavailable; retry shortly");
-                Self::unavailable("shard_unavailable", message, cause())
+                Self::unavailable(Code::ShardUnavailable, message, cause())
             }
             StoreError::Internal { .. } => Self::internal(cause()),
         }

@@ -173,6 +173,11 @@ async fn every_bad_input_gets_a_json_error_with_its_own_code() {
         assert_eq!(response.status().as_u16(), status, "{why}");
         assert_eq!(error_code(response).await, code, "{why}");
     }
+    // Every refusal of the URL names the field, so a form shows it beside the URL box
+    // (unsupported_scheme named none).
+    let response = app.shorten(json!({"url": "ftp://example.com/"})).await;
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "url", "{body}");
 
     let raw_cases: Vec<(&str, &str, String, u16, &str)> = vec![
         (

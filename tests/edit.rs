@@ -196,6 +196,36 @@ async fn edits_follow_the_rules_of_creation_and_of_ownership() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
         ),
+        // A body that changes nothing is refused, not answered 200.
+        (
+            &mine,
+            key,
+            json!({}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_changes",
+        ),
+        (
+            &mine,
+            key,
+            json!([]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_changes",
+        ),
+        // A link always has a target and a redirect kind: null cannot clear them.
+        (
+            &mine,
+            key,
+            json!({"url": null}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            &mine,
+            key,
+            json!({"redirect": null, "url": "https://example.com/x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
         (
             &mine,
             None,

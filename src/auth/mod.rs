@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::domain::{Link, TenantId};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::store::{Directory, KeyRecord};
 
 /// Every key starts with this, so leaked keys are easy to spot (secret scanners).
@@ -171,8 +171,8 @@ impl Authenticator {
         if values.next().is_some() {
             // Which one would count is a guess a proxy and this service may make
             // differently: refuse rather than pick.
-            return Err(ApiError::bad_request(
-                "duplicate_authorization",
+            return Err(ApiError::new(
+                Code::DuplicateAuthorization,
                 "send one Authorization header",
             ));
         }
@@ -183,12 +183,12 @@ impl Authenticator {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
             .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "invalid_authorization",
+                ApiError::new(
+                    Code::InvalidAuthorization,
                     "send the API key as Authorization: Bearer shk_…",
                 )
             })?;
-        let invalid = || ApiError::unauthorized("invalid_api_key", "the API key is not valid");
+        let invalid = || ApiError::new(Code::InvalidApiKey, "the API key is not valid");
         let (id, secret) = parse_token(token).ok_or_else(invalid)?;
         let store = self.store.clone();
         let record = self
@@ -208,8 +208,8 @@ impl Authenticator {
             return Err(invalid());
         }
         if record.revoked_at.is_some() {
-            return Err(ApiError::unauthorized(
-                "api_key_revoked",
+            return Err(ApiError::new(
+                Code::ApiKeyRevoked,
                 "the API key has been revoked",
             ));
         }
@@ -244,8 +244,8 @@ impl Authenticator {
 }
 
 fn authentication_required() -> ApiError {
-    ApiError::unauthorized(
-        "authentication_required",
+    ApiError::new(
+        Code::AuthenticationRequired,
         "this needs an API key: Authorization: Bearer shk_…",
     )
 }

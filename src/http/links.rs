@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use crate::domain::{Cursor, Link, LinkState, PageLimit};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::service::{CreateLink, LinkChanges};
 
 /// A request to shorten, as the API takes it (the service's [`CreateLink`]).
@@ -56,18 +56,27 @@ impl From<CreateLinkBody> for CreateLink {
 #[schema(as = LinkChanges)]
 #[schema(example = json!({"url": "https://example.com/the/new/target", "expires_at": null}))]
 pub struct LinkChangesBody {
-    /// A new target: the rules of creation apply.
-    #[serde(default)]
-    #[schema(format = "uri", min_length = 1)]
+    /// A new target: the rules of creation apply (not `null`: a link always has one).
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = String, format = "uri", min_length = 1)]
     pub url: Option<String>,
     /// A new expiry (RFC 3339, in the future), or `null` to clear it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<DateTime<Utc>>, nullable)]
     pub expires_at: Option<Option<DateTime<Utc>>>,
     /// 301 or 302.
-    #[serde(default)]
-    #[schema(minimum = 301, maximum = 302)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = u16, minimum = 301, maximum = 302)]
     pub redirect: Option<u16>,
+}
+
+/// A field that may be left out but not given as `null` (`invalid_body`).
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
@@ -295,7 +304,7 @@ pub async fn list(
     page: Result<web::Query<Page>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = state.auth.require_tenant(&req).await?;
-    let page = page.map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
+    let page = page.map_err(|e| ApiError::new(Code::InvalidQuery, e.to_string()))?;
     let limit = PageLimit::parse(page.limit.as_deref())?;
     let after = page.cursor.as_deref().map(Cursor::parse).transpose()?;
     let page = state.links.list(tenant, after, limit).await?;

@@ -15,7 +15,7 @@ use actix_web::error::JsonPayloadError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::error::Category;
 
-use crate::error::{ApiError, Kind};
+use crate::error::{ApiError, Code};
 use crate::service::LinkService;
 
 /// What every handler shares.
@@ -201,35 +201,28 @@ pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
 fn json_error(err: JsonPayloadError) -> ApiError {
     match err {
         JsonPayloadError::ContentType => ApiError::new(
-            Kind::UnsupportedMediaType,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "send the body as Content-Type: application/json",
         ),
         JsonPayloadError::Overflow { limit }
         | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
-            Kind::PayloadTooLarge,
-            "body_too_large",
+            Code::BodyTooLarge,
             format!("the body is larger than {limit} bytes"),
         ),
-        JsonPayloadError::Deserialize(e) if e.classify() == Category::Data => {
-            ApiError::unprocessable(
-                "invalid_body",
-                format!("the body does not describe a link: {e}"),
-            )
-        }
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-        }
-        other => ApiError::bad_request("bad_request", other.to_string()),
+        JsonPayloadError::Deserialize(e) if e.classify() == Category::Data => ApiError::new(
+            Code::InvalidBody,
+            format!("the body does not describe a link: {e}"),
+        ),
+        JsonPayloadError::Deserialize(e) => ApiError::new(
+            Code::MalformedJson,
+            format!("the body is not valid JSON: {e}"),
+        ),
+        other => ApiError::new(Code::BadRequest, other.to_string()),
     }
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        Kind::NotFound,
-        "not_found",
-        "no such resource",
-    ))
+    Err(ApiError::new(Code::NotFound, "no such resource"))
 }
 
 /// The fallback of a resource: `405` with the `Allow` header naming its methods.
@@ -237,8 +230,7 @@ fn not_allowed(allow: &'static str) -> actix_web::Route {
     web::to(move |req: HttpRequest| async move {
         Err::<HttpResponse, _>(
             ApiError::new(
-                Kind::MethodNotAllowed,
-                "method_not_allowed",
+                Code::MethodNotAllowed,
                 format!("{} is not allowed here; use {allow}", req.method()),
             )
             .with_allow(allow),

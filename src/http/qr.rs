@@ -12,7 +12,7 @@ use qrcode::{Color, EcLevel, QrCode};
 use serde::Deserialize;
 
 use super::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// Smallest `size` accepted, in pixels.
 pub const MIN_SIZE: u32 = 64;
@@ -50,8 +50,8 @@ impl Format {
         match text {
             None | Some("svg") => Ok(Self::Svg),
             Some("png") => Ok(Self::Png),
-            Some(other) => Err(ApiError::unprocessable(
-                "invalid_format",
+            Some(other) => Err(ApiError::new(
+                Code::InvalidFormat,
                 format!("format must be svg or png, not '{other}'"),
             )),
         }
@@ -66,8 +66,8 @@ fn parse_size(text: Option<&str>) -> Result<u32, ApiError> {
         .ok()
         .filter(|n| (MIN_SIZE..=MAX_SIZE).contains(n))
         .ok_or_else(|| {
-            ApiError::unprocessable(
-                "invalid_size",
+            ApiError::new(
+                Code::InvalidSize,
                 format!("size must be a whole number of pixels from {MIN_SIZE} to {MAX_SIZE}"),
             )
         })
@@ -155,15 +155,14 @@ pub async fn qr(
     query: Result<web::Query<QrQuery>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
     state.limit(&req, crate::limits::Class::Redirect)?;
-    let query = query.map_err(|e| ApiError::unprocessable("invalid_query", e.to_string()))?;
+    let query = query.map_err(|e| ApiError::new(Code::InvalidQuery, e.to_string()))?;
     let format = Format::parse(query.format.as_deref())?;
     let size = parse_size(query.size.as_deref())?;
     let caller = state.auth.caller(&req).await?;
     let link = state.links.show(&caller, &code).await?;
     let short_url = format!("{}/{}", state.public_base, state.links.code_of(&link));
-    let image = render(&short_url, format, size).map_err(|e| {
-        ApiError::unprocessable("qr_too_large", format!("no QR code holds it: {e}"))
-    })?;
+    let image = render(&short_url, format, size)
+        .map_err(|e| ApiError::new(Code::QrTooLarge, format!("no QR code holds it: {e}")))?;
     let content_type = match format {
         Format::Svg => "image/svg+xml",
         Format::Png => "image/png",
@@ -186,13 +185,13 @@ mod tests {
         assert_eq!(parse_size(Some("64")).unwrap(), 64);
         assert_eq!(parse_size(Some("2048")).unwrap(), 2048);
         for bad in ["63", "2049", "-1", "1e3", "", "big"] {
-            assert_eq!(parse_size(Some(bad)).unwrap_err().code(), "invalid_size");
+            assert_eq!(parse_size(Some(bad)).unwrap_err().code(), Code::InvalidSize);
         }
         assert_eq!(Format::parse(None).unwrap(), Format::Svg);
         assert_eq!(Format::parse(Some("png")).unwrap(), Format::Png);
         assert_eq!(
             Format::parse(Some("gif")).unwrap_err().code(),
-            "invalid_format"
+            Code::InvalidFormat
         );
     }
 

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::AppState;
 use crate::domain::RedirectKind;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::service::ClickInfo;
 
 /// How long browsers may cache a `301` (capped by the link's expiry).
@@ -17,10 +17,10 @@ const PERMANENT_MAX_AGE_S: i64 = 86_400;
 /// takedown keeps its 410, and an API client always gets the JSON error).
 fn orphan(req: &HttpRequest, state: &AppState, e: ApiError) -> Result<HttpResponse, ApiError> {
     let kind = match e.code() {
-        "not_found" => "unknown",
-        "link_deleted" => "deleted",
-        "link_expired" => "expired",
-        "link_disabled" => "disabled",
+        Code::NotFound => "unknown",
+        Code::LinkDeleted => "deleted",
+        Code::LinkExpired => "expired",
+        Code::LinkDisabled => "disabled",
         _ => return Err(e),
     };
     if let Some(m) = req.app_data::<web::Data<crate::metrics::Metrics>>() {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use crate::analytics::rollup::Stats;
 use crate::domain::DayRange;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// Query parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -56,7 +56,7 @@ pub async fn stats(
     range: Result<web::Query<Range>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.auth.caller(&req).await?;
-    let range = range.map_err(|e| ApiError::unprocessable("invalid_range", e.to_string()))?;
+    let range = range.map_err(|e| ApiError::new(Code::InvalidRange, e.to_string()))?;
     let today = state.links.now().date_naive();
     let range = DayRange::parse(range.from.as_deref(), range.to.as_deref(), today)?;
     let (link, stats) = state.links.clicks(&caller, &code, range).await?;

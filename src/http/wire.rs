@@ -257,6 +257,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_dispatchers_own_bodies_carry_declared_codes_of_their_status() {
+        for (head, body) in OWN_ERRORS {
+            let json: serde_json::Value = serde_json::from_str(body).unwrap();
+            let code = json["error"]["code"].as_str().unwrap();
+            let code = crate::error::Code::ALL
+                .iter()
+                .find(|c| c.as_str() == code)
+                .unwrap_or_else(|| panic!("{code} is not a declared Code"));
+            let status = format!(" {} ", code.kind().status());
+            assert!(
+                head.starts_with(format!("HTTP/1.1{status}").as_bytes()),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
     fn the_dispatchers_own_heads_are_found_and_nothing_else() {
         let own = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
         assert!(matches!(find_own_error(own), Some((0, _))));

@@ -259,6 +259,7 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Code;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -276,7 +277,7 @@ mod tests {
         let refused = limits
             .check(Class::Redirect, ip("203.0.113.1"))
             .unwrap_err();
-        assert_eq!(refused.code(), "rate_limited");
+        assert_eq!(refused.code(), Code::RateLimited);
         assert!(
             limits.check(Class::Redirect, ip("203.0.113.2")).is_ok(),
             "another client"
@@ -315,7 +316,7 @@ mod tests {
             limits.check_key(1, None).unwrap();
         }
         let refused = limits.check_key(1, None).unwrap_err();
-        assert_eq!(refused.code(), "rate_limited");
+        assert_eq!(refused.code(), Code::RateLimited);
         assert!(limits.check_key(2, None).is_ok(), "another key");
         for _ in 0..10 {
             limits.check_key(3, Some(10)).unwrap();

@@ -23,7 +23,7 @@ use crate::domain::{
     Alias, Clock, Cursor, Link, LinkKey, LinkState, NewLink, PageLimit, RedirectKind,
     SnowflakeGenerator, TargetUrl, TenantId, UrlPolicy,
 };
-use crate::error::{ApiError, Kind};
+use crate::error::{ApiError, Code};
 use crate::store::clicks::ClickStore;
 use crate::store::{LinkStore, PartHealth, StoreError};
 
@@ -49,6 +49,14 @@ pub struct LinkChanges {
     pub expires_at: Option<Option<DateTime<Utc>>>,
     /// 301 or 302.
     pub redirect: Option<u16>,
+}
+
+impl LinkChanges {
+    /// Whether it asks to change nothing (`{}`, or `[]`, which serde reads as a struct
+    /// of no fields).
+    pub fn is_empty(&self) -> bool {
+        self.url.is_none() && self.expires_at.is_none() && self.redirect.is_none()
+    }
 }
 
 /// One page of a tenant's links, newest first.
@@ -241,8 +249,8 @@ impl LinkService {
     /// accepted).
     fn expiry(&self, at: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, ApiError> {
         match at {
-            Some(at) if at <= self.clock.now() => Err(ApiError::unprocessable(
-                "expires_in_past",
+            Some(at) if at <= self.clock.now() => Err(ApiError::new(
+                Code::ExpiresInPast,
                 "expires_at must be in the future",
             )),
             at => Ok(at.map(|t| t.trunc_subsecs(3))),
@@ -264,6 +272,12 @@ impl LinkService {
         code: &str,
         changes: LinkChanges,
     ) -> Result<Link, ApiError> {
+        if changes.is_empty() {
+            return Err(ApiError::new(
+                Code::NoChanges,
+                "the body changes nothing: give url, expires_at or redirect",
+            ));
+        }
         let mut link = self.find_for(caller, code).await?;
         if !caller.can_manage(&link) {
             return Err(no_owner());
@@ -439,8 +453,7 @@ impl LinkService {
             Cached::Gone => Err(deleted()),
             Cached::Disabled => Err(disabled()),
             Cached::Blocked => Err(ApiError::new(
-                Kind::UnavailableForLegalReasons,
-                "link_blocked",
+                Code::LinkBlocked,
                 "this link points to a blocked domain",
             )),
             Cached::Active(target) => {
@@ -501,28 +514,27 @@ impl LinkService {
 const DUPLICATE_RETRIES: u32 = 3;
 
 fn deleted() -> ApiError {
-    ApiError::gone("link_deleted", "this link has been deleted")
+    ApiError::new(Code::LinkDeleted, "this link has been deleted")
 }
 
 fn no_owner() -> ApiError {
     ApiError::new(
-        Kind::Forbidden,
-        "link_has_no_owner",
+        Code::LinkHasNoOwner,
         "this link was created without an API key, so nobody can change or delete it \
          through the API",
     )
 }
 
 fn redirect_kind(status: u16) -> Result<RedirectKind, ApiError> {
-    RedirectKind::try_from(status).map_err(|m| ApiError::unprocessable("invalid_redirect", m))
+    RedirectKind::try_from(status).map_err(|m| ApiError::new(Code::InvalidRedirect, m))
 }
 
 fn disabled() -> ApiError {
-    ApiError::gone("link_disabled", "this link has been taken down")
+    ApiError::new(Code::LinkDisabled, "this link has been taken down")
 }
 
 fn expired() -> ApiError {
-    ApiError::gone("link_expired", "this link has expired")
+    ApiError::new(Code::LinkExpired, "this link has expired")
 }
 
 #[cfg(test)]
