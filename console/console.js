@@ -120,6 +120,11 @@ function showError(form, failure) {
   if (input) {
     input.setAttribute('aria-invalid', 'true');
     input.focus();
+  } else {
+    // A message about the whole form (a 503, a network failure): announced (role=alert)
+    // and focused, so that a keyboard or screen reader user lands on it.
+    slot.setAttribute('tabindex', '-1');
+    slot.focus();
   }
 }
 
@@ -162,6 +167,7 @@ function utcDay(date) {
 // ---- QR codes -----------------------------------------------------------------
 
 const qrUrls = new Map();
+const qrAsks = new Map();
 
 /** Fetches a link's QR code with the key (the image is the caller's to see). */
 async function showQr(code, img, download) {
@@ -169,11 +175,14 @@ async function showQr(code, img, download) {
   qrUrls.set(img, []);
   img.removeAttribute('src');
   download.hidden = true;
+  const ask = (qrAsks.get(img) || 0) + 1;
+  qrAsks.set(img, ask);
   try {
     const [svgBlob, pngBlob] = await Promise.all([
       api('GET', path.qr(code, 'svg', 320), { as: 'blob' }),
       api('GET', path.qr(code, 'png', 1024), { as: 'blob' }),
     ]);
+    if (qrAsks.get(img) !== ask) return; // another link's code was asked for since
     const svgUrl = URL.createObjectURL(svgBlob);
     const pngUrl = URL.createObjectURL(pngBlob);
     qrUrls.set(img, [svgUrl, pngUrl]);
@@ -183,7 +192,7 @@ async function showQr(code, img, download) {
     download.setAttribute('download', `${code}.png`);
     download.hidden = false;
   } catch {
-    img.alt = 'The QR code could not be loaded';
+    if (qrAsks.get(img) === ask) img.alt = 'The QR code could not be loaded';
   }
 }
 
@@ -265,6 +274,9 @@ async function shorten(event) {
 // ---- The list of links ----------------------------------------------------------------
 
 let nextCursor = null;
+// Each load of the list is numbered; only the latest one's answer is used, and "Load
+// older links" is disabled while it loads (a second click would add the page twice).
+let listAsk = 0;
 
 async function loadLinks(fresh) {
   const table = $('links-table');
@@ -280,17 +292,25 @@ async function loadLinks(fresh) {
       'Links made without a key work, but nobody can edit or delete them.';
     return;
   }
+  const more = $('links-more');
+  if (!fresh && more.disabled) return;
   if (fresh) nextCursor = null;
   const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
   if (nextCursor) q.set('cursor', nextCursor);
+  const ask = ++listAsk;
+  more.disabled = true;
   let page;
   try {
     page = await api('GET', `${path.links}?${q}`);
   } catch (failure) {
+    if (ask !== listAsk) return;
     error.textContent = failure.message;
     error.hidden = false;
     return;
+  } finally {
+    if (ask === listAsk) more.disabled = false;
   }
+  if (ask !== listAsk) return;
   if (fresh) tbody.replaceChildren();
   for (const link of page.links) {
     const open = el('a', { href: `#link/${encodeURIComponent(link.code)}` }, link.code);
@@ -312,6 +332,9 @@ async function loadLinks(fresh) {
 // ---- One link -------------------------------------------------------------------------
 
 let current = null;
+// Each opening of a link (or of the list) is numbered; an answer that arrives after the
+// person went elsewhere is dropped, so link A's details never show under link B.
+let view = 0;
 
 function renderLink(link) {
   current = link;
@@ -329,10 +352,27 @@ function renderLink(link) {
   $('edit-redirect').value = String(link.redirect);
 }
 
-async function openLink(code) {
+/** The link page with only a heading and an error: nothing of a previous link. */
+function linkFailed(heading, message) {
+  current = null;
+  $('link-heading').textContent = heading;
+  $('link-body').hidden = true;
+  const error = $('link-error');
+  error.textContent = message;
+  error.hidden = false;
+}
+
+function showLinkPage() {
   $('shorten').hidden = true;
   $('links').hidden = true;
   $('link').hidden = false;
+}
+
+async function openLink(code) {
+  const mine = ++view;
+  showLinkPage();
+  current = null;
+  $('link-body').hidden = true;
   const error = $('link-error');
   error.hidden = true;
   for (const form of [$('edit-form'), $('stats-form')]) clearErrors(form);
@@ -345,12 +385,12 @@ async function openLink(code) {
   try {
     link = await api('GET', path.link(code));
   } catch (failure) {
-    current = null;
-    error.textContent = failure.message;
-    error.hidden = false;
+    if (mine === view) linkFailed(`Link ${code}`, failure.message);
     return;
   }
+  if (mine !== view) return;
   renderLink(link);
+  $('link-body').hidden = false;
   showQr(link.code, $('link-qr'), $('link-qr-png'));
   loadStats();
   $('link-heading').focus();
@@ -371,8 +411,16 @@ async function saveEdit(event) {
   }
   const redirect = Number($('edit-redirect').value);
   if (redirect !== current.redirect) changes.redirect = redirect;
+  if (Object.keys(changes).length === 0) {
+    showError(form, new ApiFailure(0, {
+      code: 'no_changes', message: 'Nothing to save: change the target, the expiry or the redirect first.',
+    }));
+    return;
+  }
+  const mine = view;
   try {
     const link = await busy(form, () => api('PATCH', path.link(current.code), { body: changes }));
+    if (mine !== view) return;
     renderLink(link);
     $('edit-done').hidden = false;
   } catch (failure) {
@@ -397,19 +445,26 @@ async function deleteLink() {
 
 // ---- Stats ------------------------------------------------------------------------------
 
+// Each ask for stats is numbered too: an older range's answer never replaces a newer one.
+let statsAsk = 0;
+
 async function loadStats(event) {
   if (event) event.preventDefault();
   if (!current) return;
   const form = $('stats-form');
   clearErrors(form);
+  const mine = view;
+  const ask = ++statsAsk;
+  const stale = () => mine !== view || ask !== statsAsk;
   let stats;
   try {
     stats = await busy(form, () =>
       api('GET', path.stats(current.code, $('stats-from').value, $('stats-to').value)));
   } catch (failure) {
-    showError(form, failure);
+    if (!stale()) showError(form, failure);
     return;
   }
+  if (stale()) return;
   $('stats-total').textContent = String(stats.total);
   $('stats-humans').textContent = String(stats.humans);
   $('stats-bots').textContent = String(stats.bots);
@@ -521,9 +576,19 @@ async function copy(event) {
 function route() {
   const match = /^#link\/(.+)$/.exec(location.hash);
   if (match) {
-    openLink(decodeURIComponent(match[1]));
+    let code;
+    try {
+      code = decodeURIComponent(match[1]);
+    } catch {
+      view += 1;
+      showLinkPage();
+      linkFailed('No such link', 'This address is not a link of this console: its code is malformed.');
+      return;
+    }
+    openLink(code);
     return;
   }
+  view += 1;
   current = null;
   $('link').hidden = true;
   $('shorten').hidden = false;

@@ -1,4 +1,5 @@
-//! Operator commands other than `serve`: `migrate`, `shards`, `worker` and `seed`.
+//! Operator commands other than `serve`: `code-key`, `shards`, `migrate`, `worker`,
+//! `seed`, `links disable|enable` and `keys create|list|revoke`.
 
 use std::fmt::Write as _;
 
@@ -109,7 +110,7 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
         Worker::new(queue.clone(), store.clone(), settings.analytics.clone()).with_geo(geo, every);
     let metrics = actix_web::web::Data::new(crate::metrics::Metrics::new());
     metrics.observe_worker(&store, &queue, worker.stats());
-    let listen = settings.worker_metrics_listen.clone();
+    let listen = settings.worker_metrics_listen;
     let m = metrics.clone();
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new().app_data(m.clone()).route(
@@ -230,7 +231,7 @@ pub async fn set_link_disabled(
     let result = async {
         let clock: Arc<dyn crate::domain::Clock> = Arc::new(crate::domain::SystemClock);
         let codec = crate::startup::codes::open_codec(settings, &stores, clock.as_ref()).await?;
-        let negative = std::time::Duration::from_secs(settings.cache.negative_ttl_s);
+        let negative = settings.cache.negative_ttl_s;
         let l2 = match &settings.redis {
             Some(redis) => Some(Arc::new(RedisTier::new(redis, negative)?)),
             None => None,
@@ -239,7 +240,7 @@ pub async fn set_link_disabled(
         let ids = Arc::new(crate::domain::SnowflakeGenerator::new(
             settings.fixed_worker_id(),
             clock.clone(),
-            std::time::Duration::from_millis(settings.ids.max_clock_wait_ms),
+            settings.ids.max_clock_wait_ms,
         ));
         let service = crate::service::LinkService::new(
             stores.links.clone(),
@@ -276,13 +277,13 @@ pub async fn set_link_disabled(
             out.push_str(" on every instance now\n");
         } else {
             out.push_str(&format!(
-                "; instances that cached it {} drop it within cache.l1_ttl_s ({} s)\n",
+                "; instances that cached it {} drop it within cache.l1_ttl_s ({})\n",
                 if l2.is_some() {
                     "(Redis did not take the change)"
                 } else {
                     "(no Redis)"
                 },
-                settings.cache.l1_ttl_s
+                humantime::format_duration(settings.cache.l1_ttl_s)
             ));
         }
         anyhow::Ok(out)

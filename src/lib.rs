@@ -15,6 +15,8 @@
 //!   [`domain::click`] the click types the worker and the click stores share,
 //!   [`domain::query`] the page and day-range parameters, [`domain::clock`] time,
 //!   [`domain::visitor`] the keyed hash of a day's visitor.
+//! - [`duration`]: durations in the configuration (a number in the key's unit, or
+//!   `"250ms"`).
 //! - [`telemetry`]: logging, its settings, and the latency buckets every histogram uses.
 //! - [`shutdown`]: the one shutdown token and the order in which the parts stop.
 //!
@@ -87,6 +89,7 @@ pub mod cache;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod duration;
 pub mod error;
 pub mod http;
 pub mod limits;

@@ -58,7 +58,8 @@ impl Shutdown {
     }
 
     /// Whether the shutdown has begun.
-    pub fn has_begun(&self) -> bool {
+    #[cfg(test)]
+    fn has_begun(&self) -> bool {
         self.token.is_cancelled()
     }
 

@@ -113,7 +113,7 @@ async fn a_revoked_key_gets_401_within_the_key_cache_lifetime_and_a_wrong_secret
         &db,
         "2024-01-01T00:00:00Z".parse().unwrap(),
     )]);
-    s.auth.key_cache_ttl_s = Some(1);
+    s.auth.key_cache_ttl_s = Some(std::time::Duration::from_secs(1));
     let app = TestApp::spawn(s, Arc::new(ManualClock::at(t0()))).await;
     let key = app.key_for("soon-gone").await;
     let (id, secret) = shortener::auth::parse_token(&key).unwrap();

@@ -19,7 +19,7 @@ async fn with_an_admin_listener_metrics_and_readiness_leave_the_public_port() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(Vec::new());
     s.data_dir = dir.path().to_owned();
-    s.admin_listen = Some("127.0.0.1:0".into());
+    s.admin_listen = Some("127.0.0.1:0".parse().unwrap());
     let app = shortener::startup::Application::build(s).await.unwrap();
     let public = format!("http://127.0.0.1:{}", app.port());
     let admin = format!("http://127.0.0.1:{}", app.admin_port().expect("admin port"));

@@ -30,7 +30,7 @@ async fn one_shard(kind: QueueKind) -> Settings {
         &db,
         "2024-01-01T00:00:00Z".parse().unwrap(),
     )]);
-    s.analytics.flush_interval_ms = 50;
+    s.analytics.flush_interval_ms = std::time::Duration::from_millis(50);
     s.queue.kind = kind;
     if kind == QueueKind::Redis {
         s.redis = Some(RedisSettings {

@@ -307,7 +307,7 @@ async fn configured_hosts_match_targets_however_either_is_written() {
         &db,
         "2024-01-01T00:00:00Z".parse().unwrap(),
     )]);
-    s.public_url = Some("https://Sho.RT:8443/".into());
+    s.public_url = Some("https://Sho.RT:8443/".parse().unwrap());
     s.links.own_hosts = vec!["Go.Example.:443".into()];
     s.links.blocked_domains = vec!["Bücher.example".into(), "[::ffff:198.51.100.7]".into()];
     let app = TestApp::spawn(s.clone(), Arc::new(ManualClock::at(t0()))).await;

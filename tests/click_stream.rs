@@ -38,7 +38,7 @@ fn stream_worker(
             prefix,
             &QueueSettings {
                 kind: QueueKind::Redis,
-                claim_idle_ms: 50,
+                claim_idle_ms: std::time::Duration::from_millis(50),
                 consumer: Some(consumer.into()),
                 ..QueueSettings::default()
             },
@@ -46,7 +46,7 @@ fn stream_worker(
         .unwrap(),
     );
     let settings = AnalyticsSettings {
-        flush_interval_ms: 100,
+        flush_interval_ms: std::time::Duration::from_millis(100),
         ..AnalyticsSettings::default()
     };
     let worker = Worker::new(q.clone(), store, settings);

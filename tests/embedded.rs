@@ -254,7 +254,7 @@ async fn beginning_the_shutdown_stops_every_part_and_counts_every_click_taken() 
     let dir = tempfile::tempdir().unwrap();
     let mut s = support::settings(Vec::new());
     s.data_dir = dir.path().to_owned();
-    s.analytics.flush_interval_ms = 60_000;
+    s.analytics.flush_interval_ms = std::time::Duration::from_millis(60_000);
     s.limits.enabled = true;
     s.limits.redirect_per_second = 100_000;
     s.limits.redirect_burst = 100_000;

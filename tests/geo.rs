@@ -50,11 +50,11 @@ async fn geo_settings(db: Option<&Path>, trusted: bool) -> Settings {
         &url,
         "2024-01-01T00:00:00Z".parse().unwrap(),
     )]);
-    s.analytics.flush_interval_ms = 50;
+    s.analytics.flush_interval_ms = std::time::Duration::from_millis(50);
     s.geo.database = db.map(Path::to_owned);
-    s.geo.reload_check_s = 1;
+    s.geo.reload_check_s = std::time::Duration::from_secs(1);
     if trusted {
-        s.limits.trusted_proxies = vec!["127.0.0.1".into()];
+        s.limits.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     }
     s
 }
@@ -238,8 +238,8 @@ async fn a_visitor_counts_once_a_day_across_flushes_and_two_instances() {
             &url,
             "2024-01-01T00:00:00Z".parse().unwrap(),
         )]);
-        s.analytics.flush_interval_ms = 50;
-        s.limits.trusted_proxies = vec!["127.0.0.1".into()];
+        s.analytics.flush_interval_ms = std::time::Duration::from_millis(50);
+        s.limits.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
         s.redis = Some(RedisSettings {
             url: REDIS.into(),
             key_prefix: prefix.clone(),
@@ -319,7 +319,7 @@ async fn campaign_parameters_of_the_short_url_are_counted() {
 #[tokio::test]
 async fn a_browser_asking_for_a_code_that_leads_nowhere_goes_to_not_found_url_and_curl_gets_json() {
     let mut s = geo_settings(None, false).await;
-    s.links.not_found_url = Some("https://example.com/not-found".into());
+    s.links.not_found_url = Some("https://example.com/not-found".parse().unwrap());
     let app = TestApp::spawn(s, Arc::new(ManualClock::at(t0()))).await;
     let browser = [("accept", "text/html,application/xhtml+xml,*/*;q=0.8")];
 

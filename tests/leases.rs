@@ -120,11 +120,15 @@ async fn three_instances_lease_three_ids_mint_20000_links_without_a_duplicate_an
 
     // Assert: every one created, 20,000 distinct IDs in the table, minted by exactly
     // the three leased worker IDs, and no instance ever met a duplicate.
-    let failed = statuses
+    let failed: Vec<&StatusCode> = statuses
         .iter()
         .filter(|s| **s != StatusCode::CREATED)
-        .count();
-    assert_eq!(failed, 0, "{failed} shortens failed");
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} shortens failed: {failed:?}",
+        failed.len()
+    );
     let pg = connect(&db).await;
     let row = pg
         .query_one(
@@ -213,8 +217,8 @@ async fn a_lease_that_cannot_be_renewed_stops_shortens_but_not_redirects_until_r
         &db,
         "2024-01-01T00:00:00Z".parse().unwrap(),
     )]);
-    s.ids.lease_ttl_s = 2;
-    s.database.query_timeout_ms = 500;
+    s.ids.lease_ttl_s = std::time::Duration::from_secs(2);
+    s.database.query_timeout_ms = std::time::Duration::from_millis(500);
     let app = TestApp::spawn_real_time(s).await.unwrap();
     let link = app
         .shorten_ok(json!({"url": "https://example.com/kept"}))

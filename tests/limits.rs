@@ -22,7 +22,7 @@ async fn limited_app(trusted: Vec<String>) -> TestApp {
     s.limits.shorten_burst = 2;
     s.limits.redirect_per_second = 1;
     s.limits.redirect_burst = 3;
-    s.limits.trusted_proxies = trusted;
+    s.limits.trusted_proxies = trusted.iter().map(|t| t.parse().unwrap()).collect();
     s.limits.key_shorten_per_minute = 3;
     s.auth.allow_anonymous = Some(true);
     TestApp::spawn(s, Arc::new(ManualClock::at(t0()))).await

@@ -31,7 +31,7 @@ async fn metrics_show_requests_cache_tiers_ids_shards_clicks_and_the_process() {
         key_prefix: format!("test:{:016x}:", rand::random::<u64>()),
         ..RedisSettings::default()
     });
-    s.analytics.flush_interval_ms = 20;
+    s.analytics.flush_interval_ms = std::time::Duration::from_millis(20);
     let app = TestApp::spawn(s, Arc::new(ManualClock::at(t0()))).await;
     let code = app
         .shorten_ok(json!({"url": "https://example.com/m"}))

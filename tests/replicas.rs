@@ -141,8 +141,8 @@ fn replicated_settings(primary: &str, db: &str, max_lag_ms: u64) -> shortener::c
     let mut s0 = shard("s0", primary, "2024-01-01T00:00:00Z".parse().unwrap());
     s0.replicas = vec![on_replica(db)];
     let mut s = settings(vec![s0]);
-    s.database.replica_probe_interval_ms = 100;
-    s.database.replica_max_lag_ms = max_lag_ms;
+    s.database.replica_probe_interval_ms = std::time::Duration::from_millis(100);
+    s.database.replica_max_lag_ms = std::time::Duration::from_millis(max_lag_ms);
     s
 }
 

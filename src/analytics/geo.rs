@@ -18,6 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 use std::time::SystemTime;
 
 use maxminddb::Reader;
@@ -41,7 +42,8 @@ pub struct GeoSettings {
     /// `CloudFront-Viewer-City` and `CF-IPCity`.
     pub city_headers: Vec<String>,
     /// How often the database file is checked for a change, in seconds.
-    pub reload_check_s: u64,
+    #[serde(with = "crate::duration::secs")]
+    pub reload_check_s: Duration,
 }
 
 impl Default for GeoSettings {
@@ -50,7 +52,7 @@ impl Default for GeoSettings {
             database: None,
             headers: Vec::new(),
             city_headers: Vec::new(),
-            reload_check_s: 10,
+            reload_check_s: Duration::from_secs(10),
         }
     }
 }
@@ -115,7 +117,9 @@ pub fn open_configured(
     let Some(path) = &settings.database else {
         return Ok(None);
     };
-    let every = std::time::Duration::from_secs(settings.reload_check_s.max(1));
+    let every = settings
+        .reload_check_s
+        .max(std::time::Duration::from_secs(1));
     Ok(Some((Arc::new(GeoDb::open(path)?), every)))
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +33,8 @@ pub struct AnalyticsSettings {
     /// The window: how long clicks are summed in process before they are written, in
     /// milliseconds. Stats lag clicks by about this much; a longer window writes a
     /// link clicked often once instead of many times.
-    pub flush_interval_ms: u64,
+    #[serde(with = "crate::duration::ms")]
+    pub flush_interval_ms: Duration,
     /// Share of clicks whose raw event is kept (0 = none, the default; 1 = all),
     /// sampled by event ID. Counts never depend on it.
     pub raw_events: f64,
@@ -42,9 +43,11 @@ pub struct AnalyticsSettings {
     /// How long the IDs of counted units are remembered, in hours: a unit delivered
     /// again later than this (say, a stream entry left pending that long after its
     /// commit) would be counted twice.
-    pub unit_retention_hours: u32,
+    #[serde(with = "crate::duration::hours")]
+    pub unit_retention_hours: Duration,
     /// How often retention runs, in seconds.
-    pub prune_every_s: u64,
+    #[serde(with = "crate::duration::secs")]
+    pub prune_every_s: Duration,
 }
 
 impl Default for AnalyticsSettings {
@@ -53,11 +56,11 @@ impl Default for AnalyticsSettings {
             enabled: true,
             worker_in_serve: true,
             batch_size: 100_000,
-            flush_interval_ms: 5_000,
+            flush_interval_ms: Duration::from_millis(5_000),
             raw_events: 0.0,
             retention_days: 90,
-            unit_retention_hours: 24,
-            prune_every_s: 3_600,
+            unit_retention_hours: Duration::from_secs(24 * 3600),
+            prune_every_s: Duration::from_secs(3_600),
         }
     }
 }
@@ -264,7 +267,7 @@ impl Worker {
 
     /// [`gather`](Self::gather), holding at most `max` clicks (none: returns at once).
     async fn gather_up_to(&self, stop: &CancellationToken, max: usize) -> Batch {
-        let window = Duration::from_millis(self.settings.flush_interval_ms);
+        let window = self.settings.flush_interval_ms;
         let tick = TICK.min(window).max(Duration::from_millis(1));
         let mut batch = Batch::default();
         if max > 0 {
@@ -373,7 +376,7 @@ impl Worker {
     /// gathers, so the queue keeps being drained during a flush; the two together hold
     /// at most `batch_size` clicks.
     pub async fn run(&self, stop: CancellationToken) {
-        let prune_every = Duration::from_secs(self.settings.prune_every_s.max(1));
+        let prune_every = self.settings.prune_every_s.max(Duration::from_secs(1));
         let mut last_prune = Instant::now();
         let _reloader = self.spawn_geo_reloader(&stop);
         let mut gathered: Option<Batch> = None;
@@ -429,7 +432,11 @@ impl Worker {
     pub async fn prune(&self) {
         let now = Utc::now();
         let events = now - chrono::Duration::days(i64::from(self.settings.retention_days));
-        let units = now - chrono::Duration::hours(i64::from(self.settings.unit_retention_hours));
+        // A retention longer than time itself keeps everything.
+        let units = chrono::Duration::from_std(self.settings.unit_retention_hours)
+            .ok()
+            .and_then(|kept| now.checked_sub_signed(kept))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         match self.store.prune(events, units).await {
             Ok(n) => {
                 self.stats.pruned.fetch_add(n, Ordering::Relaxed);

@@ -43,8 +43,8 @@ impl LocalTier {
         let cache = Cache::builder()
             .max_capacity(settings.l1_capacity)
             .expire_after(PerEntryTtl {
-                normal: Duration::from_secs(settings.l1_ttl_s),
-                negative: Duration::from_secs(settings.negative_ttl_s),
+                normal: settings.l1_ttl_s,
+                negative: settings.negative_ttl_s,
             })
             .build();
         Self { cache }

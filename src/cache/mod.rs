@@ -177,9 +177,11 @@ pub struct CacheSettings {
     pub l1_capacity: u64,
     /// Longest an L1 entry lives, in seconds: also the bound on how long an instance
     /// that missed an invalidation can serve a deleted link.
-    pub l1_ttl_s: u64,
+    #[serde(with = "crate::duration::secs")]
+    pub l1_ttl_s: Duration,
     /// How long unknown codes are remembered as tombstones, in seconds, in both tiers.
-    pub negative_ttl_s: u64,
+    #[serde(with = "crate::duration::secs")]
+    pub negative_ttl_s: Duration,
 }
 
 impl Default for CacheSettings {
@@ -187,8 +189,8 @@ impl Default for CacheSettings {
         Self {
             l1: true,
             l1_capacity: 100_000,
-            l1_ttl_s: 60,
-            negative_ttl_s: 30,
+            l1_ttl_s: Duration::from_secs(60),
+            negative_ttl_s: Duration::from_secs(30),
         }
     }
 }

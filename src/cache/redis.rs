@@ -40,15 +40,18 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// Lifetime of a cached link, in seconds (±10% jitter so entries cached together do
     /// not expire together).
-    pub ttl_s: u64,
+    #[serde(with = "crate::duration::secs")]
+    pub ttl_s: Duration,
     /// Longest any Redis call may take, in milliseconds, before it counts as failed.
-    pub timeout_ms: u64,
+    #[serde(with = "crate::duration::ms")]
+    pub timeout_ms: Duration,
     /// Connections in the pool.
     pub pool_size: usize,
     /// Consecutive failures that open the breaker.
     pub breaker_failures: u32,
     /// How long the breaker stays open before a probe, in milliseconds.
-    pub breaker_open_ms: u64,
+    #[serde(with = "crate::duration::ms")]
+    pub breaker_open_ms: Duration,
 }
 
 impl Default for RedisSettings {
@@ -56,11 +59,11 @@ impl Default for RedisSettings {
         Self {
             url: "redis://127.0.0.1:6379".into(),
             key_prefix: "shortener:".into(),
-            ttl_s: 86_400,
-            timeout_ms: 50,
+            ttl_s: Duration::from_secs(86_400),
+            timeout_ms: Duration::from_millis(50),
             pool_size: 8,
             breaker_failures: 3,
-            breaker_open_ms: 2_000,
+            breaker_open_ms: Duration::from_millis(2_000),
         }
     }
 }
@@ -91,7 +94,7 @@ impl RedisTier {
     /// # Errors
     /// When the URL is not a Redis URL.
     pub fn new(settings: &RedisSettings, negative_ttl: Duration) -> anyhow::Result<Self> {
-        let timeout = Duration::from_millis(settings.timeout_ms);
+        let timeout = settings.timeout_ms;
         let client = redis::Client::open(settings.url.as_str())?;
         let pool = deadpool_redis::Config::from_url(settings.url.clone())
             .builder()?
@@ -107,14 +110,10 @@ impl RedisTier {
             client,
             channel: format!("{}invalidate", settings.key_prefix),
             prefix: settings.key_prefix.clone(),
-            ttl: Duration::from_secs(settings.ttl_s),
+            ttl: settings.ttl_s,
             negative_ttl,
             timeout,
-            breaker: Breaker::new(
-                "redis",
-                settings.breaker_failures,
-                Duration::from_millis(settings.breaker_open_ms),
-            ),
+            breaker: Breaker::new("redis", settings.breaker_failures, settings.breaker_open_ms),
             pending: Mutex::new(Vec::new()),
             has_pending: AtomicBool::new(false),
         })

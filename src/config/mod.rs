@@ -39,14 +39,14 @@ pub const ENV_PREFIX: &str = "SHORTENER_";
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Address the HTTP server binds (`127.0.0.1:0` picks a free port).
-    pub listen: String,
+    pub listen: SocketAddr,
     /// An admin listener for `/metrics`, `/readyz` and `/healthz` (for example
     /// `127.0.0.1:9090`, not exposed to the public). When set, the public listener no
     /// longer serves `/metrics` and `/readyz`; unset, it serves them as before.
-    pub admin_listen: Option<String>,
+    pub admin_listen: Option<SocketAddr>,
     /// The public base URL short links are built on (`{public_url}/{code}`). Its host is
     /// also refused as a link target. Default: `http://{listen}`.
-    pub public_url: Option<String>,
+    pub public_url: Option<Url>,
     /// Embedded mode: the directory of the SQLite file (created when missing).
     pub data_dir: PathBuf,
     /// Embedded mode: the SQLite store.
@@ -72,7 +72,7 @@ pub struct Settings {
     /// Click analytics and its worker.
     pub analytics: AnalyticsSettings,
     /// Where `shortener worker` serves its own `/metrics`.
-    pub worker_metrics_listen: String,
+    pub worker_metrics_listen: SocketAddr,
     /// Rate limits, and the trusted proxies that decide a request's client address.
     pub limits: LimitSettings,
     /// Where clicks come from: a location database and the headers of a CDN in front.
@@ -110,7 +110,7 @@ pub struct LinkSettings {
     /// Where a browser (`Accept: text/html`) asking for an unknown, deleted or expired
     /// code is sent (302) instead of getting the JSON error; API clients keep the JSON.
     /// An http(s) URL; unset: everyone gets the JSON error.
-    pub not_found_url: Option<String>,
+    pub not_found_url: Option<Url>,
 }
 
 /// Snowflake ID issuing.
@@ -119,14 +119,16 @@ pub struct LinkSettings {
 pub struct IdSettings {
     /// A backward clock step up to this many milliseconds is waited out; a larger one
     /// fails the request with 503 and is counted.
-    pub max_clock_wait_ms: u64,
+    #[serde(with = "crate::duration::ms")]
+    pub max_clock_wait_ms: Duration,
     /// Distributed mode: whether worker IDs are leased from the directory
     /// (`worker_leases`), so no two instances ever hold one. `false` trusts a configured
     /// `worker_id` unchecked (an orchestrator that assigns unique ones).
     pub lease: bool,
     /// How long a lease lasts without renewal, in seconds; it is renewed every third of
     /// that, and an instance stops minting a tenth of it before it would run out.
-    pub lease_ttl_s: u64,
+    #[serde(with = "crate::duration::secs")]
+    pub lease_ttl_s: Duration,
 }
 
 /// The HTTP server.
@@ -138,13 +140,14 @@ pub struct HttpSettings {
     /// Largest request body accepted, in bytes (413 beyond).
     pub max_body_bytes: usize,
     /// Seconds in-flight requests get to finish on shutdown.
-    pub shutdown_timeout_s: u64,
+    #[serde(with = "crate::duration::secs")]
+    pub shutdown_timeout_s: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:8080".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: None,
             public_url: None,
             data_dir: PathBuf::from("data"),
@@ -157,7 +160,7 @@ impl Default for Settings {
             redis: None,
             queue: QueueSettings::default(),
             analytics: AnalyticsSettings::default(),
-            worker_metrics_listen: "127.0.0.1:9100".into(),
+            worker_metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9100)),
             limits: LimitSettings::default(),
             geo: GeoSettings::default(),
             auth: crate::auth::AuthSettings::default(),
@@ -186,9 +189,9 @@ impl Default for LinkSettings {
 impl Default for IdSettings {
     fn default() -> Self {
         Self {
-            max_clock_wait_ms: 50,
+            max_clock_wait_ms: Duration::from_millis(50),
             lease: true,
-            lease_ttl_s: 30,
+            lease_ttl_s: Duration::from_secs(30),
         }
     }
 }
@@ -198,7 +201,7 @@ impl Default for HttpSettings {
         Self {
             workers: 0,
             max_body_bytes: 16 * 1024,
-            shutdown_timeout_s: 10,
+            shutdown_timeout_s: Duration::from_secs(10),
         }
     }
 }
@@ -274,20 +277,11 @@ impl Settings {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.listen
-            .parse::<SocketAddr>()
-            .map_err(|e| invalid(format!("listen = {:?}: {e}", self.listen)))?;
-        if let Some(admin) = &self.admin_listen {
-            admin
-                .parse::<SocketAddr>()
-                .map_err(|e| invalid(format!("admin_listen = {admin:?}: {e}")))?;
-            if *admin == self.listen {
-                return Err(invalid("admin_listen must differ from listen"));
-            }
+        // Port 0 picks a free port for each, so two of them never clash.
+        if self.admin_listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err(invalid("admin_listen must differ from listen"));
         }
-        let public_url = self.public_url();
-        let public = Url::parse(&public_url)
-            .map_err(|e| invalid(format!("public_url = {public_url:?}: {e}")))?;
+        let public = self.public_url();
         if !matches!(public.scheme(), "http" | "https") || public.host_str().is_none() {
             return Err(invalid("public_url must be an http(s) URL with a host"));
         }
@@ -296,7 +290,7 @@ impl Settings {
                 "worker_id = {worker} is out of range 0..={MAX_WORKER_ID}"
             )));
         }
-        if self.ids.lease_ttl_s < 1 {
+        if self.ids.lease_ttl_s < Duration::from_secs(1) {
             return Err(invalid("ids.lease_ttl_s must be at least 1"));
         }
         if self.mode() == Mode::Distributed && !self.ids.lease && self.worker_id.is_none() {
@@ -310,13 +304,13 @@ impl Settings {
             if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
                 return Err(invalid("redis.url must start with redis://"));
             }
-            if redis.timeout_ms == 0 || redis.pool_size == 0 {
+            if redis.timeout_ms.is_zero() || redis.pool_size == 0 {
                 return Err(invalid(
                     "redis.timeout_ms and redis.pool_size must be above 0",
                 ));
             }
         }
-        if self.cache.l1 && (self.cache.l1_capacity == 0 || self.cache.l1_ttl_s == 0) {
+        if self.cache.l1 && (self.cache.l1_capacity == 0 || self.cache.l1_ttl_s.is_zero()) {
             return Err(invalid(
                 "cache.l1_capacity and cache.l1_ttl_s must be above 0 (or set cache.l1 = false)",
             ));
@@ -344,7 +338,8 @@ impl Settings {
                 return Err(invalid(format!(
                     "queue.claim_idle_ms ({}) must be more than twice \
                      analytics.flush_interval_ms ({})",
-                    self.queue.claim_idle_ms, self.analytics.flush_interval_ms
+                    humantime::format_duration(self.queue.claim_idle_ms),
+                    humantime::format_duration(self.analytics.flush_interval_ms)
                 )));
             }
         }
@@ -353,7 +348,6 @@ impl Settings {
         if let Some(key) = &self.codes.key {
             CodeKey::parse(key).map_err(|e| invalid(format!("codes.key: {e}")))?;
         }
-        crate::limits::parse_proxies(&self.limits.trusted_proxies).map_err(invalid)?;
         if !(1..=128).contains(&self.limits.ipv6_prefix) {
             return Err(invalid("limits.ipv6_prefix must be from 1 to 128"));
         }
@@ -373,9 +367,7 @@ impl Settings {
                 )));
             }
         }
-        if let Some(to) = &self.links.not_found_url {
-            let url = Url::parse(to)
-                .map_err(|e| invalid(format!("links.not_found_url = {to:?}: {e}")))?;
+        if let Some(url) = &self.links.not_found_url {
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(invalid("links.not_found_url must be an http(s) URL"));
             }
@@ -404,7 +396,7 @@ impl Settings {
             actix_web::http::header::HeaderName::from_bytes(name.trim().as_bytes())
                 .map_err(|_| format!("geo.headers: {name:?} is not a header name"))?;
         }
-        if self.geo.reload_check_s == 0 {
+        if self.geo.reload_check_s.is_zero() {
             return Err("geo.reload_check_s must be at least 1".into());
         }
         if let Some(path) = &self.geo.database {
@@ -450,15 +442,15 @@ impl Settings {
     }
 
     /// The public base URL as configured, or `http://{listen}`.
-    pub fn public_url(&self) -> String {
-        self.public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+    pub fn public_url(&self) -> Url {
+        self.public_url.clone().unwrap_or_else(|| {
+            Url::parse(&format!("http://{}", self.listen)).expect("an address makes a URL")
+        })
     }
 
     /// The public base URL without a trailing slash.
     pub fn public_base(&self) -> String {
-        self.public_url().trim_end_matches('/').to_owned()
+        self.public_url().as_str().trim_end_matches('/').to_owned()
     }
 
     /// Host names a link may not point at: the public URL's and `links.own_hosts`, in
@@ -473,9 +465,10 @@ impl Settings {
             .iter()
             .map(|h| normalise_host(h).map_err(|e| invalid(format!("links.own_hosts: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(host) = Url::parse(&self.public_url())
-            .ok()
-            .and_then(|u| u.host_str().and_then(|h| normalise_host(h).ok()))
+        if let Some(host) = self
+            .public_url()
+            .host_str()
+            .and_then(|h| normalise_host(h).ok())
         {
             hosts.push(host);
         }
@@ -515,7 +508,7 @@ impl Settings {
 
     /// Shortcuts to the durations.
     pub fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.database.connect_timeout_ms)
+        self.database.connect_timeout_ms
     }
 }
 

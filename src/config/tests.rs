@@ -75,13 +75,12 @@ fn broken_configurations_are_refused_with_a_reason() {
             Box::new(|s| s.links.blocked_domains = vec!["https://x.example/a".into()]),
             "links.blocked_domains",
         ),
-        (Box::new(|s| s.listen = "localhost".into()), "listen"),
         (
-            Box::new(|s| s.public_url = Some("ftp://x".into())),
+            Box::new(|s| s.public_url = Some("ftp://x".parse().unwrap())),
             "public_url",
         ),
         (
-            Box::new(|s| s.database.query_timeout_ms = 0),
+            Box::new(|s| s.database.query_timeout_ms = Duration::ZERO),
             "query_timeout_ms",
         ),
         (
@@ -119,7 +118,7 @@ fn a_file_and_the_environment_layer_over_the_defaults() {
         jail.set_env("SHORTENER_DATABASE__POOL_SIZE", "3");
         jail.set_env("SHORTENER_CODES__KEY", KEY);
         let s = Settings::load(Some(Path::new("shortener.toml"))).unwrap();
-        assert_eq!(s.listen, "127.0.0.1:9000", "from the file");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9000", "from the file");
         assert_eq!(s.worker_id, Some(9), "the environment wins over the file");
         assert_eq!(s.database.pool_size, 3, "nested keys use __");
         assert_eq!(s.links.max_url_length, 2048, "defaults fill the rest");
@@ -146,7 +145,7 @@ fn an_unknown_key_is_an_error_not_a_silent_default() {
 #[test]
 fn no_shards_means_embedded_and_the_public_url_follows_listen() {
     let s = Settings {
-        listen: "127.0.0.1:9001".into(),
+        listen: "127.0.0.1:9001".parse().unwrap(),
         ..Settings::default()
     };
     s.validate().unwrap();
@@ -161,14 +160,14 @@ fn command_line_flags_win_over_the_environment() {
         jail.set_env("SHORTENER_LISTEN", "127.0.0.1:7000");
         jail.set_env("SHORTENER_DATA_DIR", "/tmp/from-env");
         let s = Settings::load(None).unwrap();
-        assert_eq!(s.listen, "127.0.0.1:7000");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(s.data_dir, PathBuf::from("/tmp/from-env"));
         let flags = Overrides {
             listen: Some("127.0.0.1:7001".into()),
             data_dir: Some("/tmp/from-flag".into()),
         };
         let s = Settings::load_with(None, &flags).unwrap();
-        assert_eq!(s.listen, "127.0.0.1:7001");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:7001");
         assert_eq!(s.data_dir, PathBuf::from("/tmp/from-flag"));
         Ok(())
     });
@@ -216,7 +215,53 @@ fn a_replica_must_be_a_postgres_url_other_than_its_primary() {
     assert!(err.contains("is the shard's own url"), "{err}");
     s.shards[0].replicas = vec!["postgres://postgres@127.0.0.1:5434/s0".into()];
     s.validate().unwrap();
-    s.database.replica_max_lag_ms = 0;
+    s.database.replica_max_lag_ms = Duration::ZERO;
     let err = s.validate().unwrap_err().to_string();
     assert!(err.contains("replica_max_lag_ms"), "{err}");
+}
+
+#[test]
+fn durations_take_the_keys_unit_or_a_humantime_string_from_file_and_environment() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "d.toml",
+            r#"
+            [cache]
+            l1_ttl_s = "2m"
+            negative_ttl_s = 7
+            [database]
+            query_timeout_ms = "1s 500ms"
+            "#,
+        )?;
+        jail.set_env("SHORTENER_DATABASE__CONNECT_TIMEOUT_MS", "250ms");
+        jail.set_env("SHORTENER_ANALYTICS__FLUSH_INTERVAL_MS", "40");
+        let s = Settings::load(Some(Path::new("d.toml"))).unwrap();
+        assert_eq!(s.cache.l1_ttl_s, Duration::from_secs(120));
+        assert_eq!(s.cache.negative_ttl_s, Duration::from_secs(7));
+        assert_eq!(s.database.query_timeout_ms, Duration::from_millis(1_500));
+        assert_eq!(s.database.connect_timeout_ms, Duration::from_millis(250));
+        assert_eq!(s.analytics.flush_interval_ms, Duration::from_millis(40));
+        Ok(())
+    });
+}
+
+#[test]
+fn a_value_of_the_wrong_type_names_its_key() {
+    for (key, value) in [
+        ("SHORTENER_DATABASE__QUERY_TIMEOUT_MS", "soon"),
+        ("SHORTENER_LISTEN", "localhost"),
+        ("SHORTENER_PUBLIC_URL", "not a url"),
+        ("SHORTENER_LIMITS__TRUSTED_PROXIES", "[\"proxy.local\"]"),
+    ] {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(key, value);
+            let err = Settings::load(None).unwrap_err().to_string();
+            let name = key
+                .trim_start_matches("SHORTENER_")
+                .replace("__", ".")
+                .to_lowercase();
+            assert!(err.to_lowercase().contains(&name), "{key}={value}: {err}");
+            Ok(())
+        });
+    }
 }

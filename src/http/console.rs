@@ -100,7 +100,16 @@ mod tests {
             assert!(page.contains(asset.path), "{} is not used", asset.path);
         }
         // Every script is an external file of this origin; no inline handlers.
-        assert!(!page.contains("<script>"));
+        let scripts: Vec<&str> = page.split("<script").skip(1).collect();
+        assert!(!scripts.is_empty());
+        for script in scripts {
+            let tag = &script[..script.find('>').unwrap()];
+            assert!(tag.contains(" src=\"/"), "an inline script: <script{tag}>");
+            assert!(
+                script[tag.len()..].starts_with("></script>"),
+                "<script{tag}> has a body"
+            );
+        }
         assert!(!page.contains("javascript:"));
         assert!(!page.contains(" onclick=") && !page.contains(" onload="));
         assert!(!page.contains(" style="));

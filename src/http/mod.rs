@@ -31,7 +31,7 @@ pub struct AppState {
     /// Decides each request's client address.
     pub clients: crate::limits::client::ClientResolver,
     /// Where a browser asking for an unknown, deleted or expired code is sent.
-    pub not_found_url: Option<String>,
+    pub not_found_url: Option<url::Url>,
 }
 
 impl AppState {

@@ -59,14 +59,14 @@ static MARK_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
 
 /// Serves `factory`'s app on `listener`: `workers` threads (0: one per core), no signal
 /// handling of its own (the one shutdown token stops it), requests in flight given
-/// `shutdown_timeout_s` on stop.
+/// `shutdown_timeout` on stop.
 ///
 /// # Errors
 /// When the listener cannot be used.
 pub fn serve<F, I, S, B>(
     listener: TcpListener,
     workers: usize,
-    shutdown_timeout_s: u64,
+    shutdown_timeout: Duration,
     factory: F,
 ) -> io::Result<Server>
 where
@@ -83,7 +83,7 @@ where
     let addr = listener.local_addr()?;
     let mut builder = Server::build()
         .disable_signals()
-        .shutdown_timeout(shutdown_timeout_s);
+        .shutdown_timeout(shutdown_timeout.as_secs());
     if workers > 0 {
         builder = builder.workers(workers);
     }

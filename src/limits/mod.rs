@@ -39,12 +39,14 @@ pub struct LimitSettings {
     pub key_shorten_per_minute: u32,
     /// Proxies (addresses or CIDR blocks) whose forwarding header (`client_header`) and
     /// CDN location headers are believed. From any other peer they mean nothing.
-    pub trusted_proxies: Vec<String>,
+    #[serde(deserialize_with = "proxies")]
+    pub trusted_proxies: Vec<IpNet>,
     /// The forwarding header the trusted proxies write: `"x-forwarded-for"` (default)
     /// or `"forwarded"` (RFC 7239). Only that one is read.
     pub client_header: client::ClientHeader,
     /// How often state of clients that are back to a full quota is dropped, seconds.
-    pub evict_every_s: u64,
+    #[serde(with = "crate::duration::secs")]
+    pub evict_every_s: Duration,
     /// IPv6 clients are limited by this prefix of their address (64: one quota per
     /// /64, which is what one subscriber usually gets); 128 limits each address.
     pub ipv6_prefix: u8,
@@ -61,7 +63,7 @@ impl Default for LimitSettings {
             key_shorten_per_minute: 600,
             trusted_proxies: Vec::new(),
             client_header: Default::default(),
-            evict_every_s: 60,
+            evict_every_s: Duration::from_secs(60),
             ipv6_prefix: 64,
         }
     }
@@ -114,21 +116,23 @@ fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n.max(1)).expect("at least 1")
 }
 
-/// Parses `trusted_proxies` entries: an address or a CIDR block.
+/// Reads `trusted_proxies`: each entry an address or a CIDR block.
+fn proxies<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|e| parse_proxy(e).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// One `trusted_proxies` entry: an address (a block of one) or a CIDR block.
 ///
 /// # Errors
-/// Naming the entry that is neither.
-pub fn parse_proxies(entries: &[String]) -> Result<Vec<IpNet>, String> {
-    entries
-        .iter()
-        .map(|e| {
-            e.parse::<IpNet>()
-                .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    format!("limits.trusted_proxies: {e:?} is not an address or CIDR block")
-                })
-        })
-        .collect()
+/// Naming the entry, when it is neither.
+pub fn parse_proxy(entry: &str) -> Result<IpNet, String> {
+    entry
+        .parse::<IpNet>()
+        .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{entry:?} is not an address or CIDR block"))
 }
 
 impl Limits {
@@ -233,7 +237,8 @@ impl Limits {
     }
 
     /// Clients and keys with state (all classes).
-    pub fn tracked(&self) -> usize {
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
         self.shorten.len()
             + self.redirect.len()
             + self.key_limiters().iter().map(|l| l.len()).sum::<usize>()
@@ -327,13 +332,9 @@ mod tests {
 
     #[test]
     fn proxies_are_addresses_or_blocks() {
-        assert_eq!(
-            parse_proxies(&["10.0.0.0/8".into(), "::1".into()])
-                .unwrap()
-                .len(),
-            2
-        );
-        assert!(parse_proxies(&["proxy.local".into()]).is_err());
+        assert_eq!(parse_proxy("10.0.0.0/8"), Ok("10.0.0.0/8".parse().unwrap()));
+        assert_eq!(parse_proxy("::1"), Ok("::1/128".parse().unwrap()));
+        assert!(parse_proxy("proxy.local").is_err());
     }
 
     #[test]

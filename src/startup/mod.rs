@@ -117,7 +117,7 @@ impl Application {
             .then(|| Arc::new(Limits::new(&settings.limits)));
         if let Some(l) = &limits {
             metrics.observe_limits(l.stats());
-            let every = Duration::from_secs(settings.limits.evict_every_s.max(1));
+            let every = settings.limits.evict_every_s.max(Duration::from_secs(1));
             background.push(l.spawn_eviction(every, &shutdown));
         }
         let auth = crate::auth::Authenticator::new(
@@ -156,7 +156,7 @@ impl Application {
             not_found_url: settings.links.not_found_url.clone(),
         });
 
-        let listener = TcpListener::bind(&settings.listen)
+        let listener = TcpListener::bind(settings.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let port = listener.local_addr()?.port();
         let json = http::json_config(settings.http.max_body_bytes);
@@ -168,7 +168,7 @@ impl Application {
                     .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
                 let admin_port = listener.local_addr()?.port();
                 let (app_state, metrics) = (state.clone(), metrics.clone());
-                let server = http::wire::serve(listener, 1, 1, move || {
+                let server = http::wire::serve(listener, 1, Duration::from_secs(1), move || {
                     App::new()
                         .wrap(from_fn(observe))
                         .app_data(app_state.clone())
@@ -301,7 +301,7 @@ pub async fn worker_ids(
     stores: &Stores,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Arc<SnowflakeGenerator>, Option<leases::LeaseKeeper>)> {
-    let wait = Duration::from_millis(settings.ids.max_clock_wait_ms);
+    let wait = settings.ids.max_clock_wait_ms;
     match (&stores.leases, settings.leases_worker_id()) {
         (Some(table), true) => {
             let slot = Arc::new(WorkerSlot::vacant());
@@ -310,7 +310,7 @@ pub async fn worker_ids(
                 table.clone(),
                 ids.clone(),
                 settings.worker_id,
-                Duration::from_secs(settings.ids.lease_ttl_s),
+                settings.ids.lease_ttl_s,
             );
             keeper
                 .acquire_at_startup()
@@ -348,7 +348,7 @@ fn build_cache(
     shutdown: &Shutdown,
 ) -> anyhow::Result<(LinkCache, Vec<tokio::task::JoinHandle<()>>)> {
     let l1 = settings.cache.l1.then(|| LocalTier::new(&settings.cache));
-    let negative = Duration::from_secs(settings.cache.negative_ttl_s);
+    let negative = settings.cache.negative_ttl_s;
     let l2 = match &settings.redis {
         Some(redis) => Some(Arc::new(RedisTier::new(redis, negative)?)),
         None => None,
@@ -360,7 +360,7 @@ fn build_cache(
     tracing::info!(
         l1 = settings.cache.l1,
         l1_capacity = settings.cache.l1_capacity,
-        l1_ttl_s = settings.cache.l1_ttl_s,
+        l1_ttl_s = settings.cache.l1_ttl_s.as_secs(),
         l2 = settings
             .redis
             .as_ref()
@@ -447,7 +447,7 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
 /// and the location headers believed from them.
 fn client_resolver(settings: &Settings) -> crate::limits::client::ClientResolver {
     crate::limits::client::ClientResolver::new(
-        crate::limits::parse_proxies(&settings.limits.trusted_proxies).unwrap_or_default(),
+        settings.limits.trusted_proxies.clone(),
         settings.limits.client_header,
         &settings.geo.headers,
         &settings.geo.city_headers,
@@ -465,7 +465,7 @@ async fn visitor_salts(
 ) -> anyhow::Result<Arc<crate::domain::visitor::VisitorSalts>> {
     let salts = Arc::new(crate::domain::visitor::VisitorSalts::new());
     if let Some(redis) = &settings.redis {
-        let timeout = Duration::from_millis(redis.timeout_ms.max(200) * 4);
+        let timeout = redis.timeout_ms.max(Duration::from_millis(200)) * 4;
         let sharing =
             crate::analytics::salts::SaltSharing::new(&redis.url, &redis.key_prefix, timeout)?;
         if let Err(e) = sharing.sync(&salts, clock.now_ms()).await {

@@ -77,8 +77,9 @@ pub struct PartHealth {
     pub error: Option<String>,
 }
 
-/// A shard's streaming replica as its last probe saw it (reported in `/readyz`; a
-/// replica never decides readiness, its primary does).
+/// A shard's streaming replica as its last probe saw it (reported in `/readyz`). A
+/// replica that is up keeps the instance ready while its primary is down (`degraded`:
+/// redirects go on from it); a replica that is down never makes the instance unready.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplicaHealth {
     /// The shard it copies (`s0`).

@@ -83,6 +83,8 @@ async function step(name, work) {
 }
 
 const today = new Date().toISOString().slice(0, 10);
+// The console's page size (PAGE_SIZE in console.js).
+const PAGE = 20;
 // The short links are followed as people's browsers would: headless Chromium says so in
 // its User-Agent, and the service would count it as a bot.
 const PHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 ' +
@@ -305,6 +307,105 @@ try {
     await page.getByText('No links yet').waitFor();
     const gone = await fetch(shortUrl, { redirect: 'manual' });
     assert.equal(gone.status, 410);
+  });
+
+  // Links of their own for the steps below (the first one was deleted above).
+  const made = [];
+  for (let i = 0; i < PAGE + 5; i += 1) {
+    const r = await apiDirect('POST', '/api/v1/links', { url: `${target}/many/${i}` });
+    assert.equal(r.status, 201);
+    made.push(r.body.code);
+  }
+  const [older, newer] = [made[0], made.at(-1)];
+
+  await step('"Load older links" clicked twice adds each link once', async () => {
+    await page.goto(`${base}/`);
+    await page.locator('#links-table tbody tr').nth(PAGE - 1).waitFor();
+    // The second page answers slowly, so that the second click comes while it loads.
+    await page.route(/\/api\/v1\/links\?.*cursor=/, async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      await route.continue();
+    });
+    const more = page.getByRole('button', { name: 'Load older links' });
+    await more.click();
+    await more.click({ force: true, timeout: 1_000 }).catch(() => {});
+    await page.evaluate(() => document.getElementById('links-more').click());
+    await more.waitFor({ state: 'hidden' });
+    await page.waitForTimeout(1_000);
+    const codes = await page.locator('#links-table tbody tr td:first-child').allTextContents();
+    assert.equal(codes.length, made.length, `${codes.length} rows for ${made.length} links`);
+    assert.equal(new Set(codes).size, codes.length, 'no row twice');
+    await page.unroute(/\/api\/v1\/links\?.*cursor=/);
+  });
+
+  await step("a slow answer for one link never shows under another's heading", async () => {
+    await page.route(`**/api/v1/links/${older}`, async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await route.continue();
+    });
+    await page.goto(`${base}/#link/${older}`);
+    await page.evaluate((c) => { location.hash = `#link/${c}`; }, newer);
+    await page.locator('#link-target', { hasText: `/many/${PAGE + 4}` }).waitFor();
+    await page.waitForTimeout(1_500); // the slow answer for the first has arrived by now
+    assert.equal(await page.locator('#link-heading').textContent(), `Link ${newer}`);
+    assert.equal(await page.locator('#link-target').textContent(), `${target}/many/${PAGE + 4}`);
+    assert.equal(await page.locator('#edit-url').inputValue(), `${target}/many/${PAGE + 4}`);
+    await page.unroute(`**/api/v1/links/${older}`);
+  });
+
+  await step('a link that fails to open shows none of the previous one', async () => {
+    await page.locator('#link-target', { hasText: '/many/' }).waitFor();
+    await page.evaluate(() => { location.hash = '#link/no-such-link'; });
+    await page.locator('#link-error').waitFor();
+    assert.match(await page.locator('#link-error').textContent(), /no link/);
+    assert.ok(await page.locator('#link-body').isHidden(), "the previous link's details are hidden");
+    assert.equal(await page.locator('#link-heading').textContent(), 'Link no-such-link');
+  });
+
+  await step('a malformed address says so instead of throwing', async () => {
+    await page.goto(`${base}/#link/%E0%A4%A`);
+    await page.locator('#link-error').waitFor();
+    assert.match(await page.locator('#link-error').textContent(), /not a link/i);
+    assert.ok(await page.locator('#link-body').isHidden());
+  });
+
+  await step('saving with nothing changed says so without asking the service', async () => {
+    await page.goto(`${base}/#link/${newer}`);
+    await page.locator('#link-target', { hasText: '/many/' }).waitFor();
+    let patches = 0;
+    page.on('request', (r) => { if (r.method() === 'PATCH') patches += 1; });
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    const error = page.locator('#edit-form [data-error-for=""]');
+    await error.waitFor();
+    assert.match(await error.textContent(), /Nothing to save/);
+    assert.equal(patches, 0);
+  });
+
+  await step('form-level failures are announced and take the focus', async () => {
+    const before = problems.length;
+    const error = page.locator('#edit-form [data-error-for=""]');
+    assert.equal(await error.getAttribute('role'), 'alert');
+    for (const [fail, expected] of [
+      [(route) => route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'shard_unavailable', message: 'storage shard s0 is unavailable; retry shortly' } }),
+      }), /unavailable/],
+      [(route) => route.abort('connectionrefused'), /could not be reached/],
+    ]) {
+      await page.route(`**/api/v1/links/${newer}`, (route) =>
+        (route.request().method() === 'PATCH' ? fail(route) : route.continue()));
+      await page.getByLabel('Target URL').fill(`${target}/changed`);
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.locator('#edit-form [data-error-for=""]', { hasText: expected }).waitFor();
+      const focused = await page.evaluate(() => document.activeElement.getAttribute('data-error-for'));
+      assert.equal(focused, '', 'the focus moved to the message');
+      await page.unroute(`**/api/v1/links/${newer}`);
+    }
+    // The browser logs the two failures this step made on purpose: only those go.
+    const made = problems.splice(before);
+    const other = made.filter((p) => !/status of 503|ERR_CONNECTION_REFUSED|ERR_FAILED/.test(p));
+    problems.push(...other);
   });
 
   await step('no script error and no policy violation on the way', async () => {

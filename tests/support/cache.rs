@@ -16,8 +16,8 @@ pub fn redis_at(url: &str) -> RedisSettings {
     RedisSettings {
         url: url.into(),
         key_prefix: format!("test:{:016x}:", rand::random::<u64>()),
-        breaker_open_ms: 200,
-        timeout_ms: 200,
+        breaker_open_ms: std::time::Duration::from_millis(200),
+        timeout_ms: std::time::Duration::from_millis(200),
         ..RedisSettings::default()
     }
 }

@@ -186,8 +186,8 @@ pub const TEST_CODE_KEY: &str = "5e5e0b1e5ee5c0de5e5e0b1e5ee5c0de";
 /// Settings for a test app: a free port, `http://sho.rt` as the public URL, one worker.
 pub fn settings(shards: Vec<ShardSettings>) -> Settings {
     let mut s = Settings {
-        listen: "127.0.0.1:0".into(),
-        public_url: Some("http://sho.rt".into()),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        public_url: Some("http://sho.rt".parse().unwrap()),
         shards,
         ..Settings::default()
     };
@@ -197,7 +197,7 @@ pub fn settings(shards: Vec<ShardSettings>) -> Settings {
     // Every test client is 127.0.0.1: rate limits are off unless a test is about them.
     s.limits.enabled = false;
     s.database.pool_size = 4;
-    s.database.connect_timeout_ms = 1_000;
+    s.database.connect_timeout_ms = std::time::Duration::from_millis(1_000);
     s
 }
 

@@ -55,13 +55,15 @@ pub struct QueueSettings {
     /// Redis: a pending entry idle this long belongs to a dead worker and is taken over.
     /// Keep it well above `analytics.flush_interval_ms`: a live worker holds its entries
     /// that long before acknowledging them.
-    pub claim_idle_ms: u64,
+    #[serde(with = "crate::duration::ms")]
+    pub claim_idle_ms: Duration,
     /// Redis: this consumer's name in the group (default: host name and process ID).
     pub consumer: Option<String>,
     /// Redis: most clicks in one stream entry.
     pub entry_clicks: usize,
     /// Redis: how long the producer gathers clicks into one entry, in milliseconds.
-    pub entry_linger_ms: u64,
+    #[serde(with = "crate::duration::ms")]
+    pub entry_linger_ms: Duration,
 }
 
 impl Default for QueueSettings {
@@ -70,10 +72,10 @@ impl Default for QueueSettings {
             kind: QueueKind::Memory,
             capacity: 65_536,
             stream_maxlen: 100_000,
-            claim_idle_ms: 30_000,
+            claim_idle_ms: Duration::from_millis(30_000),
             consumer: None,
             entry_clicks: 2_048,
-            entry_linger_ms: 50,
+            entry_linger_ms: Duration::from_millis(50),
         }
     }
 }

@@ -72,7 +72,7 @@ impl ShardedPostgres {
             map,
             shards,
             replicas,
-            probe_every: std::time::Duration::from_millis(db.replica_probe_interval_ms),
+            probe_every: db.replica_probe_interval_ms,
             directory,
         })
     }

@@ -221,12 +221,12 @@ impl Replicas {
         Ok(Some(Self {
             shard: settings.name.clone(),
             primary_probe: make_pool(&settings.url, db, 1, db.query_timeout_ms)?,
-            probe_timeout: Duration::from_millis(db.query_timeout_ms),
+            probe_timeout: db.query_timeout_ms,
             replicas,
             next: AtomicUsize::new(0),
             primary_up: AtomicBool::new(true),
-            max_lag_ms: db.replica_max_lag_ms,
-            commit_slack_ms: db.query_timeout_ms + 1_000,
+            max_lag_ms: millis(db.replica_max_lag_ms),
+            commit_slack_ms: millis(db.query_timeout_ms) + 1_000,
             reads,
             counts,
         }))
@@ -434,6 +434,11 @@ const READS: [(&str, &str); 6] = [
     ("primary", "replica_error"),
     ("none", "primary_down"),
 ];
+
+/// A configured duration as the whole milliseconds the lag probes compare it with.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,7 @@
 //! configuration tree ([`crate::config`]) only composes them.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -35,39 +36,45 @@ pub struct DatabaseSettings {
     /// Connections per shard per instance.
     pub pool_size: usize,
     /// Longest wait to open a connection, in milliseconds.
-    pub connect_timeout_ms: u64,
+    #[serde(with = "crate::duration::ms")]
+    pub connect_timeout_ms: Duration,
     /// Longest wait for a free pooled connection, in milliseconds.
-    pub pool_wait_timeout_ms: u64,
+    #[serde(with = "crate::duration::ms")]
+    pub pool_wait_timeout_ms: Duration,
     /// Longest a query may run, in milliseconds: enforced by the client and, as
     /// `statement_timeout`, by the server.
-    pub query_timeout_ms: u64,
+    #[serde(with = "crate::duration::ms")]
+    pub query_timeout_ms: Duration,
     /// Connections per shard per process for counting clicks: a pool of its own, so a
     /// click flush never takes a connection that a shorten waits for.
     pub clicks_pool_size: usize,
     /// Longest a click flush (one transaction on one shard) may run, in milliseconds.
-    pub clicks_query_timeout_ms: u64,
+    #[serde(with = "crate::duration::ms")]
+    pub clicks_query_timeout_ms: Duration,
     /// Connections per replica per instance (redirect misses only).
     pub replica_pool_size: usize,
     /// A replica further behind its primary than this, in milliseconds, is not read
     /// (its shard's primary is), unless the primary is down.
-    pub replica_max_lag_ms: u64,
+    #[serde(with = "crate::duration::ms")]
+    pub replica_max_lag_ms: Duration,
     /// How often each replica's lag (and each replicated shard's primary) is probed, in
     /// milliseconds.
-    pub replica_probe_interval_ms: u64,
+    #[serde(with = "crate::duration::ms")]
+    pub replica_probe_interval_ms: Duration,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             pool_size: 16,
-            connect_timeout_ms: 2_000,
-            pool_wait_timeout_ms: 1_000,
-            query_timeout_ms: 2_000,
+            connect_timeout_ms: Duration::from_millis(2_000),
+            pool_wait_timeout_ms: Duration::from_millis(1_000),
+            query_timeout_ms: Duration::from_millis(2_000),
             clicks_pool_size: 2,
-            clicks_query_timeout_ms: 30_000,
+            clicks_query_timeout_ms: Duration::from_millis(30_000),
             replica_pool_size: 16,
-            replica_max_lag_ms: 1_000,
-            replica_probe_interval_ms: 250,
+            replica_max_lag_ms: Duration::from_millis(1_000),
+            replica_probe_interval_ms: Duration::from_millis(250),
         }
     }
 }
@@ -98,7 +105,7 @@ impl DatabaseSettings {
             ("replica_max_lag_ms", self.replica_max_lag_ms),
             ("replica_probe_interval_ms", self.replica_probe_interval_ms),
         ] {
-            if ms == 0 {
+            if ms.is_zero() {
                 return Err(format!("database.{name} must be above 0"));
             }
         }

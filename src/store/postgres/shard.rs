@@ -22,7 +22,7 @@ struct PoolSpec<'a> {
     first_id: Snowflake,
     pool_kind: PoolKind,
     pool_size: usize,
-    query_timeout_ms: u64,
+    query_timeout: Duration,
 }
 
 /// A PostgreSQL database holding one range of the ID space.
@@ -52,7 +52,7 @@ impl Shard {
         db: &DatabaseSettings,
         pool_kind: PoolKind,
         pool_size: usize,
-        query_timeout_ms: u64,
+        query_timeout: Duration,
     ) -> anyhow::Result<Self> {
         // The links' pool reports as shard_…, the clicks' pool as click_shard_….
         let prefix = if pool_kind == PoolKind::Clicks {
@@ -67,7 +67,7 @@ impl Shard {
                 first_id: settings.first_id(),
                 pool_kind,
                 pool_size,
-                query_timeout_ms,
+                query_timeout,
             },
             db,
             &format!("{prefix}shard"),
@@ -95,7 +95,7 @@ impl Shard {
                 first_id: settings.first_id(),
                 pool_kind: PoolKind::Replica,
                 pool_size: db.replica_pool_size,
-                query_timeout_ms: db.query_timeout_ms,
+                query_timeout: db.query_timeout_ms,
             },
             db,
             "replica",
@@ -115,9 +115,9 @@ impl Shard {
             first_id,
             pool_kind,
             pool_size,
-            query_timeout_ms,
+            query_timeout,
         } = spec;
-        let pool = make_pool(url, db, pool_size, query_timeout_ms)?;
+        let pool = make_pool(url, db, pool_size, query_timeout)?;
         let const_labels = const_labels(labels);
         let latency = prometheus::Histogram::with_opts(
             prometheus::HistogramOpts::new(
@@ -153,7 +153,7 @@ impl Shard {
             display_url: redact_url(url),
             first_id,
             pool,
-            query_timeout: Duration::from_millis(query_timeout_ms),
+            query_timeout,
             latency,
             errors,
         })
@@ -308,13 +308,16 @@ pub(super) fn make_pool(
     url: &str,
     db: &DatabaseSettings,
     size: usize,
-    query_timeout_ms: u64,
+    query_timeout: Duration,
 ) -> anyhow::Result<Pool> {
     let mut config: tokio_postgres::Config = url.parse()?;
     config
-        .connect_timeout(Duration::from_millis(db.connect_timeout_ms))
+        .connect_timeout(db.connect_timeout_ms)
         .application_name("shortener")
-        .options(format!("-c statement_timeout={query_timeout_ms}"));
+        .options(format!(
+            "-c statement_timeout={}",
+            query_timeout.as_millis()
+        ));
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -325,9 +328,9 @@ pub(super) fn make_pool(
     Ok(Pool::builder(manager)
         .max_size(size)
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_millis(db.pool_wait_timeout_ms)))
-        .create_timeout(Some(Duration::from_millis(db.connect_timeout_ms)))
-        .recycle_timeout(Some(Duration::from_millis(db.connect_timeout_ms)))
+        .wait_timeout(Some(db.pool_wait_timeout_ms))
+        .create_timeout(Some(db.connect_timeout_ms))
+        .recycle_timeout(Some(db.connect_timeout_ms))
         .build()?)
 }
 
