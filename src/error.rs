@@ -367,17 +367,7 @@ impl ApiError {
     }
 }
 
-/// An error and its sources, `a: b: c`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub use crate::telemetry::chain;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {

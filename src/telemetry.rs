@@ -72,3 +72,16 @@ pub fn instance_name() -> String {
         rand::random::<u32>()
     )
 }
+
+/// An error and its sources, `a: b: c`: what a log line shows of an error (a
+/// `thiserror` type's own message leaves its `#[source]` out).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

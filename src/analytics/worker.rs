@@ -250,7 +250,7 @@ impl Worker {
                 got
             }
             Err(e) => {
-                tracing::warn!(error = %e, "click queue unavailable");
+                tracing::warn!(error = %crate::telemetry::chain(&e), "click queue unavailable");
                 tokio::time::sleep(wait).await;
                 false
             }
@@ -444,7 +444,9 @@ impl Worker {
                     tracing::info!(removed = n, before = %events, "pruned raw click events");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "pruning click events failed"),
+            Err(e) => {
+                tracing::warn!(error = %crate::telemetry::chain(&e), "pruning click events failed")
+            }
         }
     }
 }

@@ -151,8 +151,8 @@ pub enum CacheError {
     Timeout,
     #[error("circuit open: cache skipped")]
     BreakerOpen,
-    #[error("cache unavailable: {0}")]
-    Unavailable(String),
+    #[error("cache unavailable")]
+    Unavailable(#[source] anyhow::Error),
 }
 
 /// One tier of the cache.

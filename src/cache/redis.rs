@@ -23,6 +23,7 @@ use super::breaker::{Breaker, BreakerState};
 use super::local::LocalTier;
 use super::{CacheError, CacheTier, Cached};
 use crate::shutdown::Shutdown;
+use crate::telemetry::chain;
 
 /// Most deletions remembered for replay while Redis is unreachable.
 const MAX_PENDING: usize = 10_000;
@@ -149,7 +150,7 @@ impl RedisTier {
             let mut conn = self.connection().await?;
             cmd.query_async::<T>(&mut conn)
                 .await
-                .map_err(|e| CacheError::Unavailable(e.to_string()))
+                .map_err(|e| CacheError::Unavailable(e.into()))
         };
         let result = match tokio::time::timeout(self.timeout, attempt).await {
             Ok(r) => r,
@@ -175,7 +176,7 @@ impl RedisTier {
             .pool
             .get()
             .await
-            .map_err(|e| CacheError::Unavailable(e.to_string()))?;
+            .map_err(|e| CacheError::Unavailable(e.into()))?;
         let conn = deadpool_redis::Connection::take(pooled);
         if let Ok(mut shared) = self.shared.lock() {
             *shared = Some(conn.clone());
@@ -219,7 +220,7 @@ impl RedisTier {
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(&self.channel).arg(code);
         if let Err(e) = self.call::<i64>(cmd).await {
-            tracing::debug!(code, error = %e, "could not publish an invalidation");
+            tracing::debug!(code, error = %chain(&e), "could not publish an invalidation");
         }
     }
 
@@ -278,7 +279,9 @@ impl RedisTier {
             loop {
                 match tier.listen(&l1).await {
                     Ok(()) => backoff = Duration::from_millis(100),
-                    Err(e) => tracing::debug!(error = %e, "invalidation subscription failed"),
+                    Err(e) => {
+                        tracing::debug!(error = %chain(&e), "invalidation subscription failed")
+                    }
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));

@@ -77,3 +77,35 @@ impl ResponseError for ApiError {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody as _;
+    use actix_web::ResponseError as _;
+
+    use crate::error::ApiError;
+    use crate::store::StoreError;
+
+    #[test]
+    fn a_5xx_keeps_its_whole_cause_for_the_log_and_shows_the_client_only_its_code() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "disk is read-only");
+        let source = anyhow::Error::new(io).context("the database cannot be written now");
+        let error = ApiError::from(StoreError::unavailable("sqlite", source));
+        let logged = error.to_string();
+        for part in [
+            "shard_unavailable",
+            "storage part sqlite is unavailable",
+            "the database cannot be written now",
+            "disk is read-only",
+        ] {
+            assert!(logged.contains(part), "{part:?} missing from {logged:?}");
+        }
+        let body = error.error_response().into_body().try_into_bytes().unwrap();
+        let body = std::str::from_utf8(&body).unwrap();
+        assert!(body.contains("\"code\":\"shard_unavailable\""), "{body}");
+        assert!(
+            !body.contains("read-only") && !body.contains("cannot be written"),
+            "{body}"
+        );
+    }
+}

@@ -92,7 +92,7 @@ impl LeaseKeeper {
             Ok(taken) => Ok(Some(taken?)),
             Err(e) if e.is_unreachable() => {
                 tracing::warn!(
-                    error = %e,
+                    error = %crate::telemetry::chain(&e),
                     "the directory is unreachable: starting without a worker ID; shortens \
                      answer 503 until one is leased"
                 );
@@ -171,7 +171,10 @@ impl LeaseKeeper {
             slot.vacate();
             match tokio::time::timeout(within, self.acquire()).await {
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "no worker ID yet; shortens answer 503"),
+                Ok(Err(e)) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    "no worker ID yet; shortens answer 503"
+                ),
                 Err(_) => {
                     tracing::warn!("the directory did not answer in time; shortens answer 503")
                 }
@@ -201,7 +204,7 @@ impl LeaseKeeper {
             }
             Ok(Err(e)) => {
                 self.ids.stats().lease_errors.fetch_add(1, Relaxed);
-                tracing::warn!(worker_id = worker, error = %e, "lease renewal failed; retrying");
+                tracing::warn!(worker_id = worker, error = %crate::telemetry::chain(&e), "lease renewal failed; retrying");
             }
             Err(_) => {
                 self.ids.stats().lease_errors.fetch_add(1, Relaxed);
@@ -219,7 +222,7 @@ impl LeaseKeeper {
         match self.leases.release(worker, &self.holder, last).await {
             Ok(()) => tracing::info!(worker_id = worker, "worker ID lease released"),
             Err(e) => {
-                tracing::warn!(worker_id = worker, error = %e, "lease release failed; it runs out by itself")
+                tracing::warn!(worker_id = worker, error = %crate::telemetry::chain(&e), "lease release failed; it runs out by itself")
             }
         }
     }

@@ -46,11 +46,11 @@ impl StoreError {
         }
     }
 
-    /// [`StoreError::Unavailable`] on `part`, for `reason`.
-    pub fn unavailable(part: &str, reason: &str) -> Self {
+    /// [`StoreError::Unavailable`] on `part`, caused by `source`.
+    pub fn unavailable(part: &str, source: impl Into<anyhow::Error>) -> Self {
         Self::Unavailable {
             part: part.to_owned(),
-            source: anyhow::anyhow!(reason.to_owned()),
+            source: source.into(),
         }
     }
 }

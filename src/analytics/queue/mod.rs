@@ -83,8 +83,8 @@ impl Default for QueueSettings {
 /// Why the queue could not deliver or acknowledge.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    #[error("queue unavailable: {0}")]
-    Unavailable(String),
+    #[error("queue unavailable")]
+    Unavailable(#[source] anyhow::Error),
 }
 
 /// Clicks handed to the worker, with what it takes to count and acknowledge them.

@@ -13,6 +13,7 @@ use super::entry::{encode_entry, view_entry, LegacyClick};
 use super::{drain, ClickQueue, Delivery, Inlet, QueueError, QueueSettings, QueueStats};
 use crate::domain::click::{ClientNet, RawClick, UnitId};
 use crate::domain::Snowflake;
+use crate::telemetry::chain;
 
 /// The consumer group every worker joins.
 pub const GROUP: &str = "workers";
@@ -45,8 +46,8 @@ pub struct RedisStreamQueue {
 /// How often a stopping producer looks whether the queue has closed.
 const CLOSE_POLL: Duration = Duration::from_millis(10);
 
-fn unavailable(e: impl std::fmt::Display) -> QueueError {
-    QueueError::Unavailable(e.to_string())
+fn unavailable(e: impl Into<anyhow::Error>) -> QueueError {
+    QueueError::Unavailable(e.into())
 }
 
 /// An entry ready to append: its unit ID and payload, kept until Redis has it so that a
@@ -151,10 +152,10 @@ impl RedisStreamQueue {
                     conn = None;
                     let clicks: usize = pending.iter().map(|o| o.clicks).sum();
                     if stopping {
-                        tracing::error!(lost = clicks, error = %e, "Redis unavailable at shutdown; buffered clicks lost");
+                        tracing::error!(lost = clicks, error = %chain(&e), "Redis unavailable at shutdown; buffered clicks lost");
                         return;
                     }
-                    tracing::warn!(buffered = clicks, error = %e, "XADD failed; retrying");
+                    tracing::warn!(buffered = clicks, error = %chain(&e), "XADD failed; retrying");
                     backoff =
                         (backoff * 2).clamp(Duration::from_millis(50), Duration::from_secs(2));
                 }

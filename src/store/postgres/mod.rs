@@ -137,7 +137,7 @@ impl ShardedPostgres {
                 ),
                 Err(e) => tracing::warn!(
                     shard = shard.name(),
-                    error = %e,
+                    error = %crate::telemetry::chain(&e),
                     "shard unreachable at startup; its links fail until it answers"
                 ),
             }

@@ -108,7 +108,7 @@ impl Replica {
 
     fn failed(&self, e: &StoreError) {
         if self.up.swap(false, Ordering::AcqRel) {
-            tracing::warn!(replica = self.conn.name(), error = %e, "replica read failed; skipped until its probe answers");
+            tracing::warn!(replica = self.conn.name(), error = %crate::telemetry::chain(&e), "replica read failed; skipped until its probe answers");
         }
         self.up_gauge.set(0);
     }
@@ -296,7 +296,7 @@ impl Replicas {
             }
             Err(e) if e.is_unreachable() => {
                 if self.primary_up.swap(false, Ordering::AcqRel) {
-                    tracing::warn!(shard = %self.shard, error = %e, "primary unreachable: its redirects read its replicas");
+                    tracing::warn!(shard = %self.shard, error = %crate::telemetry::chain(&e), "primary unreachable: its redirects read its replicas");
                 }
                 let Some(replica) = self.pick(true) else {
                     return Err(e);

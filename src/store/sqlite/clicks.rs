@@ -72,8 +72,8 @@ fn err(e: impl Into<anyhow::Error>) -> StoreError {
     StoreError::internal(PART, e)
 }
 
-fn unavailable(msg: &str) -> StoreError {
-    StoreError::unavailable(PART, msg)
+fn unavailable(msg: &'static str) -> StoreError {
+    StoreError::unavailable(PART, anyhow::anyhow!(msg))
 }
 
 /// Click counts in `clicks.db`.

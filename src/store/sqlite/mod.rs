@@ -133,8 +133,8 @@ fn internal(e: impl Into<anyhow::Error>) -> StoreError {
     StoreError::internal(PART, e)
 }
 
-fn unavailable(msg: &str) -> StoreError {
-    StoreError::unavailable(PART, msg)
+fn unavailable(msg: &'static str) -> StoreError {
+    StoreError::unavailable(PART, anyhow::anyhow!(msg))
 }
 
 fn open_connection(
@@ -351,9 +351,12 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Write>) {
         Ok(tx) => tx,
         Err(e) => {
             tracing::error!(error = %e, writes = batch.len(), "sqlite batch could not begin");
-            let reason = format!("the database cannot be written now: {e}");
+            // Every caller gets the same cause (shared, as rusqlite's error is not Clone).
+            let cause = Arc::new(e);
             for write in batch.drain(..) {
-                write.fail(StoreError::unavailable(PART, &reason));
+                let source = anyhow::Error::new(Arc::clone(&cause))
+                    .context("the database cannot be written now");
+                write.fail(StoreError::unavailable(PART, source));
             }
             return;
         }
