@@ -293,18 +293,52 @@ pub async fn set_link_disabled(
     result
 }
 
-/// What `shortener keys …` does.
-#[derive(Debug, Clone)]
+/// What `shortener keys …` does (the command line parses into it).
+#[derive(Debug, Clone, clap::Subcommand)]
 pub enum KeysCommand {
-    /// A new key for a tenant (created when new; its quota set when given).
+    /// Create a key for a tenant (the tenant is created when new) and print it once.
     Create {
+        /// The tenant's name.
+        #[arg(long)]
         tenant: String,
+        /// Links each of the tenant's keys may create per minute (sets the tenant's
+        /// quota; default: limits.key_shorten_per_minute).
+        #[arg(long)]
         shorten_per_minute: Option<u32>,
     },
-    /// Every key: ID, tenant, created, revoked.
+    /// List every key (the secrets are not stored, so never shown).
     List,
-    /// Revoke one key.
-    Revoke { id: i64 },
+    /// Revoke a key by its ID.
+    Revoke {
+        /// The key's ID (the number in shk_{id}_…).
+        id: i64,
+    },
+}
+
+/// What `shortener links …` does (the command line parses into it).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum LinksCommand {
+    /// Take a link down: it answers 410 link_disabled on every instance until enabled.
+    Disable {
+        /// The link's code or alias.
+        code: String,
+    },
+    /// Put a link that was taken down back: it redirects again.
+    Enable {
+        /// The link's code or alias.
+        code: String,
+    },
+}
+
+/// Runs `shortener links disable|enable CODE` (see [`set_link_disabled`]).
+///
+/// # Errors
+/// As [`set_link_disabled`]'s.
+pub async fn links(settings: &Settings, command: LinksCommand) -> anyhow::Result<String> {
+    match command {
+        LinksCommand::Disable { code } => set_link_disabled(settings, &code, true).await,
+        LinksCommand::Enable { code } => set_link_disabled(settings, &code, false).await,
+    }
 }
 
 /// Manages API keys in the directory (the directory shard, or the embedded file). The

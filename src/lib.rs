@@ -32,7 +32,8 @@
 //!   the schema; [`store::postgres::links`], [`store::postgres::directory`],
 //!   [`store::postgres::clicks`], [`store::postgres::leases`] the queries). [`store::sqlite`] keeps them in two
 //!   files ([`store::sqlite::links`], [`store::sqlite::directory`],
-//!   [`store::sqlite::clicks`]).
+//!   [`store::sqlite::clicks`]). [`store::sql`] is the links' and the directory's SQL and
+//!   row mappings, written once for both backends.
 //! - [`cache`]: the read-through cache of the redirect path: L1 in process
 //!   ([`cache::local`]), L2 Redis ([`cache::redis`]) behind a circuit breaker
 //!   ([`cache::breaker`]).
@@ -80,8 +81,9 @@
 //!   [`startup::leases`] keeps this instance's worker ID leased.
 //!
 //! **9**
-//! - [`commands`]: `migrate`, `shards`, `worker`, `seed` and `keys`.
+//! - [`commands`]: `migrate`, `shards`, `worker`, `seed`, `links` and `keys`.
 #![forbid(unsafe_code)]
+#![warn(clippy::too_many_lines)]
 
 pub mod analytics;
 pub mod auth;

@@ -1,5 +1,7 @@
 //! The `shortener` binary: parse the command line, load settings, call the library.
 
+#![warn(clippy::too_many_lines)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -55,47 +57,12 @@ enum Command {
     /// Take links down and put them back (operators' takedowns).
     Links {
         #[command(subcommand)]
-        command: LinksCmd,
+        command: commands::LinksCommand,
     },
     /// Manage API keys (kept in the directory, hashed).
     Keys {
         #[command(subcommand)]
-        command: KeysCmd,
-    },
-}
-
-#[derive(Subcommand)]
-enum LinksCmd {
-    /// Take a link down: it answers 410 link_disabled on every instance until enabled.
-    Disable {
-        /// The link's code or alias.
-        code: String,
-    },
-    /// Put a link that was taken down back: it redirects again.
-    Enable {
-        /// The link's code or alias.
-        code: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum KeysCmd {
-    /// Create a key for a tenant (the tenant is created when new) and print it once.
-    Create {
-        /// The tenant's name.
-        #[arg(long)]
-        tenant: String,
-        /// Links each of the tenant's keys may create per minute (sets the tenant's
-        /// quota; default: limits.key_shorten_per_minute).
-        #[arg(long)]
-        shorten_per_minute: Option<u32>,
-    },
-    /// List every key (the secrets are not stored, so never shown).
-    List,
-    /// Revoke a key by its ID.
-    Revoke {
-        /// The key's ID (the number in shk_{id}_…).
-        id: i64,
+        command: commands::KeysCommand,
     },
 }
 
@@ -148,30 +115,8 @@ fn main() -> ExitCode {
                 commands::seed(&settings, count, &codes, &url_prefix).await?
             ),
             Command::CodeKey => unreachable!("answered before the configuration is read"),
-            Command::Links { command } => {
-                let (code, disabled) = match command {
-                    LinksCmd::Disable { code } => (code, true),
-                    LinksCmd::Enable { code } => (code, false),
-                };
-                print!(
-                    "{}",
-                    commands::set_link_disabled(&settings, &code, disabled).await?
-                );
-            }
-            Command::Keys { command } => {
-                let command = match command {
-                    KeysCmd::Create {
-                        tenant,
-                        shorten_per_minute,
-                    } => commands::KeysCommand::Create {
-                        tenant,
-                        shorten_per_minute,
-                    },
-                    KeysCmd::List => commands::KeysCommand::List,
-                    KeysCmd::Revoke { id } => commands::KeysCommand::Revoke { id },
-                };
-                print!("{}", commands::keys(&settings, command).await?);
-            }
+            Command::Links { command } => print!("{}", commands::links(&settings, command).await?),
+            Command::Keys { command } => print!("{}", commands::keys(&settings, command).await?),
         }
         anyhow::Ok(())
     });

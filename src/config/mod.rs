@@ -277,116 +277,139 @@ impl Settings {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_addresses()
+            .and_then(|()| self.validate_ids())
+            .and_then(|()| self.validate_cache_and_queue())
+            .and_then(|()| self.validate_links())
+            .and_then(|()| self.validate_geo())
+            .and_then(|()| self.validate_storage())
+            .map_err(invalid)
+    }
+
+    /// Listeners and the public URL.
+    fn validate_addresses(&self) -> Result<(), String> {
         // Port 0 picks a free port for each, so two of them never clash.
         if self.admin_listen == Some(self.listen) && self.listen.port() != 0 {
-            return Err(invalid("admin_listen must differ from listen"));
+            return Err("admin_listen must differ from listen".into());
         }
         let public = self.public_url();
         if !matches!(public.scheme(), "http" | "https") || public.host_str().is_none() {
-            return Err(invalid("public_url must be an http(s) URL with a host"));
+            return Err("public_url must be an http(s) URL with a host".into());
         }
+        Ok(())
+    }
+
+    /// `worker_id`, `[ids]` and `[codes]`.
+    fn validate_ids(&self) -> Result<(), String> {
         if let Some(worker) = self.worker_id.filter(|w| *w > MAX_WORKER_ID) {
-            return Err(invalid(format!(
+            return Err(format!(
                 "worker_id = {worker} is out of range 0..={MAX_WORKER_ID}"
-            )));
+            ));
         }
         if self.ids.lease_ttl_s < Duration::from_secs(1) {
-            return Err(invalid("ids.lease_ttl_s must be at least 1"));
+            return Err("ids.lease_ttl_s must be at least 1".into());
         }
         if self.mode() == Mode::Distributed && !self.ids.lease && self.worker_id.is_none() {
-            return Err(invalid(
-                "ids.lease = false needs a worker_id (or lease worker IDs: ids.lease = true)",
-            ));
-        }
-        if let Some(redis) = &self.redis {
-            let url = Url::parse(&redis.url)
-                .map_err(|e| invalid(format!("redis.url = {:?}: {e}", redis.url)))?;
-            if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
-                return Err(invalid("redis.url must start with redis://"));
-            }
-            if redis.timeout_ms.is_zero() || redis.pool_size == 0 {
-                return Err(invalid(
-                    "redis.timeout_ms and redis.pool_size must be above 0",
-                ));
-            }
-        }
-        if self.cache.l1 && (self.cache.l1_capacity == 0 || self.cache.l1_ttl_s.is_zero()) {
-            return Err(invalid(
-                "cache.l1_capacity and cache.l1_ttl_s must be above 0 (or set cache.l1 = false)",
-            ));
-        }
-        if self.queue.kind == QueueKind::Redis && self.redis.is_none() {
-            return Err(invalid("queue.kind = \"redis\" needs a [redis] section"));
-        }
-        if self.analytics.batch_size == 0 || self.queue.capacity == 0 {
-            return Err(invalid(
-                "analytics.batch_size and queue.capacity must be above 0",
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.analytics.raw_events) {
-            return Err(invalid(
-                "analytics.raw_events is the share of raw events kept, from 0 to 1",
-            ));
-        }
-        if self.queue.kind == QueueKind::Redis {
-            if self.queue.entry_clicks == 0 {
-                return Err(invalid("queue.entry_clicks must be above 0"));
-            }
-            // A live worker holds its entries for a window before acknowledging them;
-            // taking them over sooner would only make two workers do the same work.
-            if self.queue.claim_idle_ms <= 2 * self.analytics.flush_interval_ms {
-                return Err(invalid(format!(
-                    "queue.claim_idle_ms ({}) must be more than twice \
-                     analytics.flush_interval_ms ({})",
-                    humantime::format_duration(self.queue.claim_idle_ms),
-                    humantime::format_duration(self.analytics.flush_interval_ms)
-                )));
-            }
+            return Err(
+                "ids.lease = false needs a worker_id (or lease worker IDs: ids.lease = true)"
+                    .into(),
+            );
         }
         // Required in the distributed mode, but only by the commands that make or read
         // codes (`serve`, `seed`, `links`): `migrate` and `shards` run without it.
         if let Some(key) = &self.codes.key {
-            CodeKey::parse(key).map_err(|e| invalid(format!("codes.key: {e}")))?;
+            CodeKey::parse(key).map_err(|e| format!("codes.key: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// `[redis]`, `[cache]`, `[queue]`, `[analytics]` and `[limits]`.
+    fn validate_cache_and_queue(&self) -> Result<(), String> {
+        if let Some(redis) = &self.redis {
+            let url = Url::parse(&redis.url)
+                .map_err(|e| format!("redis.url = {:?}: {e}", redact_url(&redis.url)))?;
+            if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
+                return Err("redis.url must start with redis://".into());
+            }
+            if redis.timeout_ms.is_zero() || redis.pool_size == 0 {
+                return Err("redis.timeout_ms and redis.pool_size must be above 0".into());
+            }
+        }
+        if self.cache.l1 && (self.cache.l1_capacity == 0 || self.cache.l1_ttl_s.is_zero()) {
+            return Err(
+                "cache.l1_capacity and cache.l1_ttl_s must be above 0 (or set cache.l1 = false)"
+                    .into(),
+            );
+        }
+        if self.queue.kind == QueueKind::Redis && self.redis.is_none() {
+            return Err("queue.kind = \"redis\" needs a [redis] section".into());
+        }
+        if self.analytics.batch_size == 0 || self.queue.capacity == 0 {
+            return Err("analytics.batch_size and queue.capacity must be above 0".into());
+        }
+        if !(0.0..=1.0).contains(&self.analytics.raw_events) {
+            return Err("analytics.raw_events is the share of raw events kept, from 0 to 1".into());
+        }
+        if self.queue.kind == QueueKind::Redis {
+            if self.queue.entry_clicks == 0 {
+                return Err("queue.entry_clicks must be above 0".into());
+            }
+            // A live worker holds its entries for a window before acknowledging them;
+            // taking them over sooner would only make two workers do the same work.
+            if self.queue.claim_idle_ms <= 2 * self.analytics.flush_interval_ms {
+                return Err(format!(
+                    "queue.claim_idle_ms ({}) must be more than twice \
+                     analytics.flush_interval_ms ({})",
+                    humantime::format_duration(self.queue.claim_idle_ms),
+                    humantime::format_duration(self.analytics.flush_interval_ms)
+                ));
+            }
         }
         if !(1..=128).contains(&self.limits.ipv6_prefix) {
-            return Err(invalid("limits.ipv6_prefix must be from 1 to 128"));
+            return Err("limits.ipv6_prefix must be from 1 to 128".into());
         }
+        Ok(())
+    }
+
+    /// `[links]` and the body limit that must hold a link.
+    fn validate_links(&self) -> Result<(), String> {
         for (list, entries) in [
             ("links.own_hosts", &self.links.own_hosts),
             ("links.blocked_domains", &self.links.blocked_domains),
         ] {
             for entry in entries {
-                normalise_host(entry).map_err(|e| invalid(format!("{list}: {e}")))?;
+                normalise_host(entry).map_err(|e| format!("{list}: {e}"))?;
             }
         }
         if let Some(file) = &self.links.blocklist_file {
             if !file.is_file() {
-                return Err(invalid(format!(
+                return Err(format!(
                     "links.blocklist_file {} does not exist",
                     file.display()
-                )));
+                ));
             }
         }
         if let Some(url) = &self.links.not_found_url {
             if !matches!(url.scheme(), "http" | "https") {
-                return Err(invalid("links.not_found_url must be an http(s) URL"));
+                return Err("links.not_found_url must be an http(s) URL".into());
             }
         }
-        self.validate_geo().map_err(invalid)?;
-        if self.sqlite.readers == 0 {
-            return Err(invalid("sqlite.readers must be at least 1"));
-        }
-        validate_shards(&self.shards, self.directory.as_deref()).map_err(invalid)?;
-        self.database.validate().map_err(invalid)?;
         if self.links.max_url_length < 16 {
-            return Err(invalid("links.max_url_length must be at least 16"));
+            return Err("links.max_url_length must be at least 16".into());
         }
         if self.http.max_body_bytes < self.links.max_url_length {
-            return Err(invalid(
-                "http.max_body_bytes must be at least links.max_url_length",
-            ));
+            return Err("http.max_body_bytes must be at least links.max_url_length".into());
         }
         Ok(())
+    }
+
+    /// `[sqlite]`, `[[shards]]` and `[database]`.
+    fn validate_storage(&self) -> Result<(), String> {
+        if self.sqlite.readers == 0 {
+            return Err("sqlite.readers must be at least 1".into());
+        }
+        validate_shards(&self.shards, self.directory.as_deref())?;
+        self.database.validate()
     }
 
     /// `[geo]`: header names that are header names, and a database that opens (a

@@ -24,79 +24,152 @@ use crate::store::{LinkStore, PoolKind};
 
 pub use crate::telemetry::LATENCY_BUCKETS;
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c =
-        IntCounter::with_opts(Opts::new(name, help).namespace("shortener")).expect("valid metric");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("registered once");
-    c
+/// A metric type the declaration below can make: a name (namespace `shortener_`), a help
+/// text and, for the `…Vec` kinds, label names.
+trait Declare: prometheus::core::Collector + Clone + Sized + 'static {
+    fn declare(name: &str, help: String, labels: &[&str]) -> prometheus::Result<Self>;
 }
 
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help).namespace("shortener"), labels)
-        .expect("valid metric");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("registered once");
-    c
+fn opts(name: &str, help: String) -> Opts {
+    Opts::new(name, help).namespace("shortener")
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g =
-        IntGauge::with_opts(Opts::new(name, help).namespace("shortener")).expect("valid metric");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("registered once");
-    g
+impl Declare for IntCounter {
+    fn declare(name: &str, help: String, _: &[&str]) -> prometheus::Result<Self> {
+        IntCounter::with_opts(opts(name, help))
+    }
 }
 
-fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help).namespace("shortener"), labels)
-        .expect("valid metric");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("registered once");
-    g
+impl Declare for IntCounterVec {
+    fn declare(name: &str, help: String, labels: &[&str]) -> prometheus::Result<Self> {
+        IntCounterVec::new(opts(name, help), labels)
+    }
 }
 
-/// Every metric the service exports.
-pub struct Metrics {
-    registry: Registry,
+impl Declare for IntGauge {
+    fn declare(name: &str, help: String, _: &[&str]) -> prometheus::Result<Self> {
+        IntGauge::with_opts(opts(name, help))
+    }
+}
+
+impl Declare for IntGaugeVec {
+    fn declare(name: &str, help: String, labels: &[&str]) -> prometheus::Result<Self> {
+        IntGaugeVec::new(opts(name, help), labels)
+    }
+}
+
+/// Every histogram has the latency buckets the dashboards and objectives assume.
+impl Declare for HistogramVec {
+    fn declare(name: &str, help: String, labels: &[&str]) -> prometheus::Result<Self> {
+        let opts = HistogramOpts::new(name, help)
+            .namespace("shortener")
+            .buckets(LATENCY_BUCKETS.to_vec());
+        HistogramVec::new(opts, labels)
+    }
+}
+
+/// Makes a declared metric, its help text the field's doc comment, and registers it.
+fn register<M: Declare>(registry: &Registry, name: &str, doc: &[&str], labels: &[&str]) -> M {
+    let help = doc
+        .iter()
+        .map(|line| line.trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let metric = M::declare(name, help, labels).expect("a valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each name is declared once");
+    metric
+}
+
+/// Declares [`Metrics`]: each field's doc comment is its help text, then its type, its
+/// name and its labels. Nothing is registered by hand.
+macro_rules! declare_metrics {
+    ($( $(#[doc = $doc:literal])+ $vis:vis $field:ident: $ty:ty = $name:literal $([$($label:literal),+])?; )*) => {
+        /// Every metric the service exports.
+        pub struct Metrics {
+            registry: Registry,
+            sources: Mutex<Sources>,
+            $( $(#[doc = $doc])+ $vis $field: $ty, )*
+        }
+
+        impl Metrics {
+            /// Every declared metric, registered in `registry`.
+            fn declared(registry: Registry) -> Self {
+                Self {
+                    $( $field: register(&registry, $name, &[$($doc),+], &[$($($label),+)?]), )*
+                    registry,
+                    sources: Mutex::new(Sources::default()),
+                }
+            }
+        }
+    };
+}
+
+declare_metrics! {
     /// HTTP requests by route template, method and status.
-    pub http_requests: IntCounterVec,
+    pub http_requests: IntCounterVec = "http_requests_total" ["route", "method", "status"];
     /// HTTP request latency by route template.
-    pub http_duration: HistogramVec,
-    cache_requests: IntCounterVec,
-    cache_loads: IntCounter,
-    breaker_state: IntGauge,
-    ids_issued: IntCounter,
-    id_duplicates: IntCounter,
-    id_clock_waits: IntCounter,
-    id_clock_failures: IntCounter,
-    id_sequence_exhausted: IntCounter,
-    worker_id: IntGauge,
-    lease_renewals: IntCounterVec,
-    pool_connections: IntGaugeVec,
-    click_pool_connections: IntGaugeVec,
-    replica_pool_connections: IntGaugeVec,
-    clicks_enqueued: IntCounter,
-    clicks_dropped: IntCounter,
-    click_queue_depth: IntGauge,
-    click_batches: IntCounter,
-    clicks_counted: IntCounter,
-    clicks_duplicate: IntCounter,
-    click_batch_failures: IntCounter,
-    click_worker_lag_ms: IntGauge,
-    clicks_reclaimed: IntCounter,
-    click_rows: IntCounter,
-    click_events: IntCounter,
-    click_entries: IntCounter,
-    rate_limited: IntCounterVec,
-    /// Redirect requests for codes that lead nowhere, by kind.
-    pub orphan_visits: IntCounterVec,
-    geo_reloads: IntCounterVec,
-    sources: Mutex<Sources>,
+    pub http_duration: HistogramVec = "http_request_duration_seconds" ["route"];
+    /// Redirect cache lookups by tier (l1, l2) and result (hit, miss, error, skipped).
+    cache_requests: IntCounterVec = "cache_requests_total" ["tier", "result"];
+    /// Redirect lookups that reached the store.
+    cache_loads: IntCounter = "cache_loads_total";
+    /// Redis circuit breaker: 0 closed, 1 open, 2 half-open.
+    breaker_state: IntGauge = "redis_breaker_state";
+    /// Snowflake IDs issued.
+    ids_issued: IntCounter = "ids_issued_total";
+    /// IDs another instance had used already: two instances share a worker ID.
+    id_duplicates: IntCounter = "id_duplicates_total";
+    /// Times ID issuing waited out a small backward clock step.
+    id_clock_waits: IntCounter = "id_clock_waits_total";
+    /// Requests failed because the clock stepped back too far.
+    id_clock_failures: IntCounter = "id_clock_failures_total";
+    /// Times the 4,096 IDs of a millisecond ran out.
+    id_sequence_exhausted: IntCounter = "id_sequence_exhausted_total";
+    /// The Snowflake worker ID this instance mints with now; -1 while it holds none.
+    worker_id: IntGauge = "worker_id";
+    /// Worker ID lease renewals by result: ok, error (directory unreachable or slow),
+    /// lost (ran out before renewal).
+    lease_renewals: IntCounterVec = "worker_lease_renewals_total" ["result"];
+    /// Connections per shard pool by state (size, available, waiting).
+    pool_connections: IntGaugeVec = "shard_pool_connections" ["shard", "state"];
+    /// Connections per shard's click pool by state (size, available, waiting).
+    click_pool_connections: IntGaugeVec = "click_shard_pool_connections" ["shard", "state"];
+    /// Connections per replica pool by state (size, available, waiting).
+    replica_pool_connections: IntGaugeVec = "replica_pool_connections" ["shard", "replica", "state"];
+    /// Clicks accepted by the click queue.
+    clicks_enqueued: IntCounter = "clicks_enqueued_total";
+    /// Clicks dropped because the queue was full (or the ID clock was being waited out).
+    clicks_dropped: IntCounter = "clicks_dropped_total";
+    /// Clicks buffered in this process.
+    click_queue_depth: IntGauge = "click_queue_depth";
+    /// Click flushes committed by this process's worker.
+    click_batches: IntCounter = "click_worker_batches_total";
+    /// Clicks counted by this process's worker.
+    clicks_counted: IntCounter = "clicks_counted_total";
+    /// Clicks delivered again after they were counted, not counted twice.
+    clicks_duplicate: IntCounter = "clicks_duplicate_total";
+    /// Click batches that failed and were retried or left for redelivery.
+    click_batch_failures: IntCounter = "click_worker_failures_total";
+    /// Age of the newest click of the last committed batch.
+    click_worker_lag_ms: IntGauge = "click_worker_lag_milliseconds";
+    /// Click stream entries taken over from a stopped worker (Redis Streams).
+    clicks_reclaimed: IntCounter = "clicks_reclaimed_total";
+    /// Rows of per-link, per-day click counts written by this process's worker.
+    click_rows: IntCounter = "click_rollup_rows_total";
+    /// Raw click events kept (sampled by analytics.raw_events).
+    click_events: IntCounter = "click_events_kept_total";
+    /// Click stream entries appended by this process (Redis Streams; many clicks each).
+    click_entries: IntCounter = "click_stream_entries_total";
+    /// Requests refused with 429, by class (shorten, redirect).
+    rate_limited: IntCounterVec = "rate_limited_total" ["class"];
+    /// Redirect requests for codes that lead nowhere, by kind (unknown, deleted,
+    /// expired, disabled).
+    pub orphan_visits: IntCounterVec = "orphan_visits_total" ["kind"];
+    /// Reloads of the location database after its file changed, by result (ok,
+    /// failed: the previous data stayed).
+    geo_reloads: IntCounterVec = "geo_reloads_total" ["result"];
 }
 
 /// What the scrape copies from.
@@ -132,174 +205,7 @@ impl Metrics {
                 prometheus::process_collector::ProcessCollector::for_self(),
             ));
         }
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by route template.",
-            )
-            .namespace("shortener")
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["route"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(http_duration.clone()))
-            .expect("registered once");
-        let r = &registry;
-        let metrics = Self {
-            http_requests: counter_vec(
-                r,
-                "http_requests_total",
-                "HTTP requests by route template, method and status.",
-                &["route", "method", "status"],
-            ),
-            http_duration,
-            cache_requests: counter_vec(
-                r,
-                "cache_requests_total",
-                "Redirect cache lookups by tier (l1, l2) and result (hit, miss, error, skipped).",
-                &["tier", "result"],
-            ),
-            cache_loads: counter(
-                r,
-                "cache_loads_total",
-                "Redirect lookups that reached the store.",
-            ),
-            breaker_state: gauge(
-                r,
-                "redis_breaker_state",
-                "Redis circuit breaker: 0 closed, 1 open, 2 half-open.",
-            ),
-            ids_issued: counter(r, "ids_issued_total", "Snowflake IDs issued."),
-            worker_id: gauge(
-                r,
-                "worker_id",
-                "The Snowflake worker ID this instance mints with now; -1 while it holds none.",
-            ),
-            lease_renewals: counter_vec(
-                r,
-                "worker_lease_renewals_total",
-                "Worker ID lease renewals by result: ok, error (directory unreachable or slow), \
-                 lost (ran out before renewal).",
-                &["result"],
-            ),
-            id_duplicates: counter(
-                r,
-                "id_duplicates_total",
-                "IDs another instance had used already: two instances share a worker ID.",
-            ),
-            id_clock_waits: counter(
-                r,
-                "id_clock_waits_total",
-                "Times ID issuing waited out a small backward clock step.",
-            ),
-            id_clock_failures: counter(
-                r,
-                "id_clock_failures_total",
-                "Requests failed because the clock stepped back too far.",
-            ),
-            id_sequence_exhausted: counter(
-                r,
-                "id_sequence_exhausted_total",
-                "Times the 4,096 IDs of a millisecond ran out.",
-            ),
-            pool_connections: gauge_vec(
-                r,
-                "shard_pool_connections",
-                "Connections per shard pool by state (size, available, waiting).",
-                &["shard", "state"],
-            ),
-            click_pool_connections: gauge_vec(
-                r,
-                "click_shard_pool_connections",
-                "Connections per shard's click pool by state (size, available, waiting).",
-                &["shard", "state"],
-            ),
-            replica_pool_connections: gauge_vec(
-                r,
-                "replica_pool_connections",
-                "Connections per replica pool by state (size, available, waiting).",
-                &["shard", "replica", "state"],
-            ),
-            clicks_enqueued: counter(
-                r,
-                "clicks_enqueued_total",
-                "Clicks accepted by the click queue.",
-            ),
-            clicks_dropped: counter(
-                r,
-                "clicks_dropped_total",
-                "Clicks dropped because the queue was full (or the ID clock was being waited out).",
-            ),
-            click_queue_depth: gauge(r, "click_queue_depth", "Clicks buffered in this process."),
-            click_batches: counter(
-                r,
-                "click_worker_batches_total",
-                "Click flushes committed by this process's worker.",
-            ),
-            clicks_counted: counter(
-                r,
-                "clicks_counted_total",
-                "Clicks counted by this process's worker.",
-            ),
-            clicks_duplicate: counter(
-                r,
-                "clicks_duplicate_total",
-                "Clicks delivered again after they were counted, not counted twice.",
-            ),
-            click_batch_failures: counter(
-                r,
-                "click_worker_failures_total",
-                "Click batches that failed and were retried or left for redelivery.",
-            ),
-            click_worker_lag_ms: gauge(
-                r,
-                "click_worker_lag_milliseconds",
-                "Age of the newest click of the last committed batch.",
-            ),
-            clicks_reclaimed: counter(
-                r,
-                "clicks_reclaimed_total",
-                "Click stream entries taken over from a stopped worker (Redis Streams).",
-            ),
-            click_rows: counter(
-                r,
-                "click_rollup_rows_total",
-                "Rows of per-link, per-day click counts written by this process's worker.",
-            ),
-            click_events: counter(
-                r,
-                "click_events_kept_total",
-                "Raw click events kept (sampled by analytics.raw_events).",
-            ),
-            click_entries: counter(
-                r,
-                "click_stream_entries_total",
-                "Click stream entries appended by this process (Redis Streams; many clicks each).",
-            ),
-            rate_limited: counter_vec(
-                r,
-                "rate_limited_total",
-                "Requests refused with 429, by class (shorten, redirect).",
-                &["class"],
-            ),
-            orphan_visits: counter_vec(
-                r,
-                "orphan_visits_total",
-                "Redirect requests for codes that lead nowhere, by kind (unknown, deleted, \
-                 expired, disabled).",
-                &["kind"],
-            ),
-            geo_reloads: counter_vec(
-                r,
-                "geo_reloads_total",
-                "Reloads of the location database after its file changed, by result (ok, \
-                 failed: the previous data stayed).",
-                &["result"],
-            ),
-            registry,
-            sources: Mutex::new(Sources::default()),
-        };
+        let metrics = Self::declared(registry);
         metrics.precreate();
         metrics
     }
@@ -370,88 +276,100 @@ impl Metrics {
     /// The text exposition of every metric, after copying the parts' counters.
     pub fn render(&self) -> String {
         if let Ok(s) = self.sources.lock() {
-            if let Some(c) = &s.cache {
-                let tier = |t: &str, r: &str| self.cache_requests.with_label_values(&[t, r]);
-                sync(&tier("l1", "hit"), &c.l1_hits);
-                sync(&tier("l1", "miss"), &c.l1_misses);
-                sync(&tier("l2", "hit"), &c.l2_hits);
-                sync(&tier("l2", "miss"), &c.l2_misses);
-                sync(&tier("l2", "error"), &c.l2_errors);
-                sync(&tier("l2", "skipped"), &c.l2_skipped);
-                sync(&self.cache_loads, &c.loads);
-            }
-            if let Some(b) = &s.breaker {
-                self.breaker_state.set(b.breaker_state() as i64);
-            }
-            if let Some(ids) = &s.ids {
-                let st: &IdStats = ids.stats();
-                sync(&self.ids_issued, &st.issued);
-                sync(&self.id_duplicates, &st.duplicates);
-                sync(&self.id_clock_waits, &st.clock_waits);
-                sync(&self.id_clock_failures, &st.clock_failures);
-                sync(&self.id_sequence_exhausted, &st.sequence_exhausted);
-                let lease = |r: &str| self.lease_renewals.with_label_values(&[r]);
-                sync(&lease("ok"), &st.lease_renewals);
-                sync(&lease("error"), &st.lease_errors);
-                sync(&lease("lost"), &st.leases_lost);
-                self.worker_id.set(ids.worker().map_or(-1, i64::from));
-            }
-            let links = s.store.iter().flat_map(|st| st.pool_status());
-            let clicks = s.clicks.iter().flat_map(|st| st.pool_status());
-            {
-                for p in links.chain(clicks) {
-                    let (shard, replica) = p.name.split_once('/').unwrap_or((&p.name, ""));
-                    let g = |state: &str| match p.pool {
-                        PoolKind::Links => self.pool_connections.with_label_values(&[shard, state]),
-                        PoolKind::Clicks => self
-                            .click_pool_connections
-                            .with_label_values(&[shard, state]),
-                        PoolKind::Replica => self
-                            .replica_pool_connections
-                            .with_label_values(&[shard, replica, state]),
-                    };
-                    g("size").set(p.size as i64);
-                    g("available").set(p.available as i64);
-                    g("waiting").set(p.waiting as i64);
-                }
-            }
-            if let Some(q) = &s.queue {
-                let st = q.stats();
-                sync(&self.clicks_enqueued, &st.enqueued);
-                sync(&self.clicks_dropped, &st.dropped);
-                sync(&self.clicks_reclaimed, &st.reclaimed);
-                sync(&self.click_entries, &st.entries);
-                self.click_queue_depth.set(q.depth() as i64);
-            }
-            if let Some(l) = &s.limits {
-                sync(
-                    &self.rate_limited.with_label_values(&["shorten"]),
-                    &l.shorten,
-                );
-                sync(
-                    &self.rate_limited.with_label_values(&["redirect"]),
-                    &l.redirect,
-                );
-            }
-            if let Some(w) = &s.worker {
-                sync(&self.click_batches, &w.batches);
-                sync(&self.clicks_counted, &w.counted);
-                sync(&self.clicks_duplicate, &w.duplicates);
-                sync(&self.click_batch_failures, &w.failures);
-                sync(&self.click_rows, &w.rows);
-                sync(&self.click_events, &w.events);
-                self.click_worker_lag_ms
-                    .set(w.lag_ms.load(Ordering::Relaxed) as i64);
-                if w.geo.load(Ordering::Relaxed) {
-                    let reloads = |r: &str| self.geo_reloads.with_label_values(&[r]);
-                    sync(&reloads("ok"), &w.geo_reloads);
-                    sync(&reloads("failed"), &w.geo_reload_failures);
-                }
-            }
+            self.copy_cache_and_ids(&s);
+            self.copy_pools(&s);
+            self.copy_clicks_and_limits(&s);
         }
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    fn copy_cache_and_ids(&self, s: &Sources) {
+        if let Some(c) = &s.cache {
+            let tier = |t: &str, r: &str| self.cache_requests.with_label_values(&[t, r]);
+            sync(&tier("l1", "hit"), &c.l1_hits);
+            sync(&tier("l1", "miss"), &c.l1_misses);
+            sync(&tier("l2", "hit"), &c.l2_hits);
+            sync(&tier("l2", "miss"), &c.l2_misses);
+            sync(&tier("l2", "error"), &c.l2_errors);
+            sync(&tier("l2", "skipped"), &c.l2_skipped);
+            sync(&self.cache_loads, &c.loads);
+        }
+        if let Some(b) = &s.breaker {
+            self.breaker_state.set(b.breaker_state() as i64);
+        }
+        if let Some(ids) = &s.ids {
+            let st: &IdStats = ids.stats();
+            sync(&self.ids_issued, &st.issued);
+            sync(&self.id_duplicates, &st.duplicates);
+            sync(&self.id_clock_waits, &st.clock_waits);
+            sync(&self.id_clock_failures, &st.clock_failures);
+            sync(&self.id_sequence_exhausted, &st.sequence_exhausted);
+            let lease = |r: &str| self.lease_renewals.with_label_values(&[r]);
+            sync(&lease("ok"), &st.lease_renewals);
+            sync(&lease("error"), &st.lease_errors);
+            sync(&lease("lost"), &st.leases_lost);
+            self.worker_id.set(ids.worker().map_or(-1, i64::from));
+        }
+    }
+
+    fn copy_pools(&self, s: &Sources) {
+        let links = s.store.iter().flat_map(|st| st.pool_status());
+        let clicks = s.clicks.iter().flat_map(|st| st.pool_status());
+        {
+            for p in links.chain(clicks) {
+                let (shard, replica) = p.name.split_once('/').unwrap_or((&p.name, ""));
+                let g = |state: &str| match p.pool {
+                    PoolKind::Links => self.pool_connections.with_label_values(&[shard, state]),
+                    PoolKind::Clicks => self
+                        .click_pool_connections
+                        .with_label_values(&[shard, state]),
+                    PoolKind::Replica => self
+                        .replica_pool_connections
+                        .with_label_values(&[shard, replica, state]),
+                };
+                g("size").set(p.size as i64);
+                g("available").set(p.available as i64);
+                g("waiting").set(p.waiting as i64);
+            }
+        }
+    }
+
+    fn copy_clicks_and_limits(&self, s: &Sources) {
+        if let Some(q) = &s.queue {
+            let st = q.stats();
+            sync(&self.clicks_enqueued, &st.enqueued);
+            sync(&self.clicks_dropped, &st.dropped);
+            sync(&self.clicks_reclaimed, &st.reclaimed);
+            sync(&self.click_entries, &st.entries);
+            self.click_queue_depth.set(q.depth() as i64);
+        }
+        if let Some(l) = &s.limits {
+            sync(
+                &self.rate_limited.with_label_values(&["shorten"]),
+                &l.shorten,
+            );
+            sync(
+                &self.rate_limited.with_label_values(&["redirect"]),
+                &l.redirect,
+            );
+        }
+        if let Some(w) = &s.worker {
+            sync(&self.click_batches, &w.batches);
+            sync(&self.clicks_counted, &w.counted);
+            sync(&self.clicks_duplicate, &w.duplicates);
+            sync(&self.click_batch_failures, &w.failures);
+            sync(&self.click_rows, &w.rows);
+            sync(&self.click_events, &w.events);
+            self.click_worker_lag_ms
+                .set(w.lag_ms.load(Ordering::Relaxed) as i64);
+            if w.geo.load(Ordering::Relaxed) {
+                let reloads = |r: &str| self.geo_reloads.with_label_values(&[r]);
+                sync(&reloads("ok"), &w.geo_reloads);
+                sync(&reloads("failed"), &w.geo_reload_failures);
+            }
+        }
     }
 }
 

@@ -48,7 +48,7 @@ pub struct Application {
     port: u16,
     server: Server,
     /// The admin listener's port and server, when `admin_listen` is set.
-    admin: Option<(u16, Server)>,
+    admin: Option<Listener>,
     state: web::Data<AppState>,
     stores: Stores,
     shutdown: Shutdown,
@@ -94,32 +94,9 @@ impl Application {
         if !policy.blocked.is_empty() {
             tracing::info!(domains = policy.blocked.len(), "domain blocklist loaded");
         }
-        let analytics = if settings.analytics.enabled {
-            let redis = settings.redis.as_ref().map(|r| StreamAt {
-                url: &r.url,
-                key_prefix: &r.key_prefix,
-            });
-            Some(Analytics::start(
-                &settings.queue,
-                redis,
-                &settings.analytics,
-                &settings.geo,
-                stores.clicks.clone(),
-                &shutdown,
-            )?)
-        } else {
-            None
-        };
+        let analytics = start_analytics(&settings, &stores, &shutdown)?;
         let metrics = web::Data::new(Metrics::new());
-        let limits = settings
-            .limits
-            .enabled
-            .then(|| Arc::new(Limits::new(&settings.limits)));
-        if let Some(l) = &limits {
-            metrics.observe_limits(l.stats());
-            let every = settings.limits.evict_every_s.max(Duration::from_secs(1));
-            background.push(l.spawn_eviction(every, &shutdown));
-        }
+        let limits = start_limits(&settings, &metrics, &shutdown, &mut background);
         let auth = crate::auth::Authenticator::new(
             stores.directory.clone(),
             settings.allow_anonymous(),
@@ -156,52 +133,7 @@ impl Application {
             not_found_url: settings.links.not_found_url.clone(),
         });
 
-        let listener = TcpListener::bind(settings.listen)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
-        let port = listener.local_addr()?.port();
-        let json = http::json_config(settings.http.max_body_bytes);
-        let app_state = state.clone();
-        let log_requests = LogRequests(settings.log.requests);
-        let admin = match &settings.admin_listen {
-            Some(address) => {
-                let listener = TcpListener::bind(address)
-                    .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
-                let admin_port = listener.local_addr()?.port();
-                let (app_state, metrics) = (state.clone(), metrics.clone());
-                let server = http::wire::serve(listener, 1, Duration::from_secs(1), move || {
-                    App::new()
-                        .wrap(from_fn(observe))
-                        .app_data(app_state.clone())
-                        .app_data(metrics.clone())
-                        .app_data(log_requests)
-                        .configure(http::admin_routes)
-                })?;
-                tracing::info!(listen = %address, port = admin_port, "admin listener: /metrics, /readyz, /healthz");
-                Some((admin_port, server))
-            }
-            None => None,
-        };
-        let routes = if admin.is_some() {
-            http::public_routes
-        } else {
-            http::routes
-        };
-        // The server does not watch signals itself: the one shutdown token does.
-        let server = http::wire::serve(
-            listener,
-            settings.http.workers,
-            settings.http.shutdown_timeout_s,
-            move || {
-                App::new()
-                    .wrap(from_fn(observe))
-                    .app_data(app_state.clone())
-                    .app_data(metrics.clone())
-                    .app_data(log_requests)
-                    .app_data(json.clone())
-                    .configure(routes)
-            },
-        )?;
-        tracing::info!(listen = %settings.listen, port, "listening");
+        let (port, server, admin) = serve_http(&settings, &state, &metrics)?;
         let lease = keeper.map(leases::LeaseKeeper::spawn);
         Ok(Self {
             lease,
@@ -441,6 +373,106 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
             }
         }
     })
+}
+
+/// The click queue and, unless a separate worker counts, the worker (`analytics.enabled`).
+fn start_analytics(
+    settings: &Settings,
+    stores: &Stores,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<Analytics>> {
+    if !settings.analytics.enabled {
+        return Ok(None);
+    }
+    let redis = settings.redis.as_ref().map(|r| StreamAt {
+        url: &r.url,
+        key_prefix: &r.key_prefix,
+    });
+    Ok(Some(Analytics::start(
+        &settings.queue,
+        redis,
+        &settings.analytics,
+        &settings.geo,
+        stores.clicks.clone(),
+        shutdown,
+    )?))
+}
+
+/// The rate limiters (`limits.enabled`), observed by the metrics and evicted now and then.
+fn start_limits(
+    settings: &Settings,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+    background: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Option<Arc<Limits>> {
+    if !settings.limits.enabled {
+        return None;
+    }
+    let limits = Arc::new(Limits::new(&settings.limits));
+    metrics.observe_limits(limits.stats());
+    let every = settings.limits.evict_every_s.max(Duration::from_secs(1));
+    background.push(limits.spawn_eviction(every, shutdown));
+    Some(limits)
+}
+
+/// A bound port and the server on it.
+type Listener = (u16, Server);
+
+/// The public listener and, with `admin_listen`, the admin one: the same app (state,
+/// metrics, request log, JSON limits) with their own routes. Neither server watches
+/// signals itself: the one shutdown token stops them.
+fn serve_http(
+    settings: &Settings,
+    state: &web::Data<AppState>,
+    metrics: &web::Data<Metrics>,
+) -> anyhow::Result<(u16, Server, Option<Listener>)> {
+    let app = {
+        let (state, metrics) = (state.clone(), metrics.clone());
+        let json = http::json_config(settings.http.max_body_bytes);
+        let log_requests = LogRequests(settings.log.requests);
+        move |routes: fn(&mut web::ServiceConfig)| {
+            let (state, metrics, json) = (state.clone(), metrics.clone(), json.clone());
+            move || {
+                App::new()
+                    .wrap(from_fn(observe))
+                    .app_data(state.clone())
+                    .app_data(metrics.clone())
+                    .app_data(log_requests)
+                    .app_data(json.clone())
+                    .configure(routes)
+            }
+        }
+    };
+    let bind = |address: std::net::SocketAddr| {
+        let listener = TcpListener::bind(address)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+        let port = listener.local_addr()?.port();
+        anyhow::Ok((listener, port))
+    };
+    let admin = match settings.admin_listen {
+        Some(address) => {
+            let (listener, port) = bind(address)?;
+            let server =
+                http::wire::serve(listener, 1, Duration::from_secs(1), app(http::admin_routes))?;
+            tracing::info!(listen = %address, port, "admin listener: /metrics, /readyz, /healthz");
+            Some((port, server))
+        }
+        None => None,
+    };
+    let routes = if admin.is_some() {
+        http::public_routes
+    } else {
+        http::routes
+    };
+    let (listener, port) = bind(settings.listen)?;
+    let server = http::wire::serve(
+        listener,
+        settings.http.workers,
+        settings.http.shutdown_timeout_s,
+        app(routes),
+    )?;
+    tracing::info!(listen = %settings.listen, port, "listening");
+    Ok((port, server, admin))
 }
 
 /// The client resolver of `limits` and `geo`: trusted proxies, their forwarding header

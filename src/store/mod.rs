@@ -20,9 +20,20 @@ pub mod leases;
 pub mod links;
 pub mod postgres;
 pub mod shard_map;
+pub mod sql;
 pub mod sqlite;
 
 pub use directory::{Directory, KeyRecord};
 pub use error::{PartHealth, PoolKind, PoolStatus, ReplicaHealth, StoreError};
 pub use leases::{Lease, Refusal, WorkerLeases};
 pub use links::{merge_newest, LinkStore};
+
+/// The newest schema version among a backend's embedded migrations (0 for none).
+pub(crate) fn newest_migration(runner: &refinery::Runner) -> i64 {
+    runner
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}

@@ -149,6 +149,63 @@ fn event_rows(clicks: &[&ClickRecord]) -> String {
     buf
 }
 
+/// Adds the batch's visitor hashes; each day's count of distinct visitors, as the
+/// database has it after the insert, goes into its rollup row.
+async fn add_visitors(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rollup: &mut Rollup,
+) -> Result<(), tokio_postgres::Error> {
+    if rollup.visitors.is_empty() {
+        return Ok(());
+    }
+    let (l, d, v): (Vec<i64>, Vec<NaiveDate>, Vec<i64>) = rollup
+        .visitors
+        .iter()
+        .map(|(link, day, v)| (link.as_i64(), *day, *v as i64))
+        .collect();
+    let add = tx.prepare_cached(ADD_VISITORS).await?;
+    for row in tx.query(&add, &[&l, &d, &v]).await? {
+        let key = (Snowflake::from_i64(row.get(0)), row.get::<_, NaiveDate>(1));
+        if let (Some(link), day) = key {
+            if let Some(counts) = rollup.rows.get_mut(&(link, day)) {
+                counts.visitors = row.get(2);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds the rollup's per-link, per-day counts in one statement; the rows written.
+async fn add_days(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rollup: &Rollup,
+) -> Result<u64, tokio_postgres::Error> {
+    if rollup.is_empty() {
+        return Ok(0);
+    }
+    let n = rollup.len();
+    let (mut l, mut d, mut t, mut b, mut v, mut j) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for ((link, day), counts) in &rollup.rows {
+        l.push(link.as_i64());
+        d.push(*day);
+        t.push(counts.total);
+        b.push(counts.bots);
+        v.push(counts.visitors);
+        j.push(format!("[{}]", counts.dims.to_json()));
+    }
+    let keep = MAX_DIM_VALUES as i32;
+    let add = tx.prepare_cached(ADD_DAYS).await?;
+    tx.execute(&add, &[&l, &d, &t, &b, &v, &j, &keep, &COMPACT_AT])
+        .await
+}
+
 async fn record_on(
     shard: &Shard,
     units: Vec<ClickUnit>,
@@ -182,46 +239,8 @@ async fn record_on(
                 }
             }
             let mut rollup = Rollup::of(fresh.iter().copied());
-            if !rollup.visitors.is_empty() {
-                let (l, d, v): (Vec<i64>, Vec<NaiveDate>, Vec<i64>) = rollup
-                    .visitors
-                    .iter()
-                    .map(|(link, day, v)| (link.as_i64(), *day, *v as i64))
-                    .collect();
-                let add = tx.prepare_cached(ADD_VISITORS).await?;
-                for row in tx.query(&add, &[&l, &d, &v]).await? {
-                    let key = (Snowflake::from_i64(row.get(0)), row.get::<_, NaiveDate>(1));
-                    if let (Some(link), day) = key {
-                        if let Some(counts) = rollup.rows.get_mut(&(link, day)) {
-                            counts.visitors = row.get(2);
-                        }
-                    }
-                }
-            }
-            if !rollup.is_empty() {
-                let n = rollup.len();
-                let (mut l, mut d, mut t, mut b, mut v, mut j) = (
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                );
-                for ((link, day), counts) in &rollup.rows {
-                    l.push(link.as_i64());
-                    d.push(*day);
-                    t.push(counts.total);
-                    b.push(counts.bots);
-                    v.push(counts.visitors);
-                    j.push(format!("[{}]", counts.dims.to_json()));
-                }
-                let keep = MAX_DIM_VALUES as i32;
-                let add = tx.prepare_cached(ADD_DAYS).await?;
-                recorded.rows = tx
-                    .execute(&add, &[&l, &d, &t, &b, &v, &j, &keep, &COMPACT_AT])
-                    .await?;
-            }
+            add_visitors(&tx, &mut rollup).await?;
+            recorded.rows = add_days(&tx, &rollup).await?;
             let kept: Vec<&ClickRecord> = fresh
                 .iter()
                 .copied()

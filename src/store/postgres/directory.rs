@@ -8,25 +8,11 @@ use super::shard::Shard;
 use super::ShardedPostgres;
 use crate::domain::cipher::CodeScheme;
 use crate::domain::Snowflake;
+use crate::store::sql::{
+    self, INSERT_KEY, LIST_KEYS, RECORD_SCHEME, REVOKE_KEY, SELECT_KEY, SELECT_SCHEME,
+    UPSERT_TENANT,
+};
 use crate::store::{Directory, KeyRecord, StoreError};
-
-const UPSERT_TENANT: &str = "INSERT INTO tenants (name, shorten_per_minute) VALUES ($1, $2) \
-    ON CONFLICT (name) DO UPDATE \
-    SET shorten_per_minute = COALESCE(EXCLUDED.shorten_per_minute, tenants.shorten_per_minute) \
-    RETURNING id";
-
-const INSERT_KEY: &str =
-    "INSERT INTO api_keys (tenant_id, secret_hash) VALUES ($1, $2) RETURNING id";
-
-const SELECT_KEYS: &str = "SELECT k.id, k.tenant_id, t.name, k.secret_hash, k.created_at, \
-    k.revoked_at, t.shorten_per_minute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id";
-
-const SELECT_SCHEME: &str = "SELECT key_check, plain_below FROM code_scheme WHERE id = 1";
-
-const RECORD_SCHEME: &str = "INSERT INTO code_scheme (id, key_check, plain_below) \
-    VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING";
-
-const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 
 impl Shard {
     async fn scheme_row(&self) -> Result<Option<Row>, StoreError> {
@@ -89,7 +75,10 @@ impl Directory for ShardedPostgres {
     async fn record_code_scheme(&self, scheme: &CodeScheme) -> Result<CodeScheme, StoreError> {
         let (check, below) = (&scheme.key_check, scheme.plain_below.as_i64());
         self.directory()
-            .run(|c| async move { c.execute(RECORD_SCHEME, &[check, &below]).await })
+            .run(|c| async move {
+                c.execute(RECORD_SCHEME, &[check, &below, &Utc::now()])
+                    .await
+            })
             .await?;
         self.code_scheme()
             .await?
@@ -111,15 +100,16 @@ impl Shard {
         secret_hash: &[u8],
     ) -> Result<KeyRecord, StoreError> {
         let quota = shorten_per_minute.map(|q| i32::try_from(q).unwrap_or(i32::MAX));
+        let now = Utc::now();
         let id = self
             .run(|mut c| async move {
                 let tx = c.transaction().await?;
                 let tenant_id: i64 = tx
-                    .query_one(UPSERT_TENANT, &[&tenant, &quota])
+                    .query_one(UPSERT_TENANT, &[&tenant, &quota, &now])
                     .await?
                     .get(0);
                 let id: i64 = tx
-                    .query_one(INSERT_KEY, &[&tenant_id, &secret_hash])
+                    .query_one(INSERT_KEY, &[&tenant_id, &secret_hash, &now])
                     .await?
                     .get(0);
                 tx.commit().await?;
@@ -138,42 +128,33 @@ impl Shard {
     pub(super) async fn find_key(&self, id: i64) -> Result<Option<KeyRecord>, StoreError> {
         let row = self
             .run(|c| async move {
-                let stmt = c
-                    .prepare_cached(&format!("{SELECT_KEYS} WHERE k.id = $1"))
-                    .await?;
+                let stmt = c.prepare_cached(SELECT_KEY).await?;
                 c.query_opt(&stmt, &[&id]).await
             })
             .await?;
-        Ok(row.as_ref().map(key_from_row))
+        row.as_ref().map(|r| self.key(r)).transpose()
     }
 
     /// Every key, oldest first.
     pub(super) async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let rows = self
-            .run(|c| async move { c.query(&format!("{SELECT_KEYS} ORDER BY k.id"), &[]).await })
+            .run(|c| async move { c.query(LIST_KEYS, &[]).await })
             .await?;
-        Ok(rows.iter().map(key_from_row).collect())
+        rows.iter().map(|r| self.key(r)).collect()
     }
 
     /// Revokes a key; false when unknown or already revoked.
     pub(super) async fn revoke_key(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let n = self
-            .run(|c| async move { c.execute(REVOKE_KEY, &[&id, &at]).await })
+            .run(|c| async move { c.execute(REVOKE_KEY, &[&at, &id]).await })
             .await?;
         Ok(n == 1)
     }
 }
 
-fn key_from_row(row: &Row) -> KeyRecord {
-    KeyRecord {
-        id: row.get(0),
-        tenant_id: row.get(1),
-        tenant: row.get(2),
-        secret_hash: row.get(3),
-        created_at: row.get(4),
-        revoked_at: row.get(5),
-        shorten_per_minute: row
-            .get::<_, Option<i32>>(6)
-            .and_then(|q| u32::try_from(q).ok()),
+impl Shard {
+    /// A key row read back, an invalid value named with this shard.
+    fn key(&self, row: &Row) -> Result<KeyRecord, StoreError> {
+        sql::key_from_row(row).map_err(|e| StoreError::internal(self.name(), e))
     }
 }

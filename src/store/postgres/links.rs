@@ -7,34 +7,12 @@ use tokio_postgres::Row;
 
 use super::shard::{copy_escape, Shard};
 use super::ShardedPostgres;
-use crate::domain::{Link, RedirectKind, Snowflake, TenantId};
+use crate::domain::{Link, Snowflake, TenantId};
+use crate::store::sql::{
+    link_from_row, Columns, ANY_LINK, INSERT_LINK, LIST_LINKS, MARK_DELETED, RESERVE_ALIAS,
+    SELECT_LINK, SET_DISABLED, UPDATE_LINK,
+};
 use crate::store::{merge_newest, LinkStore, PartHealth, PoolStatus, ReplicaHealth, StoreError};
-
-const INSERT_LINK: &str =
-    "INSERT INTO links (id, alias, url, redirect, created_at, expires_at, tenant_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
-
-const SELECT_LINK: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
-                           tenant_id, disabled_at FROM links WHERE id = $1";
-
-const LIST_LINKS: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
-    tenant_id, disabled_at FROM links WHERE tenant_id = $1 AND deleted_at IS NULL AND id < $2 \
-    ORDER BY tenant_id, id DESC LIMIT $3";
-
-const MARK_DELETED: &str = "UPDATE links SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
-
-/// Takes a link down (`$2` a time) or puts it back (`$2` NULL); changes nothing when it
-/// is in that state already.
-const SET_DISABLED: &str = "UPDATE links SET disabled_at = $2 \
-    WHERE id = $1 AND (disabled_at IS NULL) <> ($2::TIMESTAMPTZ IS NULL)";
-
-const ANY_LINK: &str = "SELECT EXISTS (SELECT 1 FROM links)";
-
-const UPDATE_LINK: &str = "UPDATE links SET url = $2, redirect = $3, expires_at = $4 \
-    WHERE id = $1 AND deleted_at IS NULL";
-
-const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES ($1, $2, $3) \
-                             ON CONFLICT (alias) DO NOTHING";
 
 const RELEASE_ALIAS: &str = "DELETE FROM aliases WHERE alias = $1 AND link_id = $2";
 
@@ -149,7 +127,7 @@ impl LinkStore for ShardedPostgres {
                 let stmt = c.prepare_cached(UPDATE_LINK).await?;
                 c.execute(
                     &stmt,
-                    &[&link.id.as_i64(), &link.url, &redirect, &link.expires_at],
+                    &[&link.url, &redirect, &link.expires_at, &link.id.as_i64()],
                 )
                 .await
             })
@@ -164,7 +142,7 @@ impl LinkStore for ShardedPostgres {
     ) -> Result<bool, StoreError> {
         let shard = self.shard_for(id)?;
         let n = shard
-            .run(|c| async move { c.execute(SET_DISABLED, &[&id.as_i64(), &at]).await })
+            .run(|c| async move { c.execute(SET_DISABLED, &[&at, &id.as_i64()]).await })
             .await?;
         Ok(n == 1)
     }
@@ -302,7 +280,7 @@ impl Shard {
                 c.query_opt(&stmt, &[&id.as_i64()]).await
             })
             .await?;
-        row.map(|r| self.link_from_row(&r)).transpose()
+        row.map(|r| self.link(&r)).transpose()
     }
 
     /// A tenant's live links with IDs below `before`, newest first.
@@ -319,7 +297,7 @@ impl Shard {
                 c.query(&stmt, &[&tenant, &before.as_i64(), &limit]).await
             })
             .await?;
-        rows.iter().map(|r| self.link_from_row(r)).collect()
+        rows.iter().map(|r| self.link(r)).collect()
     }
 
     pub(super) async fn mark_deleted(
@@ -330,7 +308,7 @@ impl Shard {
         let n = self
             .run(|c| async move {
                 let stmt = c.prepare_cached(MARK_DELETED).await?;
-                c.execute(&stmt, &[&id.as_i64(), &at]).await
+                c.execute(&stmt, &[&at, &id.as_i64()]).await
             })
             .await?;
         Ok(n == 1)
@@ -371,28 +349,43 @@ impl Shard {
         Ok(row.and_then(|r| Snowflake::from_i64(r.get(0))))
     }
 
-    fn link_from_row(&self, row: &Row) -> Result<Link, StoreError> {
-        let internal = |msg: String| StoreError::Internal {
-            part: self.name().to_owned(),
-            source: anyhow::anyhow!(msg),
-        };
-        let raw_id: i64 = row.get(0);
-        let id = Snowflake::from_i64(raw_id).ok_or_else(|| internal(format!("bad id {raw_id}")))?;
-        let status: i16 = row.get(3);
-        let redirect = u16::try_from(status)
-            .map_err(|e| e.to_string())
-            .and_then(RedirectKind::try_from)
-            .map_err(internal)?;
-        Ok(Link {
-            id,
-            alias: row.get(1),
-            url: row.get(2),
-            redirect,
-            created_at: row.get(4),
-            expires_at: row.get(5),
-            deleted_at: row.get(6),
-            tenant: row.get(7),
-            disabled_at: row.get(8),
+    /// A link row read back, an invalid value named with this shard.
+    fn link(&self, row: &Row) -> Result<Link, StoreError> {
+        link_from_row(row).map_err(|e| StoreError::internal(self.name(), e))
+    }
+}
+
+/// PostgreSQL's columns: times are `TIMESTAMPTZ`, the redirect a `SMALLINT`.
+impl Columns for Row {
+    type Error = anyhow::Error;
+
+    fn int(&self, column: &str) -> anyhow::Result<Option<i64>> {
+        use tokio_postgres::types::Type;
+        let index = self
+            .columns()
+            .iter()
+            .position(|c| c.name() == column)
+            .ok_or_else(|| anyhow::anyhow!("no column {column}"))?;
+        Ok(match *self.columns()[index].type_() {
+            Type::INT2 => self.try_get::<_, Option<i16>>(index)?.map(i64::from),
+            Type::INT4 => self.try_get::<_, Option<i32>>(index)?.map(i64::from),
+            _ => self.try_get::<_, Option<i64>>(index)?,
         })
+    }
+
+    fn text(&self, column: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn bytes(&self, column: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn time(&self, column: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn invalid(column: &str, why: String) -> anyhow::Error {
+        anyhow::anyhow!("{column} {why}")
     }
 }

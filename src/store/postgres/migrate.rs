@@ -11,14 +11,8 @@ mod embedded {
     refinery::embed_migrations!("migrations/postgres");
 }
 
-static LATEST_VERSION: LazyLock<i64> = LazyLock::new(|| {
-    embedded::migrations::runner()
-        .get_migrations()
-        .iter()
-        .map(|m| i64::from(m.version()))
-        .max()
-        .unwrap_or(0)
-});
+static LATEST_VERSION: LazyLock<i64> =
+    LazyLock::new(|| crate::store::newest_migration(&embedded::migrations::runner()));
 
 /// The newest schema version this binary carries.
 pub fn latest_version() -> i64 {

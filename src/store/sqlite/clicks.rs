@@ -184,69 +184,90 @@ fn record_units(
                 recorded.duplicates += unit.clicks.len() as u64;
             }
         }
-        let mut rollup = Rollup::of(fresh.iter().copied());
-        let mut visit = tx.prepare_cached(ADD_VISITOR).map_err(err)?;
-        for (link, day, visitor) in &rollup.visitors {
-            let new = visit
-                .execute(params![link.as_i64(), day.to_string(), *visitor as i64])
-                .map_err(err)?;
-            if let Some(counts) = rollup.rows.get_mut(&(*link, *day)) {
-                counts.visitors += new as i64;
-            }
-        }
-        let mut add = tx.prepare_cached(ADD_DAY).map_err(err)?;
-        let mut full = Vec::new();
-        for ((link, day), counts) in &rollup.rows {
-            let day = day.to_string();
-            let parts: i64 = add
-                .query_row(
-                    params![
-                        link.as_i64(),
-                        day,
-                        counts.total,
-                        counts.bots,
-                        counts.dims.to_json(),
-                        counts.visitors
-                    ],
-                    |r| r.get(0),
-                )
-                .map_err(err)?;
-            recorded.rows += 1;
-            if parts >= COMPACT_AT {
-                full.push((link.as_i64(), day));
-            }
-        }
-        let mut read = tx.prepare_cached(SELECT_DIMS).map_err(err)?;
-        let mut put = tx.prepare_cached(PUT_DIMS).map_err(err)?;
-        for (link, day) in full {
-            let text: String = read
-                .query_row(params![link, day], |r| r.get(0))
-                .map_err(err)?;
-            let sum = Dims::sum_json(&text).map_err(err)?;
-            put.execute(params![link, day, sum.to_json()])
-                .map_err(err)?;
-        }
-        let mut insert = tx.prepare_cached(INSERT_EVENT).map_err(err)?;
-        for c in fresh.iter().filter(|c| keep_raw(c.event_id, raw_sample)) {
-            let f = &c.families;
-            recorded.events += insert
-                .execute(params![
-                    c.event_id.as_i64(),
-                    c.link_id.as_i64(),
-                    c.at_ms as i64,
-                    &*c.referrer,
-                    f.browser,
-                    f.os,
-                    f.device,
-                    f.bot,
-                    c.client.to_string()
-                ])
-                .map_err(err)? as u64;
-        }
     }
+    let mut rollup = Rollup::of(fresh.iter().copied());
+    add_visitors(&tx, &mut rollup).map_err(err)?;
+    recorded.rows = add_days(&tx, &rollup)?;
+    recorded.events = insert_events(&tx, &fresh, raw_sample).map_err(err)?;
     tx.commit().map_err(err)?;
     recorded.counted = fresh.len() as u64;
     Ok(recorded)
+}
+
+/// Adds the batch's visitor hashes; each one new that day adds to its rollup row.
+fn add_visitors(tx: &rusqlite::Transaction<'_>, rollup: &mut Rollup) -> rusqlite::Result<()> {
+    let mut visit = tx.prepare_cached(ADD_VISITOR)?;
+    for (link, day, visitor) in &rollup.visitors {
+        let new = visit.execute(params![link.as_i64(), day.to_string(), *visitor as i64])?;
+        if let Some(counts) = rollup.rows.get_mut(&(*link, *day)) {
+            counts.visitors += new as i64;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the rollup's per-link, per-day counts, compacting a day's dimension parts once
+/// there are `COMPACT_AT` of them; the rows written.
+fn add_days(tx: &rusqlite::Transaction<'_>, rollup: &Rollup) -> Result<u64, StoreError> {
+    let mut add = tx.prepare_cached(ADD_DAY).map_err(err)?;
+    let mut full = Vec::new();
+    let mut rows = 0;
+    for ((link, day), counts) in &rollup.rows {
+        let day = day.to_string();
+        let parts: i64 = add
+            .query_row(
+                params![
+                    link.as_i64(),
+                    day,
+                    counts.total,
+                    counts.bots,
+                    counts.dims.to_json(),
+                    counts.visitors
+                ],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        rows += 1;
+        if parts >= COMPACT_AT {
+            full.push((link.as_i64(), day));
+        }
+    }
+    let mut read = tx.prepare_cached(SELECT_DIMS).map_err(err)?;
+    let mut put = tx.prepare_cached(PUT_DIMS).map_err(err)?;
+    for (link, day) in full {
+        let text: String = read
+            .query_row(params![link, day], |r| r.get(0))
+            .map_err(err)?;
+        let sum = Dims::sum_json(&text).map_err(err)?;
+        put.execute(params![link, day, sum.to_json()])
+            .map_err(err)?;
+    }
+    Ok(rows)
+}
+
+/// Keeps the sampled share of the batch's clicks as raw events; how many.
+fn insert_events(
+    tx: &rusqlite::Transaction<'_>,
+    fresh: &[&ClickRecord],
+    raw_sample: f64,
+) -> rusqlite::Result<u64> {
+    let mut insert = tx.prepare_cached(INSERT_EVENT)?;
+    let mut kept = 0;
+    for c in fresh.iter().filter(|c| keep_raw(c.event_id, raw_sample)) {
+        let f = &c.families;
+        kept += insert.execute(params![
+            c.event_id.as_i64(),
+            c.link_id.as_i64(),
+            c.at_ms as i64,
+            &*c.referrer,
+            f.browser,
+            f.os,
+            f.device,
+            f.bot,
+            c.client.to_string()
+        ])? as u64;
+    }
+    Ok(kept)
 }
 
 #[async_trait]

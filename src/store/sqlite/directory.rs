@@ -6,22 +6,12 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{internal, SqliteStore, Write};
 use crate::domain::cipher::CodeScheme;
-use crate::domain::clock::ms_to_datetime;
 use crate::domain::Snowflake;
+use crate::store::sql::{
+    self, INSERT_KEY, LIST_KEYS, RECORD_SCHEME, REVOKE_KEY, SELECT_KEY, SELECT_SCHEME,
+    UPSERT_TENANT,
+};
 use crate::store::{Directory, KeyRecord, StoreError};
-
-const UPSERT_TENANT: &str = "INSERT INTO tenants (name, shorten_per_minute, created_at) \
-    VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE \
-    SET shorten_per_minute = COALESCE(excluded.shorten_per_minute, shorten_per_minute) \
-    RETURNING id";
-const INSERT_KEY: &str =
-    "INSERT INTO api_keys (tenant_id, secret_hash, created_at) VALUES (?1, ?2, ?3) RETURNING id";
-const SELECT_KEYS: &str = "SELECT k.id, k.tenant_id, t.name, k.secret_hash, k.created_at, \
-    k.revoked_at, t.shorten_per_minute FROM api_keys k JOIN tenants t ON t.id = k.tenant_id";
-const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
-const SELECT_SCHEME: &str = "SELECT key_check, plain_below FROM code_scheme WHERE id = 1";
-const RECORD_SCHEME: &str = "INSERT INTO code_scheme (id, key_check, plain_below, recorded_at) \
-    VALUES (1, ?1, ?2, ?3) ON CONFLICT (id) DO NOTHING";
 
 /// Creates the tenant when new and a key for it, inside a savepoint.
 pub(super) fn apply_create_key(
@@ -43,16 +33,7 @@ pub(super) fn apply_create_key(
 }
 
 fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
-    let ms = |v: i64| ms_to_datetime(u64::try_from(v).unwrap_or(0));
-    Ok(KeyRecord {
-        id: row.get(0)?,
-        tenant_id: row.get(1)?,
-        tenant: row.get(2)?,
-        secret_hash: row.get(3)?,
-        created_at: ms(row.get(4)?),
-        revoked_at: row.get::<_, Option<i64>>(5)?.map(ms),
-        shorten_per_minute: row.get(6)?,
-    })
+    sql::key_from_row(row)
 }
 
 #[async_trait]
@@ -81,7 +62,7 @@ impl Directory for SqliteStore {
 
     async fn find_key(&self, id: i64) -> Result<Option<KeyRecord>, StoreError> {
         self.read(move |c| {
-            c.prepare_cached(&format!("{SELECT_KEYS} WHERE k.id = ?1"))?
+            c.prepare_cached(SELECT_KEY)?
                 .query_row([id], key_from_row)
                 .optional()
         })
@@ -90,7 +71,7 @@ impl Directory for SqliteStore {
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         self.read(|c| {
-            c.prepare(&format!("{SELECT_KEYS} ORDER BY k.id"))?
+            c.prepare_cached(LIST_KEYS)?
                 .query_map([], key_from_row)?
                 .collect()
         })
@@ -128,7 +109,7 @@ impl Directory for SqliteStore {
     }
 
     async fn revoke_key(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let values = vec![id.into(), at.timestamp_millis().into()];
+        let values = vec![at.timestamp_millis().into(), id.into()];
         self.write(|reply| Write::Statement(REVOKE_KEY, values, reply))
             .await
     }

@@ -8,32 +8,18 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{internal, SqliteStore, Write, PART};
 use crate::domain::clock::ms_to_datetime;
-use crate::domain::{Link, RedirectKind, Snowflake, TenantId};
+use crate::domain::{Link, Snowflake, TenantId};
+use crate::store::sql::{
+    self, Columns, ANY_LINK, INSERT_LINK, LIST_LINKS, RESERVE_ALIAS, SELECT_LINK, SET_DISABLED,
+    UPDATE_LINK,
+};
 use crate::store::{LinkStore, PartHealth, StoreError};
 
-const INSERT_LINK: &str =
-    "INSERT INTO links (id, alias, url, redirect, created_at, expires_at, tenant_id) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-const SELECT_LINK: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
-                           tenant_id, disabled_at FROM links WHERE id = ?1";
-const SELECT_BY_ALIAS: &str =
-    "SELECT l.id, l.alias, l.url, l.redirect, l.created_at, l.expires_at, \
-                               l.deleted_at, l.tenant_id, l.disabled_at FROM aliases a \
-                               JOIN links l ON l.id = a.link_id WHERE a.alias = ?1";
-const LIST_LINKS: &str = "SELECT id, alias, url, redirect, created_at, expires_at, deleted_at, \
-    tenant_id, disabled_at FROM links WHERE tenant_id = ?1 AND deleted_at IS NULL AND id < ?2 \
-    ORDER BY tenant_id, id DESC LIMIT ?3";
-pub(super) const MARK_DELETED: &str =
-    "UPDATE links SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL";
-/// Takes a link down (`?2` a time) or puts it back (`?2` NULL); changes nothing when it
-/// is in that state already.
-pub(super) const SET_DISABLED: &str =
-    "UPDATE links SET disabled_at = ?2 WHERE id = ?1 AND (disabled_at IS NULL) <> (?2 IS NULL)";
-const ANY_LINK: &str = "SELECT EXISTS (SELECT 1 FROM links)";
-const UPDATE_LINK: &str = "UPDATE links SET url = ?2, redirect = ?3, expires_at = ?4 \
-    WHERE id = ?1 AND deleted_at IS NULL";
-const RESERVE_ALIAS: &str = "INSERT INTO aliases (alias, link_id, created_at) VALUES (?1, ?2, ?3) \
-                             ON CONFLICT (alias) DO NOTHING";
+/// Finds a link by its alias with one join (aliases live in this file; see
+/// [`crate::store::sql`] for why PostgreSQL asks its directory instead).
+const SELECT_BY_ALIAS: &str = "SELECT l.id, l.alias, l.url, l.redirect, l.created_at, \
+    l.expires_at, l.deleted_at, l.tenant_id, l.disabled_at \
+    FROM aliases a JOIN links l ON l.id = a.link_id WHERE a.alias = $1";
 
 /// Inserts one link (and its alias) inside a savepoint, so a taken alias undoes only
 /// this link.
@@ -81,24 +67,35 @@ pub(super) fn apply_insert(
     sp.commit().map_err(internal)
 }
 
+/// SQLite's columns: times are Unix milliseconds.
+impl Columns for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+
+    fn int(&self, column: &str) -> rusqlite::Result<Option<i64>> {
+        self.get(column)
+    }
+
+    fn text(&self, column: &str) -> rusqlite::Result<Option<String>> {
+        self.get(column)
+    }
+
+    fn bytes(&self, column: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+        self.get(column)
+    }
+
+    fn time(&self, column: &str) -> rusqlite::Result<Option<DateTime<Utc>>> {
+        let ms: Option<i64> = self.get(column)?;
+        Ok(ms.map(|v| ms_to_datetime(u64::try_from(v).unwrap_or(0))))
+    }
+
+    fn invalid(column: &str, why: String) -> rusqlite::Error {
+        let why = format!("{column} {why}");
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Null, why.into())
+    }
+}
+
 fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
-    let bad = |i: usize, msg: String| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Integer, msg.into())
-    };
-    let raw_id: i64 = row.get(0)?;
-    let status: u16 = row.get(3)?;
-    let ms = |v: i64| ms_to_datetime(u64::try_from(v).unwrap_or(0));
-    Ok(Link {
-        id: Snowflake::from_i64(raw_id).ok_or_else(|| bad(0, format!("bad id {raw_id}")))?,
-        alias: row.get(1)?,
-        url: row.get(2)?,
-        redirect: RedirectKind::try_from(status).map_err(|m| bad(3, m))?,
-        created_at: ms(row.get(4)?),
-        expires_at: row.get::<_, Option<i64>>(5)?.map(ms),
-        deleted_at: row.get::<_, Option<i64>>(6)?.map(ms),
-        tenant: row.get(7)?,
-        disabled_at: row.get::<_, Option<i64>>(8)?.map(ms),
-    })
+    sql::link_from_row(row)
 }
 
 #[async_trait]
@@ -143,10 +140,10 @@ impl LinkStore for SqliteStore {
 
     async fn update(&self, link: &Link) -> Result<bool, StoreError> {
         let values = vec![
-            link.id.as_i64().into(),
             link.url.clone().into(),
             i64::from(link.redirect.status()).into(),
             link.expires_at.map(|t| t.timestamp_millis()).into(),
+            link.id.as_i64().into(),
         ];
         self.write(|reply| Write::Statement(UPDATE_LINK, values, reply))
             .await
@@ -157,7 +154,7 @@ impl LinkStore for SqliteStore {
         id: Snowflake,
         at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
-        let values = vec![id.as_i64().into(), at.map(|t| t.timestamp_millis()).into()];
+        let values = vec![at.map(|t| t.timestamp_millis()).into(), id.as_i64().into()];
         self.write(|reply| Write::Statement(SET_DISABLED, values, reply))
             .await
     }

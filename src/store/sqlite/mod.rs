@@ -27,9 +27,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use self::directory::apply_create_key;
-use self::links::{apply_insert, MARK_DELETED};
+use self::links::apply_insert;
 use super::StoreError;
 use crate::domain::{Link, Snowflake};
+use crate::store::sql::MARK_DELETED;
 
 mod clicks;
 mod directory;
@@ -217,12 +218,7 @@ impl SqliteStore {
 
     /// The latest schema version this binary carries for SQLite.
     pub fn latest_version() -> i64 {
-        embedded::migrations::runner()
-            .get_migrations()
-            .iter()
-            .map(|m| i64::from(m.version()))
-            .max()
-            .unwrap_or(0)
+        crate::store::newest_migration(&embedded::migrations::runner())
     }
 
     async fn write<T>(
@@ -344,85 +340,89 @@ enum Outcome {
 }
 
 fn commit_batch(conn: &mut Connection, batch: &mut Vec<Write>) {
-    let mut outcomes = Vec::with_capacity(batch.len());
     // A batch that cannot begin (the file locked past the busy timeout, read-only, a
     // full disk) answers every one of its callers now: none waits for a later write.
     let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             tracing::error!(error = %e, writes = batch.len(), "sqlite batch could not begin");
-            // Every caller gets the same cause (shared, as rusqlite's error is not Clone).
             let cause = Arc::new(e);
             for write in batch.drain(..) {
-                let source = anyhow::Error::new(Arc::clone(&cause))
-                    .context("the database cannot be written now");
+                let source = shared(&cause).context("the database cannot be written now");
                 write.fail(StoreError::unavailable(PART, source));
             }
             return;
         }
     };
-    for write in batch.drain(..) {
-        outcomes.push(match write {
-            Write::Insert(link, reply) => {
-                let r = apply_insert(&mut tx, &link);
-                Outcome::Inserted(reply, r)
-            }
-            Write::Delete(id, at, reply) => {
-                let r = tx
-                    .prepare_cached(MARK_DELETED)
-                    .and_then(|mut s| s.execute(params![id.as_i64(), at.timestamp_millis()]))
-                    .map(|n| n == 1)
-                    .map_err(internal);
-                Outcome::Deleted(reply, r)
-            }
-            Write::Bulk(links, reply) => {
-                let r = links.iter().try_for_each(|l| apply_insert(&mut tx, l));
-                Outcome::Inserted(reply, r)
-            }
-            Write::CreateKey {
-                tenant,
-                quota,
-                hash,
-                at_ms,
-                reply,
-            } => {
-                let r = apply_create_key(&mut tx, &tenant, quota, &hash, at_ms);
-                Outcome::KeyCreated(reply, r)
-            }
-            Write::Statement(sql, values, reply) => {
-                let r = tx
-                    .prepare_cached(sql)
-                    .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
-                    .map(|n| n == 1)
-                    .map_err(internal);
-                Outcome::Deleted(reply, r)
-            }
-        });
-    }
-    let result = tx.commit();
-    for outcome in outcomes {
-        match (outcome, &result) {
-            (Outcome::Inserted(reply, r), Ok(())) => {
-                let _ = reply.send(r);
-            }
-            (Outcome::Deleted(reply, r), Ok(())) => {
-                let _ = reply.send(r);
-            }
-            (Outcome::Inserted(reply, _), Err(e)) => {
-                let _ = reply.send(Err(internal(anyhow::anyhow!("commit failed: {e}"))));
-            }
-            (Outcome::Deleted(reply, _), Err(e)) => {
-                let _ = reply.send(Err(internal(anyhow::anyhow!("commit failed: {e}"))));
-            }
-            (Outcome::KeyCreated(reply, r), Ok(())) => {
-                let _ = reply.send(r);
-            }
-            (Outcome::KeyCreated(reply, _), Err(e)) => {
-                let _ = reply.send(Err(internal(anyhow::anyhow!("commit failed: {e}"))));
+    let outcomes: Vec<Outcome> = batch.drain(..).map(|w| apply(&mut tx, w)).collect();
+    match tx.commit() {
+        Ok(()) => outcomes.into_iter().for_each(Outcome::answer),
+        Err(e) => {
+            tracing::error!(error = %e, "sqlite batch commit failed");
+            let cause = Arc::new(e);
+            for outcome in outcomes {
+                outcome.fail(internal(shared(&cause).context("commit failed")));
             }
         }
     }
-    if let Err(e) = result {
-        tracing::error!(error = %e, "sqlite batch commit failed");
+}
+
+/// One error for many callers (rusqlite's error is not `Clone`): each gets the same
+/// cause as its source.
+fn shared(cause: &Arc<rusqlite::Error>) -> anyhow::Error {
+    anyhow::Error::new(Arc::clone(cause))
+}
+
+/// Runs one write of a batch inside its transaction; its answer waits for the commit.
+fn apply(tx: &mut rusqlite::Transaction<'_>, write: Write) -> Outcome {
+    match write {
+        Write::Insert(link, reply) => Outcome::Inserted(reply, apply_insert(tx, &link)),
+        Write::Delete(id, at, reply) => {
+            let r = tx
+                .prepare_cached(MARK_DELETED)
+                .and_then(|mut s| s.execute(params![at.timestamp_millis(), id.as_i64()]))
+                .map(|n| n == 1)
+                .map_err(internal);
+            Outcome::Deleted(reply, r)
+        }
+        Write::Bulk(links, reply) => {
+            let r = links.iter().try_for_each(|l| apply_insert(tx, l));
+            Outcome::Inserted(reply, r)
+        }
+        Write::CreateKey {
+            tenant,
+            quota,
+            hash,
+            at_ms,
+            reply,
+        } => Outcome::KeyCreated(reply, apply_create_key(tx, &tenant, quota, &hash, at_ms)),
+        Write::Statement(sql, values, reply) => {
+            let r = tx
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
+                .map(|n| n == 1)
+                .map_err(internal);
+            Outcome::Deleted(reply, r)
+        }
+    }
+}
+
+impl Outcome {
+    /// The batch committed: each caller gets its own write's result.
+    fn answer(self) {
+        match self {
+            Self::Inserted(reply, r) => drop(reply.send(r)),
+            Self::Deleted(reply, r) => drop(reply.send(r)),
+            Self::KeyCreated(reply, r) => drop(reply.send(r)),
+        }
+    }
+
+    /// The batch did not commit: each caller gets `e`, whatever its write did.
+    fn fail(self, e: StoreError) {
+        match self {
+            Self::Inserted(reply, _) => drop(reply.send(Err(e))),
+            Self::Deleted(reply, _) => drop(reply.send(Err(e))),
+            Self::KeyCreated(reply, _) => drop(reply.send(Err(e))),
+        }
     }
 }
