@@ -236,20 +236,12 @@ pub async fn set_link_disabled(
             Some(redis) => Some(Arc::new(RedisTier::new(redis, negative)?)),
             None => None,
         };
-        // The service mints no ID here; it needs a generator all the same.
-        let ids = Arc::new(crate::domain::SnowflakeGenerator::new(
-            settings.fixed_worker_id(),
-            clock.clone(),
-            settings.ids.max_clock_wait_ms,
-        ));
-        let service = crate::service::LinkService::new(
+        let service = crate::service::Links::new(
             stores.links.clone(),
-            stores.clicks.clone(),
             LinkCache::new(None, l2.clone()),
-            ids,
             codec,
             clock,
-            crate::startup::url_policy(settings)?,
+            &crate::startup::url_policy(settings)?,
         );
         let changed = service
             .set_disabled(code, disabled)

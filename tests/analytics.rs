@@ -235,7 +235,7 @@ async fn a_full_in_process_queue_drops_and_counts_while_redirects_keep_answering
         assert_eq!(app.follow(&code).await.status(), StatusCode::FOUND);
     }
 
-    let queue = app.app.links.click_queue().cloned().unwrap();
+    let queue = app.app.clicks.queue().cloned().unwrap();
     let (enqueued, dropped) = (
         queue.stats().enqueued.load(Ordering::Relaxed),
         queue.stats().dropped.load(Ordering::Relaxed),

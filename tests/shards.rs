@@ -87,7 +87,7 @@ async fn a_large_backward_clock_step_fails_shortening_with_503_until_the_clock_c
     let response = app.shorten(json!({"url": "https://example.com/"})).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(error_code(response).await, "clock_unavailable");
-    let ids = app.app.links.ids().stats();
+    let ids = app.app.shortener.ids().stats();
     assert_eq!(
         ids.clock_failures
             .load(std::sync::atomic::Ordering::Relaxed),

@@ -25,7 +25,7 @@ pub async fn healthz() -> HttpResponse {
         (status = 503, description = "Some part does not (named in `parts`)", body = Object),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let readiness = state.links.readiness().await;
+    let readiness = state.health.readiness().await;
     let ready = readiness.ready();
     let status = match (ready, readiness.degraded()) {
         (false, _) => "unavailable",

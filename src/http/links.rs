@@ -160,9 +160,9 @@ pub async fn create(
     let caller = state.auth.caller(&req).await?;
     state.limit_shorten(&req, &caller)?;
     let new = state
-        .links
+        .shortener
         .validate(body.into_inner().into(), caller.tenant())?;
-    let link = state.links.create(new).await?;
+    let link = state.shortener.create(new).await?;
     let view = LinkView::new(link, &state);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/links/{}", view.code)))
@@ -229,7 +229,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.auth.caller(&req).await?;
     let link = state
-        .links
+        .shortener
         .update(&caller, &code, body.into_inner().into())
         .await?;
     Ok(HttpResponse::Ok().json(LinkView::new(link, &state)))

@@ -16,12 +16,18 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::error::Category;
 
 use crate::error::{ApiError, Code};
-use crate::service::LinkService;
+use crate::service::{Clicks, Health, Links, Shortener};
 
 /// What every handler shares.
 pub struct AppState {
-    /// Creates, finds and deletes links.
-    pub links: LinkService,
+    /// Finds, resolves, lists and deletes links.
+    pub links: std::sync::Arc<Links>,
+    /// Creates and edits links.
+    pub shortener: Shortener,
+    /// Offers redirects' clicks to the queue and reads counts back.
+    pub clicks: Clicks,
+    /// Readiness.
+    pub health: Health,
     /// The public base URL without a trailing slash.
     pub public_base: String,
     /// Rate limits; `None` when off.

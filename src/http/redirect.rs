@@ -100,7 +100,7 @@ async fn redirect(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         Err(e) => return orphan(&req, &state, e),
     };
     let link = link.as_ref();
-    state.links.offer_click(link.id, || {
+    state.clicks.offer_click(link.id, || {
         let headers = req.headers();
         let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
         let (country, city) = state.clients.edge_place(&client, headers);

@@ -59,7 +59,7 @@ pub async fn stats(
     let range = range.map_err(|e| ApiError::new(Code::InvalidRange, e.to_string()))?;
     let today = state.links.now().date_naive();
     let range = DayRange::parse(range.from.as_deref(), range.to.as_deref(), today)?;
-    let (link, stats) = state.links.clicks(&caller, &code, range).await?;
+    let (link, stats) = state.clicks.clicks(&caller, &code, range).await?;
     Ok(HttpResponse::Ok().json(Body {
         code: state.links.code_of(&link),
         stats,

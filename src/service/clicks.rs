@@ -4,15 +4,21 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use super::LinkService;
+use std::sync::Arc;
+
+use super::Links;
 use crate::analytics::event::clip;
+use crate::analytics::queue::ClickQueue;
 use crate::analytics::rollup::Stats;
 use crate::auth::Caller;
 use crate::domain::click::{
     ClickExtra, ClientNet, RawClick, MAX_QUERY, MAX_REFERRER_HEADER, MAX_USER_AGENT,
 };
+use crate::domain::visitor::VisitorSalts;
+use crate::domain::SnowflakeGenerator;
 use crate::domain::{DayRange, Link, Snowflake};
 use crate::error::ApiError;
+use crate::store::clicks::ClickStore;
 
 /// What a redirect request says about its click.
 #[derive(Debug, Clone, Default)]
@@ -32,7 +38,44 @@ pub struct ClickInfo<'a> {
     pub city: Option<Cow<'a, str>>,
 }
 
-impl LinkService {
+/// Counts clicks: a redirect's click offered to the queue (when clicks are counted),
+/// and a link's counts read back for its stats.
+pub struct Clicks {
+    links: Arc<Links>,
+    store: Arc<dyn ClickStore>,
+    /// Event IDs (and so each click's time).
+    ids: Arc<SnowflakeGenerator>,
+    queue: Option<Arc<dyn ClickQueue>>,
+    /// The day salts of visitor hashes.
+    salts: Arc<VisitorSalts>,
+}
+
+impl Clicks {
+    /// Counts in `store` for the links of `links`, offering clicks to `queue` (`None`:
+    /// clicks are not counted), each named by an ID of `ids` and its visitor hashed
+    /// with `salts` (shared with the task that keeps them in step with the other
+    /// instances).
+    pub fn new(
+        links: Arc<Links>,
+        store: Arc<dyn ClickStore>,
+        ids: Arc<SnowflakeGenerator>,
+        queue: Option<Arc<dyn ClickQueue>>,
+        salts: Arc<VisitorSalts>,
+    ) -> Self {
+        Self {
+            links,
+            store,
+            ids,
+            queue,
+            salts,
+        }
+    }
+
+    /// The click queue, when clicks are counted.
+    pub fn queue(&self) -> Option<&Arc<dyn ClickQueue>> {
+        self.queue.as_ref()
+    }
+
     /// Offers a click on `link` to the queue, when clicks are counted; `info` is asked
     /// only then (with clicks off a redirect reads no header for them). Never waits: a
     /// full queue, or an ID clock being waited out, drops the click and counts it. No
@@ -82,8 +125,8 @@ impl LinkService {
         code: &str,
         range: DayRange,
     ) -> Result<(Link, Stats), ApiError> {
-        let link = self.show(caller, code).await?;
-        let days = self.clicks.days(link.id, range.from(), range.to()).await?;
+        let link = self.links.show(caller, code).await?;
+        let days = self.store.days(link.id, range.from(), range.to()).await?;
         Ok((link, Stats::build(range.from(), range.to(), days)))
     }
 }

@@ -1,19 +1,27 @@
 //! The link service: what shortening, resolving, listing, deleting and counting a
 //! click mean, independent of HTTP. Handlers parse input and shape output; everything
 //! in between happens here, and handlers reach storage, the cache, the ID generator and
-//! the click queue only through it. [`clicks`] is the click side: offering a redirect's
-//! click to the queue, and reading a link's counts.
+//! the click queue only through it.
+//!
+//! Split by what its callers need, so that each gets only that:
+//! - [`Links`]: finding, resolving (the redirect path), listing, deleting and taking
+//!   down links: the store behind the cache, the codec, the clock. An operator's
+//!   `links disable` needs nothing more.
+//! - [`Shortener`]: creating and editing links: [`Links`] plus the URL policy and the
+//!   ID generator.
+//! - [`Clicks`] (in [`clicks`]): a redirect's click offered to the queue, a link's
+//!   counts read back.
+//! - [`Health`]: readiness, every storage part asked at most once a second.
 
 mod clicks;
 
-pub use clicks::ClickInfo;
+pub use clicks::{ClickInfo, Clicks};
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::analytics::queue::ClickQueue;
 use crate::auth::Caller;
 use crate::cache::breaker::BreakerState;
 use crate::cache::{Cached, LinkCache, Target};
@@ -24,10 +32,9 @@ use crate::domain::{
     SnowflakeGenerator, TargetUrl, TenantId, UrlPolicy,
 };
 use crate::error::{ApiError, Code};
-use crate::store::clicks::ClickStore;
 use crate::store::{LinkStore, PartHealth, StoreError};
 
-/// A request to shorten, as received (validated by [`LinkService::validate`]).
+/// A request to shorten, as received (validated by [`Shortener::validate`]).
 #[derive(Debug, Clone, Default)]
 pub struct CreateLink {
     /// The URL to shorten.
@@ -75,21 +82,28 @@ enum ReadFor {
     Redirect,
 }
 
-/// Creates, finds and deletes links.
-pub struct LinkService {
+/// Finds, resolves, lists, deletes and takes down links: the store behind the cache,
+/// the codec that turns codes into IDs, the clock.
+pub struct Links {
     store: Arc<dyn LinkStore>,
-    clicks: Arc<dyn ClickStore>,
     cache: LinkCache,
-    ids: Arc<SnowflakeGenerator>,
     codec: Arc<Codec>,
     clock: Arc<dyn Clock>,
+}
+
+/// Creates and edits links: [`Links`] plus the URL policy and the ID generator.
+pub struct Shortener {
+    links: Arc<Links>,
+    ids: Arc<SnowflakeGenerator>,
     policy: UrlPolicy,
-    queue: Option<Arc<dyn ClickQueue>>,
-    /// The day salts of visitor hashes.
-    salts: Arc<crate::domain::visitor::VisitorSalts>,
-    /// The last readiness answer and when it was taken: `/readyz` asks the shards at
-    /// most once per [`READINESS_TTL`], however often it is called.
-    readiness: tokio::sync::Mutex<Option<(std::time::Instant, Readiness)>>,
+}
+
+/// Readiness for `/readyz`.
+pub struct Health {
+    links: Arc<Links>,
+    /// The last answer and when it was taken: the shards are asked at most once per
+    /// [`READINESS_TTL`], however often `/readyz` is called.
+    last: tokio::sync::Mutex<Option<(std::time::Instant, Readiness)>>,
 }
 
 /// How long a readiness answer is reused.
@@ -122,19 +136,17 @@ impl Readiness {
     }
 }
 
-impl LinkService {
-    /// A service over `store` behind `cache`, with the clicks in `clicks`, minting IDs
-    /// with `ids` and turning them into codes with `codec`.
+impl Links {
+    /// Links in `store` behind `cache`, reached by codes of `codec`. A `policy` with
+    /// blocked domains also screens what enters L1: the blocklist applies to links
+    /// stored before it.
     pub fn new(
         store: Arc<dyn LinkStore>,
-        clicks: Arc<dyn ClickStore>,
         cache: LinkCache,
-        ids: Arc<SnowflakeGenerator>,
         codec: Arc<Codec>,
         clock: Arc<dyn Clock>,
-        policy: UrlPolicy,
+        policy: &UrlPolicy,
     ) -> Self {
-        // The blocklist applies to stored links too: an entry entering L1 is screened.
         let cache = if policy.blocked.is_empty() {
             cache
         } else {
@@ -143,42 +155,15 @@ impl LinkService {
         };
         Self {
             store,
-            clicks,
             cache,
-            ids,
             codec,
             clock,
-            policy,
-            queue: None,
-            salts: Arc::default(),
-            readiness: tokio::sync::Mutex::new(None),
         }
-    }
-
-    /// The same service, offering redirects' clicks to `queue`.
-    #[must_use]
-    pub fn with_click_queue(self, queue: Arc<dyn ClickQueue>) -> Self {
-        Self {
-            queue: Some(queue),
-            ..self
-        }
-    }
-
-    /// The same service, hashing visitors with `salts` (shared with the task that
-    /// keeps them in step with the other instances).
-    #[must_use]
-    pub fn with_visitor_salts(self, salts: Arc<crate::domain::visitor::VisitorSalts>) -> Self {
-        Self { salts, ..self }
     }
 
     /// The cache of the redirect path.
     pub fn cache(&self) -> &LinkCache {
         &self.cache
-    }
-
-    /// The ID generator (its counters are metrics).
-    pub fn ids(&self) -> &Arc<SnowflakeGenerator> {
-        &self.ids
     }
 
     /// The deployment's codec: which code names which ID.
@@ -191,33 +176,52 @@ impl LinkService {
         link.code(&self.codec)
     }
 
-    /// The click queue, when clicks are counted.
-    pub fn click_queue(&self) -> Option<&Arc<dyn ClickQueue>> {
-        self.queue.as_ref()
+    /// The current time, from the service's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}
+
+impl Health {
+    /// Readiness of the storage under `links`.
+    pub fn new(links: Arc<Links>) -> Self {
+        Self {
+            links,
+            last: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// Asks every storage part for a trivial answer, for `/readyz`: at most once per
     /// [`READINESS_TTL`]. Concurrent callers wait for the one check under way (the lock
     /// is held across it), so a flood of `/readyz` cannot load the shards.
     pub async fn readiness(&self) -> Readiness {
-        let mut last = self.readiness.lock().await;
+        let mut last = self.last.lock().await;
         if let Some((at, readiness)) = last.as_ref() {
             if at.elapsed() < READINESS_TTL {
                 return readiness.clone();
             }
         }
+        let store = &self.links.store;
         let fresh = Readiness {
-            parts: self.store.health().await,
-            replicas: self.store.replicas(),
-            redis: self.cache.redis().map(|r| r.breaker_state()),
+            parts: store.health().await,
+            replicas: store.replicas(),
+            redis: self.links.cache.redis().map(|r| r.breaker_state()),
         };
         *last = Some((std::time::Instant::now(), fresh.clone()));
         fresh
     }
+}
 
-    /// The current time, from the service's clock.
-    pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+impl Shortener {
+    /// Creates links in `links`, checking targets against `policy`, minting IDs with
+    /// `ids`.
+    pub fn new(links: Arc<Links>, ids: Arc<SnowflakeGenerator>, policy: UrlPolicy) -> Self {
+        Self { links, ids, policy }
+    }
+
+    /// The ID generator (its counters are metrics).
+    pub fn ids(&self) -> &Arc<SnowflakeGenerator> {
+        &self.ids
     }
 
     /// Turns a request into a [`NewLink`], or says which rule it breaks.
@@ -249,7 +253,7 @@ impl LinkService {
     /// accepted).
     fn expiry(&self, at: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, ApiError> {
         match at {
-            Some(at) if at <= self.clock.now() => Err(ApiError::new(
+            Some(at) if at <= self.links.now() => Err(ApiError::new(
                 Code::ExpiresInPast,
                 "expires_at must be in the future",
             )),
@@ -278,7 +282,7 @@ impl LinkService {
                 "the body changes nothing: give url, expires_at or redirect",
             ));
         }
-        let mut link = self.find_for(caller, code).await?;
+        let mut link = self.links.find_for(caller, code).await?;
         if !caller.can_manage(&link) {
             return Err(no_owner());
         }
@@ -294,11 +298,12 @@ impl LinkService {
         if let Some(status) = changes.redirect {
             link.redirect = redirect_kind(status)?;
         }
-        if !self.store.update(&link).await? {
+        if !self.links.store.update(&link).await? {
             return Err(deleted());
         }
-        self.cache
-            .changed(&self.code_of(&link), Cached::of(Some(&link)))
+        self.links
+            .cache
+            .changed(&self.links.code_of(&link), Cached::of(Some(&link)))
             .await;
         Ok(link)
     }
@@ -313,7 +318,7 @@ impl LinkService {
         let mut link = new.into_link(id, ms_to_datetime(id.unix_ms()));
         let mut attempts = 0;
         loop {
-            match self.store.insert(&link).await {
+            match self.links.store.insert(&link).await {
                 Ok(()) => break,
                 // Another instance minted this ID: it shares our worker ID. Loud, and
                 // harmless to this caller: the next ID is tried.
@@ -334,16 +339,19 @@ impl LinkService {
             }
         }
         // Committed: now warm the cache (a failure here only costs a later miss).
-        self.cache
+        self.links
+            .cache
             .created(
-                &self.code_of(&link),
+                &self.links.code_of(&link),
                 Cached::of(Some(&link)),
                 link.alias.is_some(),
             )
             .await;
         Ok(link)
     }
+}
 
+impl Links {
     /// The link a code names, in any state, read from the store (not the cache).
     ///
     /// # Errors
@@ -484,7 +492,7 @@ impl LinkService {
     }
 }
 
-impl LinkService {
+impl Links {
     /// An operator's takedown (`disabled`) or its reversal: the link answers 410
     /// `link_disabled` from now on, or redirects again, on every instance (every cache
     /// tier is updated and told). Returns false when the link was in that state already.

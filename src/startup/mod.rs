@@ -15,7 +15,7 @@ use crate::http::observe::{observe, LogRequests};
 use crate::http::{self, AppState};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::service::LinkService;
+use crate::service::{Clicks, Health, Links, Shortener};
 use crate::shutdown::Shutdown;
 use crate::store::clicks::ClickStore;
 use crate::store::postgres::{ShardedClicks, ShardedPostgres};
@@ -110,21 +110,28 @@ impl Application {
             analytics.as_ref().map(|a| a.queue()),
             analytics.as_ref().and_then(|a| a.worker_stats()),
         );
-        let mut links = LinkService::new(
+        let links = Arc::new(Links::new(
             stores.links.clone(),
-            stores.clicks.clone(),
             cache,
-            ids,
             codec,
             clock.clone(),
-            policy,
+            &policy,
+        ));
+        let salts = match &analytics {
+            Some(_) => visitor_salts(&settings, &clock, &shutdown, &mut background).await?,
+            None => Arc::default(),
+        };
+        let clicks = Clicks::new(
+            links.clone(),
+            stores.clicks.clone(),
+            ids.clone(),
+            analytics.as_ref().map(|a| a.queue().clone()),
+            salts,
         );
-        if let Some(a) = &analytics {
-            links = links.with_click_queue(a.queue().clone());
-            let salts = visitor_salts(&settings, &clock, &shutdown, &mut background).await?;
-            links = links.with_visitor_salts(salts);
-        }
         let state = web::Data::new(AppState {
+            shortener: Shortener::new(links.clone(), ids, policy),
+            clicks,
+            health: Health::new(links.clone()),
             links,
             public_base: settings.public_base(),
             limits: limits.clone(),
