@@ -10,94 +10,6 @@ use crate::domain::{Cursor, Link, LinkState, PageLimit};
 use crate::error::{ApiError, Code};
 use crate::service::{CreateLink, LinkChanges};
 
-/// A request to shorten, as the API takes it (the service's [`CreateLink`]).
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = CreateLink)]
-#[schema(example = json!({"url": "https://example.com/a/long/path", "alias": "spring-sale"}))]
-pub struct CreateLinkBody {
-    /// The URL to shorten: http or https, no credentials, at most `links.max_url_length`
-    /// bytes.
-    #[schema(
-        format = "uri",
-        min_length = 1,
-        example = "https://example.com/a/long/path"
-    )]
-    pub url: String,
-    /// A custom alias instead of a generated code: 3 to 64 of `A-Z a-z 0-9 - _`, not a
-    /// reserved path, not 10 or 11 letters and digits only.
-    #[serde(default)]
-    #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$", example = "spring-sale")]
-    pub alias: Option<String>,
-    /// When the link stops redirecting (RFC 3339).
-    #[serde(default)]
-    pub expires_at: Option<DateTime<Utc>>,
-    /// 301 or 302 (default).
-    #[serde(default)]
-    #[schema(minimum = 301, maximum = 302, example = 302)]
-    pub redirect: Option<u16>,
-}
-
-impl From<CreateLinkBody> for CreateLink {
-    fn from(b: CreateLinkBody) -> Self {
-        Self {
-            url: b.url,
-            alias: b.alias,
-            expires_at: b.expires_at,
-            redirect: b.redirect,
-        }
-    }
-}
-
-/// An edit of a link, as the API takes it (the service's [`LinkChanges`]): any of the
-/// fields; one left out stays as it is.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = LinkChanges)]
-#[schema(example = json!({"url": "https://example.com/the/new/target", "expires_at": null}))]
-pub struct LinkChangesBody {
-    /// A new target: the rules of creation apply (not `null`: a link always has one).
-    #[serde(default, deserialize_with = "not_null")]
-    #[schema(value_type = String, format = "uri", min_length = 1)]
-    pub url: Option<String>,
-    /// A new expiry (RFC 3339, in the future), or `null` to clear it.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<DateTime<Utc>>, nullable)]
-    pub expires_at: Option<Option<DateTime<Utc>>>,
-    /// 301 or 302.
-    #[serde(default, deserialize_with = "not_null")]
-    #[schema(value_type = u16, minimum = 301, maximum = 302)]
-    pub redirect: Option<u16>,
-}
-
-/// A field that may be left out but not given as `null` (`invalid_body`).
-fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
-}
-
-/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
-impl From<LinkChangesBody> for LinkChanges {
-    fn from(b: LinkChangesBody) -> Self {
-        Self {
-            url: b.url,
-            expires_at: b.expires_at,
-            redirect: b.redirect,
-        }
-    }
-}
-
 /// A link as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LinkView {
@@ -137,7 +49,7 @@ impl LinkView {
     path = "/api/v1/links",
     tag = "links",
     operation_id = "createLink",
-    request_body = CreateLinkBody,
+    request_body = CreateLink,
     security((), ("api_key" = [])),
     responses(
         (status = 201, description = "Created; the short URL works from now on", body = LinkView,
@@ -155,13 +67,13 @@ impl LinkView {
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<CreateLinkBody>,
+    body: web::Json<CreateLink>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.auth.caller(&req).await?;
     state.limit_shorten(&req, &caller)?;
     let new = state
         .shortener
-        .validate(body.into_inner().into(), caller.tenant())?;
+        .validate(body.into_inner(), caller.tenant())?;
     let link = state.shortener.create(new).await?;
     let view = LinkView::new(link, &state);
     Ok(HttpResponse::Created()
@@ -206,7 +118,7 @@ pub async fn get(
     tag = "links",
     operation_id = "updateLink",
     params(("code" = String, Path, description = "The link's code or alias")),
-    request_body = LinkChangesBody,
+    request_body = LinkChanges,
     security((), ("api_key" = [])),
     responses(
         (status = 200, description = "The link as it is now", body = LinkView),
@@ -225,12 +137,12 @@ pub async fn update(
     req: HttpRequest,
     state: web::Data<AppState>,
     code: web::Path<String>,
-    body: web::Json<LinkChangesBody>,
+    body: web::Json<LinkChanges>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.auth.caller(&req).await?;
     let link = state
         .shortener
-        .update(&caller, &code, body.into_inner().into())
+        .update(&caller, &code, body.into_inner())
         .await?;
     Ok(HttpResponse::Ok().json(LinkView::new(link, &state)))
 }

@@ -21,6 +21,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use serde::Deserialize;
 
 use crate::auth::Caller;
 use crate::cache::breaker::BreakerState;
@@ -34,28 +35,69 @@ use crate::domain::{
 use crate::error::{ApiError, Code};
 use crate::store::{LinkStore, PartHealth, StoreError};
 
-/// A request to shorten, as received (validated by [`Shortener::validate`]).
-#[derive(Debug, Clone, Default)]
+/// A request to shorten, as the API takes it (validated by [`Shortener::validate`]).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://example.com/a/long/path", "alias": "spring-sale"}))]
 pub struct CreateLink {
-    /// The URL to shorten.
+    /// The URL to shorten: http or https, no credentials, at most `links.max_url_length`
+    /// bytes.
+    #[schema(
+        format = "uri",
+        min_length = 1,
+        example = "https://example.com/a/long/path"
+    )]
     pub url: String,
-    /// A custom alias instead of a generated code.
+    /// A custom alias instead of a generated code: 3 to 64 of `A-Z a-z 0-9 - _`, not a
+    /// reserved path, not 10 or 11 letters and digits only.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,64}$", example = "spring-sale")]
     pub alias: Option<String>,
-    /// When the link stops redirecting.
+    /// When the link stops redirecting (RFC 3339).
+    #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
     /// 301 or 302 (default).
+    #[serde(default)]
+    #[schema(minimum = 301, maximum = 302, example = 302)]
     pub redirect: Option<u16>,
 }
 
-/// What an edit asks to change (`PATCH`); a field that is `None` stays as it is.
-#[derive(Debug, Clone, Default)]
+/// An edit of a link (`PATCH`), as the API takes it: any of the fields; one left out
+/// stays as it is.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://example.com/the/new/target", "expires_at": null}))]
 pub struct LinkChanges {
-    /// A new target URL.
+    /// A new target: the rules of creation apply (not `null`: a link always has one).
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = String, format = "uri", min_length = 1)]
     pub url: Option<String>,
-    /// A new expiry, or `Some(None)` to clear it.
+    /// A new expiry (RFC 3339, in the future), or `null` to clear it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>, nullable)]
     pub expires_at: Option<Option<DateTime<Utc>>>,
     /// 301 or 302.
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = u16, minimum = 301, maximum = 302)]
     pub redirect: Option<u16>,
+}
+
+/// A field that may be left out but not given as `null` (`invalid_body`).
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl LinkChanges {
