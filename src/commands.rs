@@ -184,7 +184,7 @@ pub async fn seed(
             links.push(crate::domain::Link {
                 id,
                 alias: None,
-                url: format!("{url_prefix}{i}"),
+                url: crate::domain::TargetUrl::stored(format!("{url_prefix}{i}"))?,
                 redirect: crate::domain::RedirectKind::Temporary,
                 created_at: id.timestamp(),
                 expires_at: None,

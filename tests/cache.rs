@@ -298,7 +298,7 @@ async fn tier_contract(tier: &dyn shortener::cache::CacheTier) {
     assert_eq!(tier.get(&code).await.unwrap(), Some(Cached::Missing));
     let live = Cached::Active(Arc::new(Target {
         id: Snowflake::from_parts(1, 2, 3),
-        url: "https://example.com/".into(),
+        url: shortener::domain::TargetUrl::stored("https://example.com/".into()).unwrap(),
         redirect: shortener::domain::RedirectKind::Temporary,
         expires_at: None,
     }));

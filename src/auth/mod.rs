@@ -282,7 +282,7 @@ mod tests {
         Link {
             id: crate::domain::Snowflake::from_parts(1, 1, 1),
             alias: None,
-            url: "https://example.com/".into(),
+            url: crate::domain::TargetUrl::stored("https://example.com/".into()).unwrap(),
             redirect: crate::domain::RedirectKind::Temporary,
             created_at: chrono::Utc::now(),
             expires_at: None,
@@ -295,16 +295,16 @@ mod tests {
     #[test]
     fn tenants_see_their_own_and_public_links_and_manage_only_their_own() {
         let a = Caller::Tenant {
-            tenant: 1,
+            tenant: TenantId::new(1),
             key: 1,
             shorten_per_minute: None,
         };
         let b = Caller::Tenant {
-            tenant: 2,
+            tenant: TenantId::new(2),
             key: 2,
             shorten_per_minute: None,
         };
-        let (of_a, public) = (link(Some(1)), link(None));
+        let (of_a, public) = (link(Some(TenantId::new(1))), link(None));
         assert!(a.can_read(&of_a) && a.can_manage(&of_a));
         assert!(!b.can_read(&of_a) && !b.can_manage(&of_a));
         assert!(!Caller::Anonymous.can_read(&of_a));

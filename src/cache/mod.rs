@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::clock::ms_to_datetime;
-use crate::domain::{Link, RedirectKind, Snowflake};
+use crate::domain::{Link, RedirectKind, Snowflake, TargetUrl};
 
 pub use self::local::LocalTier;
 pub use self::redis::{RedisSettings, RedisTier};
@@ -35,7 +35,7 @@ pub struct Target {
     /// The link's ID (clicks are counted against it).
     pub id: Snowflake,
     /// The redirect target.
-    pub url: String,
+    pub url: TargetUrl,
     /// 301 or 302.
     pub redirect: RedirectKind,
     /// When the link stops redirecting.
@@ -115,7 +115,7 @@ impl Cached {
             ms => Some(ms_to_datetime(ms.parse().ok()?)),
         };
         let id = Snowflake::from_u64(parts.next()?.parse().ok()?)?;
-        let url = parts.next()?.to_owned();
+        let url = TargetUrl::stored(parts.next()?.to_owned()).ok()?;
         Some(Self::Active(Arc::new(Target {
             id,
             url,
@@ -374,7 +374,7 @@ mod tests {
     fn active(url: &str, expires: Option<i64>) -> Cached {
         Cached::Active(Arc::new(Target {
             id: Snowflake::from_parts(123_456_789, 3, 7),
-            url: url.into(),
+            url: TargetUrl::stored(url.into()).unwrap(),
             redirect: RedirectKind::Permanent,
             expires_at: expires.map(|ms| ms_to_datetime(ms as u64)),
         }))
@@ -407,8 +407,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_screen_blocks_live_links_as_they_enter_l1_and_nothing_else() {
-        let cache =
-            LinkCache::new(None, None).with_screen(Arc::new(|t: &Target| t.url.contains("evil")));
+        let cache = LinkCache::new(None, None)
+            .with_screen(Arc::new(|t: &Target| t.url.as_str().contains("evil")));
         let load = |v: Cached| move || async move { Ok::<_, ()>(v) };
         for (loaded, expected) in [
             (active("https://evil.example/", None), Cached::Blocked),

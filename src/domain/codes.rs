@@ -164,6 +164,30 @@ impl Alias {
         }
         Ok(Self(text.to_owned()))
     }
+
+    /// An alias read back from storage: it passed [`parse`](Self::parse) when it was
+    /// made (a path reserved since keeps working for it). Checked only for its length
+    /// and alphabet.
+    ///
+    /// # Errors
+    /// [`AliasError`] for anything else (a corrupt row).
+    pub fn stored(text: String) -> Result<Self, AliasError> {
+        if !(ALIAS_MIN_LEN..=ALIAS_MAX_LEN).contains(&text.len()) {
+            return Err(AliasError::Length);
+        }
+        if !text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(AliasError::Alphabet);
+        }
+        Ok(Self(text))
+    }
+
+    /// The alias.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl AsRef<str> for Alias {

@@ -52,9 +52,9 @@ pub struct Link {
     /// Snowflake ID: names the shard, and (without an alias) the code.
     pub id: Snowflake,
     /// The custom alias, when the link was created with one; it is then the only code.
-    pub alias: Option<String>,
+    pub alias: Option<Alias>,
     /// Where the redirect goes.
-    pub url: String,
+    pub url: TargetUrl,
     /// 301 or 302.
     pub redirect: RedirectKind,
     /// When the link was created.
@@ -70,8 +70,29 @@ pub struct Link {
     pub tenant: Option<TenantId>,
 }
 
-/// A tenant's ID (the directory's `tenants.id`).
-pub type TenantId = i64;
+/// A tenant: who owns links and keys. Its number is the directory's row ID; nothing
+/// else is done with it but comparing and storing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TenantId(i64);
+
+impl TenantId {
+    /// The tenant of a directory row ID.
+    pub const fn new(id: i64) -> Self {
+        Self(id)
+    }
+
+    /// Its directory row ID, to store.
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for TenantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Whether a link redirects, as of a given instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -88,7 +109,7 @@ impl Link {
     /// The code the link is reached by: its alias, or its ID's generated code.
     pub fn code(&self, codec: &Codec) -> String {
         match &self.alias {
-            Some(alias) => alias.clone(),
+            Some(alias) => alias.to_string(),
             None => codec.code(self.id),
         }
     }
@@ -123,8 +144,8 @@ impl NewLink {
     pub fn into_link(self, id: Snowflake, created_at: DateTime<Utc>) -> Link {
         Link {
             id,
-            alias: self.alias.map(|a| a.to_string()),
-            url: self.url.into_string(),
+            alias: self.alias,
+            url: self.url,
             redirect: self.redirect,
             created_at,
             expires_at: self.expires_at,
@@ -145,7 +166,7 @@ mod tests {
         let link = Link {
             id: Snowflake::from_parts(10_000_000_000, 1, 0),
             alias: None,
-            url: "https://example.com/".into(),
+            url: TargetUrl::stored("https://example.com/".into()).unwrap(),
             redirect: RedirectKind::Temporary,
             created_at: now,
             expires_at: expires_in.map(|s| now + Duration::seconds(s)),
@@ -192,7 +213,7 @@ mod tests {
         );
         let (mut l, _) = link(None, false);
         assert_eq!(l.code(&codec), codec.code(l.id));
-        l.alias = Some("spring-sale".into());
+        l.alias = Some(Alias::parse("spring-sale").unwrap());
         assert_eq!(l.code(&codec), "spring-sale");
     }
 

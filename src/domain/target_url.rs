@@ -187,6 +187,28 @@ impl TargetUrl {
         Ok(Self(normalised))
     }
 
+    /// A URL read back from storage or a cache: it passed [`parse`](Self::parse) when
+    /// it was written, under the policy of that time (a domain blocked since is screened
+    /// apart, by [`UrlPolicy::blocks_stored`]). Checked only for what every use of it
+    /// needs: a non-empty run of visible ASCII, as a `Location` header carries it.
+    ///
+    /// # Errors
+    /// [`UrlError::Invalid`] for anything else (a corrupt row or cache entry).
+    pub fn stored(url: String) -> Result<Self, UrlError> {
+        if !url.is_empty() && url.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(Self(url))
+        } else {
+            Err(UrlError::Invalid(format!(
+                "stored URL {url:?} is not visible ASCII"
+            )))
+        }
+    }
+
+    /// The normalised URL.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// The normalised URL.
     pub fn into_string(self) -> String {
         self.0
@@ -219,6 +241,21 @@ mod tests {
                 .into_iter()
                 .collect(),
             allow_local: false,
+        }
+    }
+
+    #[test]
+    fn a_stored_url_is_taken_back_only_as_visible_ascii() {
+        let parsed = TargetUrl::parse("https://Bücher.example/ä b", &policy()).unwrap();
+        let again = TargetUrl::stored(parsed.as_str().to_owned()).unwrap();
+        assert_eq!(again, parsed, "what parse gives is what stored takes back");
+        for bad in [
+            "",
+            "https://e.com/a b",
+            "https://e.com/\n",
+            "https://e.com/ä",
+        ] {
+            assert!(TargetUrl::stored(bad.to_owned()).is_err(), "{bad:?}");
         }
     }
 

@@ -35,7 +35,7 @@ impl LinkView {
             short_url: format!("{}/{code}", state.public_base),
             code,
             status: link.state(state.links.now()),
-            url: link.url,
+            url: link.url.into_string(),
             created_at: link.created_at,
             expires_at: link.expires_at,
             redirect: link.redirect.status(),

@@ -113,8 +113,10 @@ async fn redirect(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             city,
         }
     });
-    let location = HeaderValue::from_str(&link.url).map_err(|e| {
-        ApiError::internal(anyhow::anyhow!("stored URL is not a header value: {e}"))
+    // A TargetUrl is visible ASCII (checked when it was parsed, stored or read from
+    // Redis), so this cannot fail; it is not unwrapped all the same.
+    let location = HeaderValue::from_str(link.url.as_str()).map_err(|e| {
+        ApiError::internal(anyhow::anyhow!("a target URL is not a header value: {e}"))
     })?;
     let (status, cache) = match link.redirect {
         // A 302 must come back to us on every click, so that clicks can be counted.

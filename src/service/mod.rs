@@ -193,7 +193,9 @@ impl Links {
             cache
         } else {
             let screen = policy.clone();
-            cache.with_screen(Arc::new(move |t: &Target| screen.blocks_stored(&t.url)))
+            cache.with_screen(Arc::new(move |t: &Target| {
+                screen.blocks_stored(t.url.as_str())
+            }))
         };
         Self {
             store,
@@ -332,7 +334,7 @@ impl Shortener {
             return Err(deleted());
         }
         if let Some(url) = &changes.url {
-            link.url = TargetUrl::parse(url, &self.policy)?.into_string();
+            link.url = TargetUrl::parse(url, &self.policy)?;
         }
         if let Some(at) = changes.expires_at {
             link.expires_at = self.expiry(at)?;

@@ -20,7 +20,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Link, RedirectKind, Snowflake};
+use crate::domain::{Alias, Link, RedirectKind, Snowflake, TargetUrl, TenantId};
 use crate::store::directory::KeyRecord;
 
 /// The columns of a link row, as [`link_from_row`] reads them by name.
@@ -94,8 +94,13 @@ pub fn link_from_row<R: Columns>(row: &R) -> Result<Link, R::Error> {
     Ok(Link {
         id: Snowflake::from_i64(raw_id)
             .ok_or_else(|| R::invalid("id", format!("{raw_id} is not an ID")))?,
-        alias: row.text("alias")?,
-        url: row.text("url")?.ok_or_else(|| required("url"))?,
+        alias: row
+            .text("alias")?
+            .map(Alias::stored)
+            .transpose()
+            .map_err(|e| R::invalid("alias", e.to_string()))?,
+        url: TargetUrl::stored(row.text("url")?.ok_or_else(|| required("url"))?)
+            .map_err(|e| R::invalid("url", e.to_string()))?,
         redirect: u16::try_from(status)
             .map_err(|e| e.to_string())
             .and_then(RedirectKind::try_from)
@@ -105,7 +110,7 @@ pub fn link_from_row<R: Columns>(row: &R) -> Result<Link, R::Error> {
             .ok_or_else(|| required("created_at"))?,
         expires_at: row.time("expires_at")?,
         deleted_at: row.time("deleted_at")?,
-        tenant: row.int("tenant_id")?,
+        tenant: row.int("tenant_id")?.map(TenantId::new),
         disabled_at: row.time("disabled_at")?,
     })
 }
@@ -156,7 +161,7 @@ pub fn key_from_row<R: Columns>(row: &R) -> Result<KeyRecord, R::Error> {
     let quota = row.int("shorten_per_minute")?;
     Ok(KeyRecord {
         id: row.int("id")?.ok_or_else(|| required("id"))?,
-        tenant_id: row.int("tenant_id")?.ok_or_else(|| required("tenant_id"))?,
+        tenant_id: TenantId::new(row.int("tenant_id")?.ok_or_else(|| required("tenant_id"))?),
         tenant: row.text("name")?.ok_or_else(|| required("name"))?,
         secret_hash: row
             .bytes("secret_hash")?

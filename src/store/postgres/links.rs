@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 
 use super::shard::{copy_escape, Shard};
 use super::ShardedPostgres;
-use crate::domain::{Link, Snowflake, TenantId};
+use crate::domain::{Alias, Link, Snowflake, TenantId};
 use crate::store::sql::{
     link_from_row, Columns, ANY_LINK, INSERT_LINK, LIST_LINKS, MARK_DELETED, RESERVE_ALIAS,
     SELECT_LINK, SET_DISABLED, UPDATE_LINK,
@@ -27,17 +27,17 @@ impl LinkStore for ShardedPostgres {
         };
         let directory = self.directory();
         if !directory
-            .reserve_alias(alias, link.id, link.created_at)
+            .reserve_alias(alias.as_str(), link.id, link.created_at)
             .await?
         {
-            return Err(StoreError::AliasTaken(alias.clone()));
+            return Err(StoreError::AliasTaken(alias.to_string()));
         }
         if let Err(e) = shard.insert_link(link).await {
             // Give the alias back so the caller can retry with it. If even that fails the
             // alias points at no row and answers 404: nothing was handed out, so nothing
             // that was promised is lost.
-            if let Err(undo) = directory.release_alias(alias, link.id).await {
-                tracing::error!(alias, error = %undo, "could not release alias after a failed insert");
+            if let Err(undo) = directory.release_alias(alias.as_str(), link.id).await {
+                tracing::error!(%alias, error = %undo, "could not release alias after a failed insert");
             }
             return Err(e);
         }
@@ -127,7 +127,12 @@ impl LinkStore for ShardedPostgres {
                 let stmt = c.prepare_cached(UPDATE_LINK).await?;
                 c.execute(
                     &stmt,
-                    &[&link.url, &redirect, &link.expires_at, &link.id.as_i64()],
+                    &[
+                        &link.url.as_str(),
+                        &redirect,
+                        &link.expires_at,
+                        &link.id.as_i64(),
+                    ],
                 )
                 .await
             })
@@ -229,12 +234,12 @@ impl Shard {
                 &stmt,
                 &[
                     &link.id.as_i64(),
-                    &link.alias,
-                    &link.url,
+                    &link.alias.as_ref().map(Alias::as_str),
+                    &link.url.as_str(),
                     &redirect,
                     &link.created_at,
                     &link.expires_at,
-                    &link.tenant,
+                    &link.tenant.map(TenantId::get),
                 ],
             )
             .await
@@ -255,7 +260,7 @@ impl Shard {
                 buf,
                 "{}\t{}\t{}\t{}",
                 l.id.as_i64(),
-                copy_escape(&l.url),
+                copy_escape(l.url.as_str()),
                 l.redirect.status(),
                 l.created_at.to_rfc3339()
             );
@@ -294,7 +299,8 @@ impl Shard {
         let rows = self
             .run(|c| async move {
                 let stmt = c.prepare_cached(LIST_LINKS).await?;
-                c.query(&stmt, &[&tenant, &before.as_i64(), &limit]).await
+                c.query(&stmt, &[&tenant.get(), &before.as_i64(), &limit])
+                    .await
             })
             .await?;
         rows.iter().map(|r| self.link(r)).collect()

@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{internal, SqliteStore, Write, PART};
 use crate::domain::clock::ms_to_datetime;
-use crate::domain::{Link, Snowflake, TenantId};
+use crate::domain::{Alias, Link, Snowflake, TenantId};
 use crate::store::sql::{
     self, Columns, ANY_LINK, INSERT_LINK, LIST_LINKS, RESERVE_ALIAS, SELECT_LINK, SET_DISABLED,
     UPDATE_LINK,
@@ -33,7 +33,7 @@ pub(super) fn apply_insert(
             .prepare_cached(RESERVE_ALIAS)
             .and_then(|mut s| {
                 s.execute(params![
-                    alias,
+                    alias.as_str(),
                     link.id.as_i64(),
                     link.created_at.timestamp_millis()
                 ])
@@ -41,19 +41,19 @@ pub(super) fn apply_insert(
             .map_err(internal)?;
         if reserved == 0 {
             sp.set_drop_behavior(rusqlite::DropBehavior::Rollback);
-            return Err(StoreError::AliasTaken(alias.clone()));
+            return Err(StoreError::AliasTaken(alias.to_string()));
         }
     }
     sp.prepare_cached(INSERT_LINK)
         .and_then(|mut s| {
             s.execute(params![
                 link.id.as_i64(),
-                link.alias,
-                link.url,
+                link.alias.as_ref().map(Alias::as_str),
+                link.url.as_str(),
                 link.redirect.status(),
                 link.created_at.timestamp_millis(),
                 link.expires_at.map(|t| t.timestamp_millis()),
-                link.tenant,
+                link.tenant.map(TenantId::get),
             ])
         })
         .map_err(|e| match e {
@@ -140,7 +140,7 @@ impl LinkStore for SqliteStore {
 
     async fn update(&self, link: &Link) -> Result<bool, StoreError> {
         let values = vec![
-            link.url.clone().into(),
+            link.url.as_str().to_owned().into(),
             i64::from(link.redirect.status()).into(),
             link.expires_at.map(|t| t.timestamp_millis()).into(),
             link.id.as_i64().into(),
@@ -186,7 +186,7 @@ impl LinkStore for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |c| {
             c.prepare_cached(LIST_LINKS)?
-                .query_map(params![tenant, before, limit], link_from_row)?
+                .query_map(params![tenant.get(), before, limit], link_from_row)?
                 .collect()
         })
         .await
