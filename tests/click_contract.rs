@@ -13,7 +13,7 @@ use shortener::domain::click::{
     MAX_DIM_VALUES, OTHER,
 };
 use shortener::domain::ids::EPOCH_MS;
-use shortener::domain::Snowflake;
+use shortener::domain::{DayRange, Snowflake};
 use shortener::store::clicks::ClickStore;
 use shortener::store::postgres::ShardedClicks;
 use shortener::store::sqlite::{SqliteClicks, SqliteSettings};
@@ -146,7 +146,14 @@ async fn stats(
     to: DateTime<Utc>,
 ) -> Stats {
     let (from, to) = (from.date_naive(), to.date_naive());
-    Stats::build(from, to, store.days(link, from, to).await.unwrap())
+    Stats::build(
+        from,
+        to,
+        store
+            .days(link, DayRange::new(from, to).unwrap())
+            .await
+            .unwrap(),
+    )
 }
 
 async fn clicks_are_counted_once_however_often_they_are_recorded(store: &dyn ClickStore) {
@@ -246,7 +253,10 @@ async fn a_flush_writes_one_row_per_link_and_day_and_later_flushes_add_to_it(
         .unwrap();
     assert_eq!(again.rows, 1);
     let days = store
-        .days(a, day1.date_naive(), day2.date_naive())
+        .days(
+            a,
+            DayRange::new(day1.date_naive(), day2.date_naive()).unwrap(),
+        )
         .await
         .unwrap();
     let first = &days
@@ -291,7 +301,10 @@ async fn values_past_the_cap_are_summed_under_other_as_the_worker_would(store: &
         expected.add(rollup.rows.values().next().unwrap());
     }
     let days = store
-        .days(link, t0().date_naive(), t0().date_naive())
+        .days(
+            link,
+            DayRange::new(t0().date_naive(), t0().date_naive()).unwrap(),
+        )
         .await
         .unwrap();
     let stored: &Dims = &days[0].1.dims;
@@ -314,7 +327,10 @@ async fn a_row_written_by_many_flushes_still_adds_up(store: &dyn ClickStore) {
         store.record(&[unit(clicks.collect())]).await.unwrap();
     }
     let days = store
-        .days(link, t0().date_naive(), t0().date_naive())
+        .days(
+            link,
+            DayRange::new(t0().date_naive(), t0().date_naive()).unwrap(),
+        )
         .await
         .unwrap();
     let day = &days[0].1;

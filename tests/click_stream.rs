@@ -14,7 +14,7 @@ use shortener::analytics::queue::{
 use shortener::analytics::rollup::Stats;
 use shortener::analytics::worker::{Ack, AnalyticsSettings, Worker};
 use shortener::domain::click::{ClientNet, RawClick};
-use shortener::domain::Snowflake;
+use shortener::domain::{DayRange, Snowflake};
 use shortener::store::clicks::ClickStore;
 use shortener::store::postgres::ShardedClicks;
 use support::{fresh_database, settings, shard, t0};
@@ -92,7 +92,15 @@ async fn produce(q: &Arc<RedisStreamQueue>, n: u64) -> Snowflake {
 
 async fn total(store: &Arc<dyn ClickStore>, link: Snowflake) -> i64 {
     let day = t0().date_naive();
-    Stats::build(day, day, store.days(link, day, day).await.unwrap()).total
+    Stats::build(
+        day,
+        day,
+        store
+            .days(link, DayRange::new(day, day).unwrap())
+            .await
+            .unwrap(),
+    )
+    .total
 }
 
 /// Clicks in the stream entries that were read and not acknowledged.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use shortener::store::postgres::ShardedPostgres;
 use shortener::store::sqlite::{SqliteSettings, SqliteStore};
-use shortener::store::{Directory, LinkStore};
+use shortener::store::{Directory, LinkStore, NewKey};
 use support::{fresh_database, settings, shard, t0};
 
 /// A directory, the store it lives in (closed at the end) and what must live as long.
@@ -27,6 +27,15 @@ impl Subject {
 
 /// Two shards; the directory is the second, so the contract sees it is not just "the
 /// first shard".
+/// A key to create for `tenant`, with its quota, holding `hash`.
+fn new_key<'a>(tenant: &'a str, quota: Option<u32>, hash: &'a [u8]) -> NewKey<'a> {
+    NewKey {
+        tenant,
+        shorten_per_minute: quota,
+        secret_hash: hash,
+    }
+}
+
 async fn postgres() -> Subject {
     let (a, b) = (fresh_database().await, fresh_database().await);
     let mut s = settings(vec![
@@ -55,7 +64,10 @@ async fn sqlite() -> Subject {
 }
 
 async fn a_created_key_reads_back_with_its_tenant(store: &dyn Directory) {
-    let key = store.create_key("acme", Some(7), &[1; 32]).await.unwrap();
+    let key = store
+        .create_key(new_key("acme", Some(7), &[1; 32]))
+        .await
+        .unwrap();
     assert_eq!(key.tenant, "acme");
     assert_eq!(key.secret_hash, vec![1; 32]);
     assert_eq!(key.shorten_per_minute, Some(7));
@@ -69,9 +81,18 @@ async fn an_unknown_key_is_none(store: &dyn Directory) {
 }
 
 async fn keys_of_one_tenant_share_it_and_its_latest_quota(store: &dyn Directory) {
-    let first = store.create_key("acme", Some(5), &[1; 32]).await.unwrap();
-    let second = store.create_key("acme", None, &[2; 32]).await.unwrap();
-    let other = store.create_key("globex", None, &[3; 32]).await.unwrap();
+    let first = store
+        .create_key(new_key("acme", Some(5), &[1; 32]))
+        .await
+        .unwrap();
+    let second = store
+        .create_key(new_key("acme", None, &[2; 32]))
+        .await
+        .unwrap();
+    let other = store
+        .create_key(new_key("globex", None, &[3; 32]))
+        .await
+        .unwrap();
     assert_eq!(first.tenant_id, second.tenant_id, "one tenant, two keys");
     assert_ne!(first.tenant_id, other.tenant_id);
     assert_eq!(
@@ -79,7 +100,10 @@ async fn keys_of_one_tenant_share_it_and_its_latest_quota(store: &dyn Directory)
         Some(5),
         "no quota given keeps the tenant's"
     );
-    let third = store.create_key("acme", Some(9), &[4; 32]).await.unwrap();
+    let third = store
+        .create_key(new_key("acme", Some(9), &[4; 32]))
+        .await
+        .unwrap();
     let first_again = store.find_key(first.id).await.unwrap().unwrap();
     assert_eq!(third.shorten_per_minute, Some(9));
     assert_eq!(
@@ -90,8 +114,14 @@ async fn keys_of_one_tenant_share_it_and_its_latest_quota(store: &dyn Directory)
 }
 
 async fn keys_list_oldest_first(store: &dyn Directory) {
-    let a = store.create_key("acme", None, &[1; 32]).await.unwrap();
-    let b = store.create_key("globex", None, &[2; 32]).await.unwrap();
+    let a = store
+        .create_key(new_key("acme", None, &[1; 32]))
+        .await
+        .unwrap();
+    let b = store
+        .create_key(new_key("globex", None, &[2; 32]))
+        .await
+        .unwrap();
     let ids: Vec<i64> = store
         .list_keys()
         .await
@@ -103,7 +133,10 @@ async fn keys_list_oldest_first(store: &dyn Directory) {
 }
 
 async fn a_key_is_revoked_once(store: &dyn Directory) {
-    let key = store.create_key("acme", None, &[1; 32]).await.unwrap();
+    let key = store
+        .create_key(new_key("acme", None, &[1; 32]))
+        .await
+        .unwrap();
     let at = t0();
     assert!(store.revoke_key(key.id, at).await.unwrap());
     assert!(

@@ -299,8 +299,7 @@ async fn beginning_the_shutdown_stops_every_part_and_counts_every_click_taken() 
     let days = shortener::store::clicks::ClickStore::days(
         &clicks,
         id,
-        today - chrono::Duration::days(1),
-        today,
+        shortener::domain::DayRange::new(today - chrono::Duration::days(1), today).unwrap(),
     )
     .await
     .unwrap();

@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::{Link, TenantId};
 use crate::error::{ApiError, Code};
-use crate::store::{Directory, KeyRecord};
+use crate::store::{Directory, KeyRecord, NewKey};
 
 /// Every key starts with this, so leaked keys are easy to spot (secret scanners).
 pub const KEY_PREFIX: &str = "shk_";
@@ -89,7 +89,11 @@ pub async fn issue_key(
 ) -> Result<IssuedKey, crate::store::StoreError> {
     let secret = Alphanumeric.sample_string(&mut rand::rng(), SECRET_LEN);
     let record = store
-        .create_key(tenant, shorten_per_minute, &hash_secret(&secret))
+        .create_key(NewKey {
+            tenant,
+            shorten_per_minute,
+            secret_hash: &hash_secret(&secret),
+        })
         .await?;
     Ok(IssuedKey {
         token: format!("{KEY_PREFIX}{}_{secret}", record.id),

@@ -120,6 +120,14 @@ impl DayRange {
             Some(f) => day("from", f)?,
             None => to - Duration::days(DEFAULT_DAYS - 1),
         };
+        Self::new(from, to)
+    }
+
+    /// The days from `from` to `to`, inclusive.
+    ///
+    /// # Errors
+    /// `from` after `to`, or a range that is too long.
+    pub fn new(from: NaiveDate, to: NaiveDate) -> Result<Self, QueryError> {
         if from > to {
             return Err(QueryError::Reversed);
         }

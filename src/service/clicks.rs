@@ -126,7 +126,7 @@ impl Clicks {
         range: DayRange,
     ) -> Result<(Link, Stats), ApiError> {
         let link = self.links.show(caller, code).await?;
-        let days = self.store.days(link.id, range.from(), range.to()).await?;
+        let days = self.store.days(link.id, range).await?;
         Ok((link, Stats::build(range.from(), range.to(), days)))
     }
 }

@@ -29,11 +29,11 @@ use crate::cache::{Cached, LinkCache, Target};
 use crate::domain::cipher::Codec;
 use crate::domain::clock::ms_to_datetime;
 use crate::domain::{
-    Alias, Clock, Cursor, Link, LinkKey, LinkState, NewLink, PageLimit, RedirectKind,
+    Alias, Clock, Cursor, Link, LinkKey, LinkState, NewLink, PageLimit, RedirectKind, Snowflake,
     SnowflakeGenerator, TargetUrl, TenantId, UrlPolicy,
 };
 use crate::error::{ApiError, Code};
-use crate::store::{LinkStore, PartHealth, StoreError};
+use crate::store::{LinkStore, ListQuery, PartHealth, StoreError};
 
 /// A request to shorten, as the API takes it (validated by [`Shortener::validate`]).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -448,7 +448,11 @@ impl Links {
         let limit = limit.get();
         let links = self
             .store
-            .list_links(tenant, after.map(|c| self.codec.id_of(c.number())), limit)
+            .list_links(ListQuery {
+                tenant,
+                before: after.map_or(Snowflake::MAX, |c| self.codec.id_of(c.number())),
+                limit,
+            })
             .await?;
         let next = (links.len() == limit)
             .then(|| {

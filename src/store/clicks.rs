@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{PartHealth, PoolStatus, StoreError};
 use crate::domain::click::{ClickUnit, DayCounts};
-use crate::domain::Snowflake;
+use crate::domain::{DayRange, Snowflake};
 
 /// What recording a flush did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,12 +42,11 @@ pub trait ClickStore: Send + Sync + 'static {
     /// range is skipped.
     async fn record(&self, units: &[ClickUnit]) -> Result<Recorded, StoreError>;
 
-    /// A link's counts on each day of `[from, to]` that has any.
+    /// A link's counts on each day of `range` that has any.
     async fn days(
         &self,
         link: Snowflake,
-        from: NaiveDate,
-        to: NaiveDate,
+        range: DayRange,
     ) -> Result<Vec<(NaiveDate, DayCounts)>, StoreError>;
 
     /// Deletes raw events from before `events_before` and the record of units made before

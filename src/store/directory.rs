@@ -26,18 +26,21 @@ pub struct KeyRecord {
     pub shorten_per_minute: Option<u32>,
 }
 
+/// A key to create: holding `secret_hash`, for the tenant named `tenant` (created when
+/// new; its quota set when `shorten_per_minute` is given).
+#[derive(Debug, Clone, Copy)]
+pub struct NewKey<'a> {
+    pub tenant: &'a str,
+    pub shorten_per_minute: Option<u32>,
+    pub secret_hash: &'a [u8],
+}
+
 /// Durable storage of tenants and API keys. Every method returns only after its change
 /// is committed.
 #[async_trait]
 pub trait Directory: Send + Sync + 'static {
-    /// Creates a key holding `secret_hash` for the tenant named `tenant`, creating the
-    /// tenant when it is new and setting its quota when one is given.
-    async fn create_key(
-        &self,
-        tenant: &str,
-        shorten_per_minute: Option<u32>,
-        secret_hash: &[u8],
-    ) -> Result<KeyRecord, StoreError>;
+    /// Creates the key `key` describes (and its tenant, when new).
+    async fn create_key(&self, key: NewKey<'_>) -> Result<KeyRecord, StoreError>;
 
     /// The key with this ID, revoked or not.
     async fn find_key(&self, id: i64) -> Result<Option<KeyRecord>, StoreError>;

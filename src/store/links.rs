@@ -15,6 +15,15 @@ pub fn merge_newest(pages: Vec<Vec<Link>>, limit: usize) -> Vec<Link> {
 }
 
 /// Durable storage of links. Every method returns only after its change is committed.
+/// A page of one tenant's live links: those with IDs below `before` (from the newest:
+/// [`Snowflake::MAX`]), at most `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct ListQuery {
+    pub tenant: TenantId,
+    pub before: Snowflake,
+    pub limit: usize,
+}
+
 #[async_trait]
 pub trait LinkStore: Send + Sync + 'static {
     /// Stores a new link. When the link has an alias, the alias is reserved first and
@@ -64,14 +73,8 @@ pub trait LinkStore: Send + Sync + 'static {
     /// Asks every part for a trivial answer, for `/readyz`.
     async fn health(&self) -> Vec<PartHealth>;
 
-    /// The live (not deleted) links of `tenant` with IDs below `before` (all when
-    /// `None`), newest first, at most `limit`.
-    async fn list_links(
-        &self,
-        tenant: TenantId,
-        before: Option<Snowflake>,
-        limit: usize,
-    ) -> Result<Vec<Link>, StoreError>;
+    /// The page of live (not deleted) links `query` asks for, newest first.
+    async fn list_links(&self, query: ListQuery) -> Result<Vec<Link>, StoreError>;
 
     /// Finishes pending writes and releases resources, at shutdown. Idempotent.
     async fn close(&self) {}

@@ -23,10 +23,10 @@ pub mod shard_map;
 pub mod sql;
 pub mod sqlite;
 
-pub use directory::{Directory, KeyRecord};
+pub use directory::{Directory, KeyRecord, NewKey};
 pub use error::{PartHealth, PoolKind, PoolStatus, ReplicaHealth, StoreError};
 pub use leases::{Lease, Refusal, WorkerLeases};
-pub use links::{merge_newest, LinkStore};
+pub use links::{merge_newest, LinkStore, ListQuery};
 
 /// The newest schema version among a backend's embedded migrations (0 for none).
 pub(crate) fn newest_migration(runner: &refinery::Runner) -> i64 {

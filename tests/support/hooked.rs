@@ -7,10 +7,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use shortener::domain::click::{ClickUnit, DayCounts};
-use shortener::domain::{Link, Snowflake, TenantId};
+use shortener::domain::{Link, Snowflake};
 use shortener::startup::{ClickLayer, StoreLayer};
 use shortener::store::clicks::{ClickStore, Recorded};
-use shortener::store::{LinkStore, PartHealth, StoreError};
+use shortener::store::{LinkStore, ListQuery, PartHealth, StoreError};
 use tokio::sync::Semaphore;
 
 /// Wraps a store.
@@ -75,10 +75,9 @@ impl ClickStore for HookedClicks {
     async fn days(
         &self,
         link: Snowflake,
-        from: NaiveDate,
-        to: NaiveDate,
+        range: shortener::domain::DayRange,
     ) -> Result<Vec<(NaiveDate, DayCounts)>, StoreError> {
-        self.inner.days(link, from, to).await
+        self.inner.days(link, range).await
     }
     async fn prune(&self, events: DateTime<Utc>, units: DateTime<Utc>) -> Result<u64, StoreError> {
         self.inner.prune(events, units).await
@@ -124,12 +123,7 @@ impl LinkStore for HookedStore {
         self.healths.fetch_add(1, Ordering::SeqCst);
         self.inner.health().await
     }
-    async fn list_links(
-        &self,
-        tenant: TenantId,
-        before: Option<Snowflake>,
-        limit: usize,
-    ) -> Result<Vec<Link>, StoreError> {
-        self.inner.list_links(tenant, before, limit).await
+    async fn list_links(&self, query: ListQuery) -> Result<Vec<Link>, StoreError> {
+        self.inner.list_links(query).await
     }
 }

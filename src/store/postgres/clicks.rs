@@ -20,7 +20,7 @@ use super::shard::{copy_escape, Shard};
 use crate::domain::click::MAX_DIM_VALUES;
 use crate::domain::click::{keep_raw, ClickRecord, ClickUnit, DayCounts, Dims, Rollup, UnitId};
 use crate::domain::clock::ms_to_datetime;
-use crate::domain::Snowflake;
+use crate::domain::{DayRange, Snowflake};
 use crate::store::clicks::{ClickStore, Recorded};
 use crate::store::shard_map::ShardMap;
 use crate::store::{PartHealth, PoolKind, PoolStatus, StoreError};
@@ -284,9 +284,9 @@ impl ClickStore for ShardedClicks {
     async fn days(
         &self,
         link: Snowflake,
-        from: NaiveDate,
-        to: NaiveDate,
+        range: DayRange,
     ) -> Result<Vec<(NaiveDate, DayCounts)>, StoreError> {
+        let (from, to) = (range.from(), range.to());
         let shard = self.shard_for(link)?;
         let rows = shard
             .run(|c| async move {

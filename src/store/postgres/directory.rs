@@ -12,7 +12,7 @@ use crate::store::sql::{
     self, INSERT_KEY, LIST_KEYS, RECORD_SCHEME, REVOKE_KEY, SELECT_KEY, SELECT_SCHEME,
     UPSERT_TENANT,
 };
-use crate::store::{Directory, KeyRecord, StoreError};
+use crate::store::{Directory, KeyRecord, NewKey, StoreError};
 
 impl Shard {
     async fn scheme_row(&self) -> Result<Option<Row>, StoreError> {
@@ -23,15 +23,8 @@ impl Shard {
 
 #[async_trait]
 impl Directory for ShardedPostgres {
-    async fn create_key(
-        &self,
-        tenant: &str,
-        shorten_per_minute: Option<u32>,
-        secret_hash: &[u8],
-    ) -> Result<KeyRecord, StoreError> {
-        self.directory()
-            .create_key(tenant, shorten_per_minute, secret_hash)
-            .await
+    async fn create_key(&self, key: NewKey<'_>) -> Result<KeyRecord, StoreError> {
+        self.directory().create_key(key).await
     }
 
     async fn find_key(&self, id: i64) -> Result<Option<KeyRecord>, StoreError> {
@@ -93,12 +86,12 @@ impl Directory for ShardedPostgres {
 impl Shard {
     /// Creates the tenant when new (setting its quota when one is given) and a key for
     /// it holding `secret_hash`.
-    pub(super) async fn create_key(
-        &self,
-        tenant: &str,
-        shorten_per_minute: Option<u32>,
-        secret_hash: &[u8],
-    ) -> Result<KeyRecord, StoreError> {
+    pub(super) async fn create_key(&self, key: NewKey<'_>) -> Result<KeyRecord, StoreError> {
+        let NewKey {
+            tenant,
+            shorten_per_minute,
+            secret_hash,
+        } = key;
         let quota = shorten_per_minute.map(|q| i32::try_from(q).unwrap_or(i32::MAX));
         let now = Utc::now();
         let id = self

@@ -12,7 +12,9 @@ use crate::store::sql::{
     link_from_row, Columns, ANY_LINK, INSERT_LINK, LIST_LINKS, MARK_DELETED, RESERVE_ALIAS,
     SELECT_LINK, SET_DISABLED, UPDATE_LINK,
 };
-use crate::store::{merge_newest, LinkStore, PartHealth, PoolStatus, ReplicaHealth, StoreError};
+use crate::store::{
+    merge_newest, LinkStore, ListQuery, PartHealth, PoolStatus, ReplicaHealth, StoreError,
+};
 
 const RELEASE_ALIAS: &str = "DELETE FROM aliases WHERE alias = $1 AND link_id = $2";
 
@@ -167,13 +169,12 @@ impl LinkStore for ShardedPostgres {
         futures::future::join_all(self.shards.iter().map(|s| s.health())).await
     }
 
-    async fn list_links(
-        &self,
-        tenant: TenantId,
-        before: Option<Snowflake>,
-        limit: usize,
-    ) -> Result<Vec<Link>, StoreError> {
-        let before = before.unwrap_or(Snowflake::MAX);
+    async fn list_links(&self, query: ListQuery) -> Result<Vec<Link>, StoreError> {
+        let ListQuery {
+            tenant,
+            before,
+            limit,
+        } = query;
         // Fan out: each shard returns its newest `limit` below the cursor, in parallel;
         // the merge keeps the newest `limit` of all. A shard that is down fails the
         // listing (a partial page would silently skip links).

@@ -21,7 +21,7 @@ use rusqlite::{params, Connection};
 
 use super::{open_connection, open_writer, SqliteSettings, DB_FILE};
 use crate::domain::click::{keep_raw, ClickRecord, ClickUnit, DayCounts, Dims, Rollup};
-use crate::domain::Snowflake;
+use crate::domain::{DayRange, Snowflake};
 use crate::store::clicks::{ClickStore, Recorded};
 use crate::store::{PartHealth, StoreError};
 
@@ -281,10 +281,9 @@ impl ClickStore for SqliteClicks {
     async fn days(
         &self,
         link: Snowflake,
-        from: NaiveDate,
-        to: NaiveDate,
+        range: DayRange,
     ) -> Result<Vec<(NaiveDate, DayCounts)>, StoreError> {
-        let (from, to) = (from.to_string(), to.to_string());
+        let (from, to) = (range.from().to_string(), range.to().to_string());
         Self::with(&self.reader, move |c| {
             let rows = c
                 .prepare_cached(SELECT_DAYS)
@@ -408,7 +407,10 @@ mod tests {
 
         let clicks = SqliteClicks::open(dir.path(), &SqliteSettings::default(), 0.0).unwrap();
         let (from, to) = ("2026-01-01".parse().unwrap(), "2026-01-02".parse().unwrap());
-        let days = clicks.days(link, from, to).await.unwrap();
+        let days = clicks
+            .days(link, DayRange::new(from, to).unwrap())
+            .await
+            .unwrap();
         assert_eq!(days.len(), 2);
         let first = &days.iter().find(|(d, _)| *d == from).unwrap().1;
         assert_eq!((first.total, first.bots), (5, 1));
@@ -419,7 +421,10 @@ mod tests {
 
         // Opened again (the old tables still there): nothing is added twice.
         let again = SqliteClicks::open(dir.path(), &SqliteSettings::default(), 0.0).unwrap();
-        let days = again.days(link, from, to).await.unwrap();
+        let days = again
+            .days(link, DayRange::new(from, to).unwrap())
+            .await
+            .unwrap();
         let totals: i64 = days.iter().map(|(_, c)| c.total).sum();
         assert_eq!(totals, 7);
         again.close().await;

@@ -11,7 +11,7 @@ use crate::store::sql::{
     self, INSERT_KEY, LIST_KEYS, RECORD_SCHEME, REVOKE_KEY, SELECT_KEY, SELECT_SCHEME,
     UPSERT_TENANT,
 };
-use crate::store::{Directory, KeyRecord, StoreError};
+use crate::store::{Directory, KeyRecord, NewKey, StoreError};
 
 /// Creates the tenant when new and a key for it, inside a savepoint.
 pub(super) fn apply_create_key(
@@ -38,18 +38,13 @@ fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
 
 #[async_trait]
 impl Directory for SqliteStore {
-    async fn create_key(
-        &self,
-        tenant: &str,
-        shorten_per_minute: Option<u32>,
-        secret_hash: &[u8],
-    ) -> Result<KeyRecord, StoreError> {
-        let (tenant, hash) = (tenant.to_owned(), secret_hash.to_vec());
+    async fn create_key(&self, key: NewKey<'_>) -> Result<KeyRecord, StoreError> {
+        let (tenant, hash) = (key.tenant.to_owned(), key.secret_hash.to_vec());
         let at_ms = Utc::now().timestamp_millis();
         let id = self
             .write(|reply| Write::CreateKey {
                 tenant,
-                quota: shorten_per_minute,
+                quota: key.shorten_per_minute,
                 hash,
                 at_ms,
                 reply,

@@ -13,7 +13,7 @@ use crate::store::sql::{
     self, Columns, ANY_LINK, INSERT_LINK, LIST_LINKS, RESERVE_ALIAS, SELECT_LINK, SET_DISABLED,
     UPDATE_LINK,
 };
-use crate::store::{LinkStore, PartHealth, StoreError};
+use crate::store::{LinkStore, ListQuery, PartHealth, StoreError};
 
 /// Finds a link by its alias with one join (aliases live in this file; see
 /// [`crate::store::sql`] for why PostgreSQL asks its directory instead).
@@ -176,14 +176,9 @@ impl LinkStore for SqliteStore {
         }]
     }
 
-    async fn list_links(
-        &self,
-        tenant: TenantId,
-        before: Option<Snowflake>,
-        limit: usize,
-    ) -> Result<Vec<Link>, StoreError> {
-        let before = before.unwrap_or(Snowflake::MAX).as_i64();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    async fn list_links(&self, query: ListQuery) -> Result<Vec<Link>, StoreError> {
+        let (tenant, before) = (query.tenant, query.before.as_i64());
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         self.read(move |c| {
             c.prepare_cached(LIST_LINKS)?
                 .query_map(params![tenant.get(), before, limit], link_from_row)?
