@@ -214,6 +214,21 @@ fn a_bad_configuration_stops_startup_with_a_clear_message() {
             ),
             "links.not_found_url must be an http(s) URL",
         ),
+        // A value of the wrong type names its key (parsed once, at load).
+        (
+            format!(
+                "{}\n[database]\nquery_timeout_ms = \"soon\"\n",
+                two_shard_config(1, "a", "b", "2027-01-01T00:00:00Z")
+            ),
+            "database.query_timeout_ms",
+        ),
+        (
+            format!(
+                "{}\n[limits]\ntrusted_proxies = [\"proxy.local\"]\n",
+                two_shard_config(1, "a", "b", "2027-01-01T00:00:00Z")
+            ),
+            "limits.trusted_proxies",
+        ),
     ];
     /// `serve` on a config of this text, to its exit.
     fn serve_on(body: &str) -> std::process::Output {
