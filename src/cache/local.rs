@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::Utc;
 use moka::future::Cache;
+use moka::ops::compute::Op;
 use moka::Expiry;
 
 use super::{CacheError, CacheSettings, CacheTier, Cached};
@@ -65,9 +66,17 @@ impl LocalTier {
         self.cache.try_get_with_by_ref(code, init).await
     }
 
-    /// Caches a value, replacing any.
+    /// Caches a value, replacing any but a deleted link's tombstone: a deletion is
+    /// final, so an edit that raced it and lands later cannot bring the link back. The
+    /// compare and the write are one step for the code (moka's per-key compute).
     pub async fn insert(&self, code: &str, value: Cached) {
-        self.cache.insert(code.to_owned(), value).await;
+        self.cache
+            .entry_by_ref(code)
+            .and_compute_with(|current| {
+                let keep = matches!(current.as_ref().map(|e| e.value()), Some(Cached::Gone));
+                std::future::ready(if keep { Op::Nop } else { Op::Put(value) })
+            })
+            .await;
     }
 
     /// Forgets one code.

@@ -306,6 +306,10 @@ impl RedisTier {
     }
 }
 
+/// `SET key value PX ttl` unless the key holds the tombstone `ARGV[3]`; 1 when set.
+const PUT_UNLESS_GONE: &str = "if redis.call('GET', KEYS[1]) == ARGV[3] then return 0 end \
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
+
 #[async_trait]
 impl CacheTier for RedisTier {
     async fn get(&self, code: &str) -> Result<Option<Cached>, CacheError> {
@@ -321,9 +325,23 @@ impl CacheTier for RedisTier {
             .map(drop)
     }
 
+    /// Replaces the value, except a deleted link's tombstone: a deletion is final, so
+    /// an edit that raced it and lands later cannot bring the link back (one script,
+    /// so the compare and the write are one step on the server).
     async fn put(&self, code: &str, value: &Cached) -> Result<(), CacheError> {
-        self.call::<Option<String>>(self.set_cmd(code, value, false))
-            .await
-            .map(drop)
+        if matches!(value, Cached::Gone) {
+            return self
+                .call::<Option<String>>(self.set_cmd(code, value, false))
+                .await
+                .map(drop);
+        }
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(PUT_UNLESS_GONE)
+            .arg(1)
+            .arg(self.key(code))
+            .arg(value.encode())
+            .arg(self.ttl_ms(value))
+            .arg(Cached::Gone.encode());
+        self.call::<i64>(cmd).await.map(drop)
     }
 }
