@@ -44,15 +44,34 @@ impl Default for LogSettings {
 /// Installs the global subscriber. `RUST_LOG` overrides the configured filter. Calling
 /// it twice is harmless (the second call does nothing), which keeps tests simple.
 pub fn init(settings: &LogSettings) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
+    let configured = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| EnvFilter::try_new(v).is_ok())
+        .unwrap_or_else(|| settings.filter.clone());
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter(&configured))
         .with_writer(std::io::stderr);
     let _ = match settings.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// The dispatcher's own log target: it logs every request the HTTP parser refuses at
+/// `ERROR` ("stream error: …"), so any client could fill the log; the service answers
+/// them with JSON and counts them (`shortener_http_refused_total`) instead.
+const DISPATCHER: &str = "actix_http::h1::dispatcher";
+
+/// The filter of `directives`, with the dispatcher's target off unless they name it.
+fn filter(directives: &str) -> EnvFilter {
+    let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    if directives.contains(DISPATCHER) {
+        return filter;
+    }
+    match format!("{DISPATCHER}=off").parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
 }
 
 /// A name for this process among others: `{host}-{pid}-{random hex}`, unique even for
@@ -84,4 +103,22 @@ pub fn chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dispatchers_refusals_are_off_unless_a_filter_names_them() {
+        assert!(filter("info")
+            .to_string()
+            .contains("actix_http::h1::dispatcher=off"));
+        let named = filter("info,actix_http::h1::dispatcher=debug").to_string();
+        assert!(
+            named.contains("actix_http::h1::dispatcher=debug"),
+            "{named}"
+        );
+        assert!(!named.contains("=off"), "{named}");
+    }
 }

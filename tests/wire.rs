@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::TestApp;
+use support::{metric_value, TestApp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -79,10 +79,22 @@ async fn requests_the_parser_refuses_answer_json_errors() {
             "a control character in a header value",
         ),
     ];
-    for (request, status, code, why) in cases {
-        let answer = exchange(&app, &request).await;
-        assert_eq!(last_error(&answer), (status, code.to_owned()), "{why}");
+    let refused = |metrics: &str, code: &str| {
+        metric_value(
+            metrics,
+            &format!("shortener_http_refused_total{{code=\"{code}\"}}"),
+        )
+    };
+    let before = app.metrics().await;
+    for (request, status, code, why) in &cases {
+        let answer = exchange(&app, request).await;
+        assert_eq!(last_error(&answer), (*status, (*code).to_owned()), "{why}");
     }
+    // Counted, not logged (any client can send them). Other tests of this binary may
+    // refuse requests at the same time (the count is per process): at least these.
+    let after = app.metrics().await;
+    assert!(refused(&after, "malformed_request") >= refused(&before, "malformed_request") + 3);
+    assert!(refused(&after, "headers_too_large") > refused(&before, "headers_too_large"));
 }
 
 #[tokio::test]

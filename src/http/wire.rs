@@ -137,21 +137,21 @@ impl<T> JsonErrors<T> {
     }
 }
 
-/// Where in `buf` one of the dispatcher's own error heads starts, with the JSON that
-/// replaces its body.
-fn find_own_error(buf: &[u8]) -> Option<(usize, &'static str)> {
+/// Where in `buf` one of the dispatcher's own error heads starts, and which of
+/// [`OWN_ERRORS`] it is.
+fn find_own_error(buf: &[u8]) -> Option<(usize, usize)> {
     let mut from = 0;
     while let Some(hit) = MARK_FINDER.find(&buf[from..]) {
         let at = from + hit;
         // The mark sits after "HTTP/1.1 400 Bad" or "HTTP/1.1 408", … : try each head.
-        for (head, json) in OWN_ERRORS {
+        for (which, (head, _)) in OWN_ERRORS.iter().enumerate() {
             let offset = head
                 .windows(MARK.len())
                 .position(|w| w == MARK)
                 .expect("every head has the mark");
             if let Some(start) = at.checked_sub(offset) {
                 if buf[start..].starts_with(head) {
-                    return Some((start, json));
+                    return Some((start, which));
                 }
             }
         }
@@ -224,10 +224,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for JsonErrors<T> {
             Some((start, _)) if start > 0 => {
                 Pin::new(&mut this.inner).poll_write(cx, &buf[..start])
             }
-            Some((_, json)) => match memchr::memmem::find(buf, b"\r\n\r\n") {
+            Some((_, which)) => match memchr::memmem::find(buf, b"\r\n\r\n") {
                 Some(end) => {
                     let head_len = end + 4;
-                    this.pending = replacement(&buf[..head_len], json);
+                    this.pending = replacement(&buf[..head_len], OWN_ERRORS[which].1);
+                    crate::metrics::count_refused(which);
                     this.written = 0;
                     // The dispatcher's head counts as written; the replacement goes out
                     // now or on the next write, flush or shutdown.
@@ -258,13 +259,18 @@ mod tests {
 
     #[test]
     fn the_dispatchers_own_bodies_carry_declared_codes_of_their_status() {
-        for (head, body) in OWN_ERRORS {
+        for (i, (head, body)) in OWN_ERRORS.into_iter().enumerate() {
             let json: serde_json::Value = serde_json::from_str(body).unwrap();
             let code = json["error"]["code"].as_str().unwrap();
             let code = crate::error::Code::ALL
                 .iter()
                 .find(|c| c.as_str() == code)
                 .unwrap_or_else(|| panic!("{code} is not a declared Code"));
+            assert_eq!(
+                crate::metrics::REFUSED_CODES[i],
+                code.as_str(),
+                "counted as"
+            );
             let status = format!(" {} ", code.kind().status());
             assert!(
                 head.starts_with(format!("HTTP/1.1{status}").as_bytes()),

@@ -170,6 +170,25 @@ declare_metrics! {
     /// Reloads of the location database after its file changed, by result (ok,
     /// failed: the previous data stayed).
     geo_reloads: IntCounterVec = "geo_reloads_total" ["result"];
+    /// Requests the HTTP parser refused before any handler ran, by the code of their
+    /// JSON answer (malformed_request, request_timeout, headers_too_large). Not logged:
+    /// any client can send them.
+    http_refused: IntCounterVec = "http_refused_total" ["code"];
+}
+
+/// The codes of the parser's own refusals, in the order the wire layer numbers them
+/// (`http::wire`'s `OWN_ERRORS`).
+pub const REFUSED_CODES: [&str; 3] = ["malformed_request", "request_timeout", "headers_too_large"];
+
+/// Refusals counted by the wire layer, which runs before any app state exists; copied
+/// into `http_refused_total` at each scrape.
+static REFUSED: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Counts one refusal of the parser: `which` indexes [`REFUSED_CODES`].
+pub fn count_refused(which: usize) {
+    if let Some(counter) = REFUSED.get(which) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// What the scrape copies from.
@@ -275,6 +294,9 @@ impl Metrics {
 
     /// The text exposition of every metric, after copying the parts' counters.
     pub fn render(&self) -> String {
+        for (code, count) in REFUSED_CODES.iter().zip(&REFUSED) {
+            sync(&self.http_refused.with_label_values(&[code]), count);
+        }
         if let Ok(s) = self.sources.lock() {
             self.copy_cache_and_ids(&s);
             self.copy_pools(&s);
