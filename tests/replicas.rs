@@ -534,3 +534,41 @@ async fn a_replica_that_goes_away_and_comes_back_fails_no_redirect() {
         "read again once back: {m}"
     );
 }
+
+#[tokio::test]
+async fn a_replica_that_refuses_the_login_says_why_in_readyz_metrics_and_counts() {
+    // Arrange: the replica's URL names a role that does not exist, so it refuses every
+    // connection from the start (it was never up, so no "stopped answering" is logged).
+    let _serial = SERIAL.lock().await;
+    let primary = fresh_database().await;
+    let mut settings = replicated_settings(&primary, &primary, 1_000);
+    settings.shards[0].replicas = vec![on_replica(&primary).replace("postgres@", "nobody_here@")];
+    let app = TestApp::spawn(
+        settings,
+        Arc::new(shortener::domain::ManualClock::at(support::t0())),
+    )
+    .await;
+
+    // Act: a few probes (every 100 ms).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    // Assert: /readyz says why, the error counter counts the probes, redirects go on.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let state = loop {
+        let state = replica_state(&app).await;
+        if state["error"].is_string() || Instant::now() > deadline {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(state["up"], false, "{state}");
+    let why = state["error"].as_str().unwrap_or_default();
+    assert!(why.contains("nobody_here"), "{state}");
+    let errors = metric(
+        &app.metrics().await,
+        "shortener_replica_errors_total{kind=\"unavailable\",replica=\"r0\",shard=\"s0\"}",
+    );
+    assert!(errors >= 2, "{errors} probe failures counted");
+    let code = shorten(&app, "https://example.com/still").await;
+    redirects_to(&app, &code, "https://example.com/still").await;
+}

@@ -615,6 +615,7 @@ mod tests {
             up,
             lag_ms: Some(0),
             read: up,
+            error: None,
         }
     }
 

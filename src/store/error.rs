@@ -95,6 +95,9 @@ pub struct ReplicaHealth {
     pub lag_ms: Option<u64>,
     /// Whether redirect misses read from it now.
     pub read: bool,
+    /// Why its last probe failed (absent while it answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What a connection pool serves: each kind is reported under a gauge of its own, so

@@ -54,9 +54,40 @@ pub struct Replica {
     complete_to_ms: AtomicU64,
     lag_gauge: prometheus::Gauge,
     up_gauge: prometheus::IntGauge,
+    /// Why the last probe failed (`None` while it answers): logged once per change,
+    /// shown in `/readyz`.
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 impl Replica {
+    /// Records a failed probe: counted every time (`replica_errors_total`), logged when
+    /// the reason changes (a replica that never answered, such as one refusing the
+    /// service's login, is reported too, not only one that stops answering).
+    fn probe_failed(&self, why: String) {
+        self.conn.count_error("unavailable");
+        let changed = match self.last_error.lock() {
+            Ok(mut last) if last.as_deref() != Some(why.as_str()) => {
+                *last = Some(why.clone());
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            tracing::warn!(replica = self.conn.name(), error = %why, "replica probe failed; redirects read the primary");
+        }
+        self.set_up(false);
+    }
+
+    fn probe_answered(&self) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = None;
+        }
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
     fn usable(&self, max_lag_ms: u64, any_lag: bool) -> bool {
         self.up.load(Ordering::Acquire)
             && (any_lag || self.lag_ms.load(Ordering::Acquire) <= max_lag_ms)
@@ -71,13 +102,7 @@ impl Replica {
         let result = probe_on(&self.probe, PROBE, timeout).await;
         let row = match result {
             Ok(row) => row,
-            Err(e) => {
-                if self.up.load(Ordering::Acquire) {
-                    tracing::warn!(replica = self.conn.name(), error = %e, "replica probe failed; redirects read the primary");
-                }
-                self.set_up(false);
-                return;
-            }
+            Err(e) => return self.probe_failed(e),
         };
         let in_recovery: bool = row.get(0);
         if !in_recovery {
@@ -87,9 +112,13 @@ impl Replica {
                     "this replica is not replaying (promoted, or not a replica): not read"
                 );
             }
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some("not replaying (promoted, or not a replica)".into());
+            }
             self.set_up(false);
             return;
         }
+        self.probe_answered();
         let caught_up: bool = row.get(1);
         let now_ms = u64::try_from(row.get::<_, i64>(2)).unwrap_or(0);
         let replayed_ms = row
@@ -135,9 +164,12 @@ fn lag_of(caught_up: bool, now_ms: u64, replayed_ms: Option<u64>, before: u64) -
 /// Runs `sql` (one row) on `pool` within `timeout`.
 async fn probe_on(pool: &Pool, sql: &str, timeout: Duration) -> Result<Row, String> {
     let attempt = async {
-        let c = pool.get().await.map_err(|e| e.to_string())?;
-        let stmt = c.prepare_cached(sql).await.map_err(|e| e.to_string())?;
-        c.query_one(&stmt, &[]).await.map_err(|e| e.to_string())
+        // The whole chain: a refused login is "db error" at the top and the server's
+        // reason ("role … does not exist") only below it.
+        let why = |e: &dyn std::error::Error| crate::telemetry::chain(e);
+        let c = pool.get().await.map_err(|e| why(&e))?;
+        let stmt = c.prepare_cached(sql).await.map_err(|e| why(&e))?;
+        c.query_one(&stmt, &[]).await.map_err(|e| why(&e))
     };
     tokio::time::timeout(timeout, attempt)
         .await
@@ -205,6 +237,7 @@ impl Replicas {
                 complete_to_ms: AtomicU64::new(0),
                 lag_gauge,
                 up_gauge,
+                last_error: std::sync::Mutex::new(None),
             });
         }
         let reads = prometheus::IntCounterVec::new(
@@ -394,6 +427,7 @@ impl Replicas {
                     up: r.up.load(Ordering::Acquire),
                     lag_ms: (lag < UNKNOWN_LAG_MS).then_some(lag),
                     read: r.usable(self.max_lag_ms, !primary_up),
+                    error: r.last_error(),
                 }
             })
             .collect()

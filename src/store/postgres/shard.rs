@@ -239,6 +239,12 @@ impl Shard {
         }
     }
 
+    /// Counts a failure of `kind` (`unavailable`, `timeout`, `internal`) that did not go
+    /// through [`run`](Self::run), such as a replica's probe on its own connection.
+    pub(super) fn count_error(&self, kind: &str) {
+        self.errors.with_label_values(&[kind]).inc();
+    }
+
     pub(super) fn query_error(&self, e: tokio_postgres::Error) -> StoreError {
         let part = self.name.clone();
         let Some(db) = e.as_db_error() else {
