@@ -104,6 +104,7 @@ codes! {
     BadRequest = "bad_request", BadRequest, None;
     DuplicateAuthorization = "duplicate_authorization", BadRequest, None;
     MalformedRequest = "malformed_request", BadRequest, None;
+    IncompleteBody = "incomplete_body", BadRequest, None;
     AuthenticationRequired = "authentication_required", Unauthorized, None;
     InvalidAuthorization = "invalid_authorization", Unauthorized, None;
     InvalidApiKey = "invalid_api_key", Unauthorized, None;

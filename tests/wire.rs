@@ -144,3 +144,37 @@ async fn an_idle_keep_alive_connection_does_not_hold_the_shutdown() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_body_that_ends_early_gets_its_own_code_not_the_frameworks_text() {
+    let app = TestApp::embedded().await;
+    let head = "POST /api/v1/links HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n";
+    for (request, why) in [
+        (
+            format!("{head}Transfer-Encoding: chunked\r\n\r\n10\r\n{{\"url\": \"https:/"),
+            "a chunk cut short, no last chunk",
+        ),
+        (
+            format!("{head}Content-Length: 60\r\n\r\n{{\"url\": \"https://e.com/\""),
+            "fewer bytes than Content-Length",
+        ),
+    ] {
+        // The client sends part of the body and closes its side.
+        let address = app.address.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+            .await
+            .expect("the server answers and closes")
+            .unwrap();
+        let answer = String::from_utf8(answer).unwrap();
+        assert_eq!(
+            last_error(&answer),
+            (400, "incomplete_body".to_owned()),
+            "{why}: {answer}"
+        );
+        assert!(!answer.contains("payload reached EOF"), "{why}: {answer}");
+    }
+}

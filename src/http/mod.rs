@@ -11,7 +11,7 @@ pub mod redirect;
 pub mod stats;
 pub mod wire;
 
-use actix_web::error::JsonPayloadError;
+use actix_web::error::{JsonPayloadError, PayloadError};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::error::Category;
 
@@ -223,7 +223,15 @@ fn json_error(err: JsonPayloadError) -> ApiError {
             Code::MalformedJson,
             format!("the body is not valid JSON: {e}"),
         ),
-        other => ApiError::new(Code::BadRequest, other.to_string()),
+        JsonPayloadError::Payload(PayloadError::Incomplete(_)) => ApiError::new(
+            Code::IncompleteBody,
+            "the body ended before its declared length or its last chunk",
+        ),
+        JsonPayloadError::Payload(PayloadError::EncodingCorrupted) => ApiError::new(
+            Code::BadRequest,
+            "the body's Content-Encoding could not be decoded",
+        ),
+        _ => ApiError::new(Code::BadRequest, "the body could not be read"),
     }
 }
 
