@@ -144,15 +144,7 @@ impl Alias {
     /// # Errors
     /// An [`AliasError`] saying which rule it breaks.
     pub fn parse(text: &str) -> Result<Self, AliasError> {
-        if !(ALIAS_MIN_LEN..=ALIAS_MAX_LEN).contains(&text.len()) {
-            return Err(AliasError::Length);
-        }
-        if !text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(AliasError::Alphabet);
-        }
+        check_shape(text)?;
         if RESERVED_ALIASES
             .iter()
             .any(|r| r.eq_ignore_ascii_case(text))
@@ -172,15 +164,7 @@ impl Alias {
     /// # Errors
     /// [`AliasError`] for anything else (a corrupt row).
     pub fn stored(text: String) -> Result<Self, AliasError> {
-        if !(ALIAS_MIN_LEN..=ALIAS_MAX_LEN).contains(&text.len()) {
-            return Err(AliasError::Length);
-        }
-        if !text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(AliasError::Alphabet);
-        }
+        check_shape(&text)?;
         Ok(Self(text))
     }
 
@@ -188,6 +172,20 @@ impl Alias {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// An alias's length and alphabet: what every alias has, however old.
+fn check_shape(text: &str) -> Result<(), AliasError> {
+    if !(ALIAS_MIN_LEN..=ALIAS_MAX_LEN).contains(&text.len()) {
+        return Err(AliasError::Length);
+    }
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(AliasError::Alphabet);
+    }
+    Ok(())
 }
 
 impl AsRef<str> for Alias {
