@@ -47,6 +47,12 @@ const HOURS: Unit = Unit {
     nanos: 3_600_000_000_000,
 };
 
+/// A duration as the whole milliseconds the parts that count in milliseconds compare
+/// it with (a stream's idle time, a replica's lag).
+pub fn whole_millis(d: Duration) -> u64 {
+    MILLIS.count(d)
+}
+
 /// Parses a configured value: a whole number in the unit, or a humantime string.
 fn parse(text: &str, unit: Unit) -> Result<Duration, String> {
     let text = text.trim();

@@ -528,11 +528,6 @@ impl Settings {
         }
         Ok(blocked)
     }
-
-    /// Shortcuts to the durations.
-    pub fn connect_timeout(&self) -> Duration {
-        self.database.connect_timeout_ms
-    }
 }
 
 #[cfg(test)]

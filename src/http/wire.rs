@@ -266,11 +266,7 @@ mod tests {
                 .iter()
                 .find(|c| c.as_str() == code)
                 .unwrap_or_else(|| panic!("{code} is not a declared Code"));
-            assert_eq!(
-                crate::metrics::REFUSED_CODES[i],
-                code.as_str(),
-                "counted as"
-            );
+            assert_eq!(crate::metrics::REFUSED_CODES[i], *code, "counted as");
             let status = format!(" {} ", code.kind().status());
             assert!(
                 head.starts_with(format!("HTTP/1.1{status}").as_bytes()),

@@ -19,6 +19,7 @@ use crate::analytics::worker::WorkerStats;
 use crate::cache::{CacheStats, LinkCache};
 use crate::domain::ids::IdStats;
 use crate::domain::SnowflakeGenerator;
+use crate::error::Code;
 use crate::store::clicks::ClickStore;
 use crate::store::{LinkStore, PoolKind};
 
@@ -178,7 +179,11 @@ declare_metrics! {
 
 /// The codes of the parser's own refusals, in the order the wire layer numbers them
 /// (`http::wire`'s `OWN_ERRORS`).
-pub const REFUSED_CODES: [&str; 3] = ["malformed_request", "request_timeout", "headers_too_large"];
+pub const REFUSED_CODES: [Code; 3] = [
+    Code::MalformedRequest,
+    Code::RequestTimeout,
+    Code::HeadersTooLarge,
+];
 
 /// Refusals counted by the wire layer, which runs before any app state exists; copied
 /// into `http_refused_total` at each scrape.
@@ -295,7 +300,10 @@ impl Metrics {
     /// The text exposition of every metric, after copying the parts' counters.
     pub fn render(&self) -> String {
         for (code, count) in REFUSED_CODES.iter().zip(&REFUSED) {
-            sync(&self.http_refused.with_label_values(&[code]), count);
+            sync(
+                &self.http_refused.with_label_values(&[code.as_str()]),
+                count,
+            );
         }
         if let Ok(s) = self.sources.lock() {
             self.copy_cache_and_ids(&s);

@@ -74,7 +74,7 @@ impl RedisStreamQueue {
             stream: format!("{prefix}clicks"),
             consumer,
             maxlen: settings.stream_maxlen,
-            claim_idle_ms: u64::try_from(settings.claim_idle_ms.as_millis()).unwrap_or(u64::MAX),
+            claim_idle_ms: crate::duration::whole_millis(settings.claim_idle_ms),
             entry_clicks: settings.entry_clicks.max(1),
             entry_linger: settings.entry_linger_ms.max(Duration::from_millis(1)),
             inlet,

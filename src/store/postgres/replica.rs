@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::settings::{DatabaseSettings, ShardSettings};
 use super::shard::{const_labels, make_pool, Shard};
+use crate::duration::whole_millis;
 use crate::store::{PoolStatus, ReplicaHealth, StoreError};
 use deadpool_postgres::Pool;
 use std::time::Duration;
@@ -258,8 +259,8 @@ impl Replicas {
             replicas,
             next: AtomicUsize::new(0),
             primary_up: AtomicBool::new(true),
-            max_lag_ms: millis(db.replica_max_lag_ms),
-            commit_slack_ms: millis(db.query_timeout_ms) + 1_000,
+            max_lag_ms: whole_millis(db.replica_max_lag_ms),
+            commit_slack_ms: whole_millis(db.query_timeout_ms) + 1_000,
             reads,
             counts,
         }))
@@ -468,11 +469,6 @@ const READS: [(&str, &str); 6] = [
     ("primary", "replica_error"),
     ("none", "primary_down"),
 ];
-
-/// A configured duration as the whole milliseconds the lag probes compare it with.
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
 
 #[cfg(test)]
 mod tests {
